@@ -1,0 +1,1 @@
+"""The emulated provider APIs, one module per provider."""

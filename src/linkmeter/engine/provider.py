@@ -1,0 +1,114 @@
+"""The provider contract: what a provider declares and how the engine calls it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from linkmeter.engine.dns import DnsClient
+    from linkmeter.engine.http import HttpClient
+
+Signals = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSpec:
+    """One signal a provider may produce: its Python type, unit and a one-line description."""
+
+    type: type
+    description: str
+    unit: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How the engine calls one provider. Times are seconds."""
+
+    timeout: float = 10.0
+    retries: int = 2
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    rate_per_sec: float | None = None
+    burst: int = 1
+    concurrency: int | None = None
+    cache_ttl: float = 0.0
+    breaker_threshold: int = 5
+    breaker_cooldown: float = 30.0
+
+
+@dataclass(slots=True)
+class ProviderConfig:
+    """Settings of one provider: from LINKMETER_<NAME>_BASE_URL / _API_KEY, or set by tests and the demo."""
+
+    base_url: str
+    api_key: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Collected:
+    """What a successful call returns: signals, and the raw upstream response kept for audit."""
+
+    signals: dict[str, Any]
+    raw: Any = None
+
+
+class ProviderError(Exception):
+    """A failed call. ``retryable`` failures are retried by the engine; ``retry_after`` is in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status: int | None = None,
+        rate_limited: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+        self.rate_limited = rate_limited
+
+
+@dataclass(slots=True)
+class CallContext:
+    """What a provider may use during a call: the shared HTTP client, the DNS client and its config."""
+
+    http: HttpClient
+    dns: DnsClient
+    config: ProviderConfig
+
+
+class Provider(ABC):
+    """A source of signals. Subclasses declare the class attributes and implement key() and collect()."""
+
+    name: ClassVar[str]
+    needs: ClassVar[tuple[str, ...]] = ()
+    wants: ClassVar[tuple[str, ...]] = ()
+    provides: ClassVar[Mapping[str, SignalSpec]]
+    policy: ClassVar[Policy] = Policy()
+    default_base_url: ClassVar[str] = ""
+    requires_key: ClassVar[bool] = False
+
+    def __init__(self, config: ProviderConfig | None = None) -> None:
+        self.config = config or ProviderConfig(base_url=self.default_base_url)
+
+    def disabled_reason(self) -> str | None:
+        """Why this provider cannot run with its settings (None when it can)."""
+        if self.requires_key and not self.config.api_key:
+            return f"no API key: set LINKMETER_{self.name.upper()}_API_KEY"
+        return None
+
+    @abstractmethod
+    def key(self, signals: Signals) -> str:
+        """What identifies the upstream call: equal keys share a cache entry and an in-flight call."""
+
+    @abstractmethod
+    async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
+        """Make the call and return signals. Raise ProviderError for failures the engine should see."""

@@ -1,0 +1,1 @@
+"""Indicators: numbers linkmeter derives from the providers' signals."""

@@ -1,0 +1,1 @@
+"""Providers: one module per third-party API (plus the page fetch)."""
