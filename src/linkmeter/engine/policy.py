@@ -1,0 +1,90 @@
+"""Retries under a deadline: which failures are retried, and how long to back off (tenacity)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+from tenacity.wait import wait_exponential_jitter
+
+from linkmeter.engine.provider import Policy, ProviderError
+
+# An attempt that would start with less than this much time left is not worth starting.
+MIN_ATTEMPT_SECONDS = 0.05
+
+
+def is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ProviderError):
+        return exc.retryable
+    return isinstance(exc, TimeoutError)
+
+
+class _WaitRetryAfterOrBackoff:
+    """Jittered exponential backoff, but never shorter than the upstream's Retry-After."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._backoff = wait_exponential_jitter(
+            multiplier=policy.backoff_base, max=policy.backoff_max, jitter=policy.backoff_base
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = float(self._backoff(state))
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, ProviderError) and exc.retry_after is not None:
+            wait = max(wait, exc.retry_after)
+        return wait
+
+
+class _StopAtDeadline(stop_base):
+    """Stop when sleeping the upcoming backoff would leave no time for another attempt."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._clock = clock
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self._clock() + state.upcoming_sleep + MIN_ATTEMPT_SECONDS >= self._deadline
+
+
+async def call_with_retries(
+    attempt: Callable[[float], Awaitable[Any]],
+    *,
+    policy: Policy,
+    deadline: float,
+    clock: Callable[[], float] = time.monotonic,
+    before_attempt: Callable[[], Awaitable[None]] | None = None,
+) -> tuple[Any, int]:
+    """Run ``attempt(timeout)`` until it succeeds, fails for good, runs out of retries or of time.
+
+    Each attempt gets ``min(policy.timeout, time left)``, counted after ``before_attempt`` (a rate-limit
+    wait) returns. Returns (result, attempts); the last exception is re-raised with ``.attempts`` set."""
+    attempts = 0
+
+    async def one_attempt() -> Any:
+        nonlocal attempts
+        if before_attempt is not None:
+            await before_attempt()
+        attempts += 1
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise TimeoutError("deadline reached")
+        timeout = min(policy.timeout, remaining)
+        async with asyncio.timeout(timeout):
+            return await attempt(timeout)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.retries + 1) | _StopAtDeadline(deadline, clock),
+        wait=_WaitRetryAfterOrBackoff(policy),
+        retry=retry_if_exception(is_retryable),
+        reraise=True,
+        sleep=asyncio.sleep,
+    )
+    try:
+        return await retrying(one_attempt), attempts
+    except Exception as exc:
+        exc.attempts = attempts  # type: ignore[attr-defined]
+        raise

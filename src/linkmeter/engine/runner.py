@@ -1,0 +1,325 @@
+"""The engine: runs the plan for one URL and for many, starting each provider the moment it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from linkmeter.engine.cache import CacheEntry, MemoryCache, ResultCache, SingleFlight
+from linkmeter.engine.dns import DnsClient
+from linkmeter.engine.http import HttpClient
+from linkmeter.engine.limits import (
+    CircuitBreakers,
+    MemoryCircuitBreakers,
+    MemoryRateLimiter,
+    RateLimiter,
+)
+from linkmeter.engine.plan import Plan
+from linkmeter.engine.policy import call_with_retries
+from linkmeter.engine.provider import CallContext, Collected, Provider, ProviderError
+from linkmeter.engine.results import SUCCESS, CallResult, CallStatus, UrlResult, UrlStatus, url_status
+from linkmeter.engine.urls import parse_url
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL_DEADLINE = 60.0
+
+
+@dataclass(slots=True)
+class EngineState:
+    """What calls share: caches, limits and breakers (in memory here; Redis when workers scale out)."""
+
+    cache: ResultCache = field(default_factory=MemoryCache)
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    breakers: CircuitBreakers = field(default_factory=MemoryCircuitBreakers)
+
+
+@dataclass(slots=True)
+class _Shared:
+    """The outcome of one upstream call, handed to every URL that joined it in flight."""
+
+    status: CallStatus
+    attempts: int
+    message: str
+    collected: Collected | None
+
+
+class Engine:
+    """Holds the plan, the shared clients and the shared state. Use one per process."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        *,
+        http: HttpClient,
+        dns: DnsClient,
+        state: EngineState | None = None,
+        url_deadline: float = DEFAULT_URL_DEADLINE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self.http = http
+        self.dns = dns
+        self.state = state or EngineState()
+        self.url_deadline = url_deadline
+        self._clock = clock
+        self._flights: SingleFlight[_Shared] = SingleFlight()
+        self._semaphores = {
+            p.name: asyncio.Semaphore(p.policy.concurrency) for p in plan.providers if p.policy.concurrency
+        }
+        self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in plan.providers}
+        self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
+
+    async def close(self) -> None:
+        """Cancel calls still in flight (orphaned by cancelled URLs). The clients belong to the caller."""
+        await self._flights.cancel_all()
+
+    def disabled(self) -> dict[str, str]:
+        return {name: reason for name, reason in self._disabled.items() if reason}
+
+    async def analyze(self, url: str, *, deadline: float | None = None) -> UrlResult:
+        """Run every provider of the plan for one normalised URL; always returns, by the deadline."""
+        started = self._clock()
+        parsed = parse_url(url)
+        signals: dict[str, Any] = {"url": parsed.url, "host": parsed.host, "domain": parsed.domain}
+        run = _UrlRun(self, signals, started + (deadline or self.url_deadline))
+        results = await run.execute()
+        return UrlResult(
+            url=parsed.url,
+            status=url_status(results),
+            signals=signals,
+            providers=results,
+            elapsed_ms=(self._clock() - started) * 1000,
+        )
+
+    async def analyze_many(
+        self, urls: Iterable[str], *, concurrency: int = 50, deadline: float | None = None
+    ) -> AsyncIterator[UrlResult]:
+        """Analyse URLs with at most ``concurrency`` in flight, yielding results as they finish."""
+        done: asyncio.Queue[UrlResult] = asyncio.Queue()
+        pending: set[asyncio.Task[None]] = set()
+        iterator = iter(urls)
+
+        async def one(url: str) -> None:
+            try:
+                result = await self.analyze(url, deadline=deadline)
+            except Exception as exc:  # analyze() never raises for valid URLs; a bad one must not hang us
+                log.exception("analysis of %s failed", url)
+                result = UrlResult(url, UrlStatus.FAILED, {"url": url}, {}, 0.0)
+                result.signals["error"] = str(exc)
+            await done.put(result)
+
+        def launch_next() -> bool:
+            # Pull from the input only when a slot frees, so a huge input never piles up as tasks.
+            for url in iterator:
+                task = asyncio.create_task(one(url))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                return True
+            return False
+
+        in_flight = sum(1 for _ in range(concurrency) if launch_next())
+        try:
+            while in_flight:
+                result = await done.get()
+                in_flight -= 1
+                in_flight += launch_next()
+                yield result
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def call(self, provider: Provider, signals: dict[str, Any], deadline: float) -> CallResult:
+        """One provider call for one URL, with every policy applied; never raises."""
+        started = self._clock()
+        reason = self._disabled.get(provider.name)
+        if reason:
+            return CallResult(provider.name, CallStatus.DISABLED, message=reason)
+        try:
+            key = provider.key(signals)
+        except Exception as exc:  # a provider bug costs only its own cell
+            return CallResult(provider.name, CallStatus.ERROR, message=f"key() failed: {exc!r}")
+        cache_key = f"{provider.name}:{key}"
+        policy = provider.policy
+        if policy.cache_ttl > 0:
+            entry = await self.state.cache.get(cache_key)
+            if entry is not None:
+                return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0,
+                                  "from cache", dict(entry.signals), entry.raw, key)
+        shared, joined = await self._flights.run(
+            cache_key, lambda: self._upstream(provider, signals, key, cache_key, deadline)
+        )
+        if joined and shared.status is CallStatus.TIMEOUT and self._clock() < deadline - 0.05:
+            # The call we joined ran under its first caller's (earlier) deadline; ours has time left.
+            shared, joined = await self._flights.run(
+                cache_key, lambda: self._upstream(provider, signals, key, cache_key, deadline)
+            )
+        latency = (self._clock() - started) * 1000
+        collected = shared.collected
+        if joined:
+            status = CallStatus.CACHED if shared.status is CallStatus.OK else shared.status
+            message = "shared an identical call in flight" if status is CallStatus.CACHED else shared.message
+            return CallResult(provider.name, status, latency, 0, message,
+                              dict(collected.signals) if collected else {},
+                              collected.raw if collected else None, key)
+        return CallResult(provider.name, shared.status, latency, shared.attempts, shared.message,
+                          collected.signals if collected else {}, collected.raw if collected else None, key)
+
+    async def _upstream(
+        self, provider: Provider, signals: dict[str, Any], key: str, cache_key: str, deadline: float
+    ) -> _Shared:
+        policy = provider.policy
+        name = provider.name
+        started = self._clock()
+        if not await self.state.breakers.allow(name, policy.breaker_threshold, policy.breaker_cooldown):
+            return _Shared(CallStatus.CIRCUIT_OPEN, 0, "circuit open after repeated failures", None)
+        success = False
+        try:
+            semaphore = self._semaphores.get(name)
+            if semaphore is not None:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                        await semaphore.acquire()
+                except TimeoutError:
+                    return _Shared(CallStatus.RATE_LIMITED, 0,
+                                   f"concurrency cap ({policy.concurrency}) full until the deadline", None)
+            try:
+                async def wait_for_rate_slot() -> None:
+                    wait = await self.state.limiter.reserve(
+                        name, policy.rate_per_sec or 0.0, policy.burst, deadline - self._clock() - 0.05
+                    )
+                    if wait is None:
+                        raise _RateLimitWait(policy.rate_per_sec or 0.0)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+
+                collected, attempts = await call_with_retries(
+                    lambda timeout: provider.collect(self._contexts[name], signals),
+                    policy=policy,
+                    deadline=deadline,
+                    clock=self._clock,
+                    before_attempt=wait_for_rate_slot if policy.rate_per_sec else None,
+                )
+            finally:
+                if semaphore is not None:
+                    semaphore.release()
+        except _RateLimitWait as exc:
+            success = True  # our own limiter said no: the provider itself is healthy
+            return _Shared(CallStatus.RATE_LIMITED, _attempts(exc), str(exc), None)
+        except TimeoutError as exc:
+            return _Shared(CallStatus.TIMEOUT, _attempts(exc),
+                           f"no answer within {min(policy.timeout, deadline - started):.3g}s", None)
+        except ProviderError as exc:
+            status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
+            success = not exc.retryable and not exc.rate_limited  # a 4xx answer is the caller's problem
+            return _Shared(status, _attempts(exc), exc.message, None)
+        except Exception as exc:  # a provider bug costs only its own cell
+            log.exception("provider %s failed unexpectedly", name)
+            return _Shared(CallStatus.ERROR, _attempts(exc), f"unexpected {type(exc).__name__}: {exc}", None)
+        else:
+            success = True
+            if policy.cache_ttl > 0:
+                await self.state.cache.set(
+                    cache_key, CacheEntry(collected.signals, collected.raw, time.time()), policy.cache_ttl
+                )
+            return _Shared(CallStatus.OK, attempts, "", collected)
+        finally:
+            await self.state.breakers.record(name, success, policy.breaker_threshold)
+
+
+def _attempts(exc: BaseException) -> int:
+    return int(getattr(exc, "attempts", 0))
+
+
+class _RateLimitWait(Exception):
+    def __init__(self, rate: float) -> None:
+        super().__init__(f"rate limit ({rate:g}/s) would not free a slot before the deadline")
+
+
+class _UrlRun:
+    """One URL's run: starts providers as their inputs become final; ends by the deadline."""
+
+    def __init__(self, engine: Engine, signals: dict[str, Any], deadline: float) -> None:
+        self.engine = engine
+        self.plan = engine.plan
+        self.signals = signals
+        self.deadline = deadline
+        self.results: dict[str, CallResult] = {}
+        self.waiting = {name: set(deps) for name, deps in self.plan.waits_for.items()}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.all_final = asyncio.Event()
+
+    async def execute(self) -> dict[str, CallResult]:
+        for name, deps in self.waiting.items():
+            if not deps:
+                self._start(name)
+        if len(self.results) < len(self.plan.providers):
+            remaining = self.deadline - self.engine._clock()
+            try:
+                async with asyncio.timeout(max(0.0, remaining)):
+                    await self.all_final.wait()
+            except TimeoutError:
+                pass
+            finally:
+                self._finish_unfinished()
+        return {p.name: self.results[p.name] for p in self.plan.providers}
+
+    def _start(self, name: str) -> None:
+        provider = self.plan.by_name(name)
+        if self.engine._clock() >= self.deadline:
+            self._final(name, CallResult(
+                name, CallStatus.SKIPPED, message="URL deadline reached before it could start"))
+            return
+        missing = [s for s in provider.needs if s not in self.signals]
+        if missing:
+            self._final(name, CallResult(name, CallStatus.SKIPPED, message=self._why_missing(missing)))
+            return
+        self.tasks[name] = asyncio.create_task(self._run(provider))
+
+    async def _run(self, provider: Provider) -> None:
+        result = await self.engine.call(provider, dict(self.signals), self.deadline)
+        self._final(provider.name, result)
+
+    def _final(self, name: str, result: CallResult) -> None:
+        if name in self.results:
+            return
+        self.results[name] = result
+        if result.status in SUCCESS:
+            for signal, value in result.signals.items():
+                if self.plan.producer.get(signal) == name:
+                    self.signals[signal] = value
+        for dependent in self.plan.dependents[name]:
+            deps = self.waiting[dependent]
+            deps.discard(name)
+            if not deps and dependent not in self.results and dependent not in self.tasks:
+                self._start(dependent)
+        if len(self.results) == len(self.plan.providers):
+            self.all_final.set()
+
+    def _why_missing(self, missing: Sequence[str]) -> str:
+        reasons = []
+        for signal in missing:
+            producer = self.plan.producer.get(signal)
+            result = self.results.get(producer) if producer else None
+            if result is None:
+                reasons.append(f"needs {signal}: nothing produced it")
+            elif result.status in SUCCESS:
+                reasons.append(f"needs {signal}: {producer} did not report it")
+            else:
+                detail = f" ({result.message})" if result.message else ""
+                reasons.append(f"needs {signal}: {producer} ended {result.status}{detail}")
+        return "; ".join(reasons)
+
+    def _finish_unfinished(self) -> None:
+        for name, task in self.tasks.items():
+            if name not in self.results:
+                task.cancel()
+                self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))
+        for provider in self.plan.providers:
+            if provider.name not in self.results:
+                self._final(provider.name, CallResult(
+                    provider.name, CallStatus.SKIPPED, message="URL deadline reached before it could start"))
