@@ -35,7 +35,7 @@ def test_duplicate_name_is_refused() -> None:
 
 
 def test_two_producers_of_one_signal_are_refused() -> None:
-    with pytest.raises(PlanError, match="'a.x' provided by both 'one' and 'two'"):
+    with pytest.raises(PlanError, match=r"'a\.x' provided by both 'one' and 'two'"):
         Plan.build([FakeProvider("one", provides=("a.x",)), FakeProvider("two", provides=("a.x",))])
 
 

@@ -46,6 +46,7 @@ class ProviderConfig:
     base_url: str
     api_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
 
 
 @dataclass(slots=True)
@@ -92,7 +93,7 @@ class Provider(ABC):
     needs: ClassVar[tuple[str, ...]] = ()
     wants: ClassVar[tuple[str, ...]] = ()
     provides: ClassVar[Mapping[str, SignalSpec]]
-    policy: ClassVar[Policy] = Policy()
+    policy: Policy = Policy()  # instance-overridable from settings
     default_base_url: ClassVar[str] = ""
     requires_key: ClassVar[bool] = False
 
@@ -101,6 +102,8 @@ class Provider(ABC):
 
     def disabled_reason(self) -> str | None:
         """Why this provider cannot run with its settings (None when it can)."""
+        if not self.config.enabled:
+            return f"switched off by LINKMETER_{self.name.upper()}_ENABLED"
         if self.requires_key and not self.config.api_key:
             return f"no API key: set LINKMETER_{self.name.upper()}_API_KEY"
         return None

@@ -1,0 +1,33 @@
+"""Assembles a ready Engine from the environment: providers, plan, shared clients and state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from linkmeter.engine.dns import DnsClient
+from linkmeter.engine.http import HttpClient
+from linkmeter.engine.plan import Plan
+from linkmeter.engine.runner import Engine, EngineState
+from linkmeter.engine.settings import EngineSettings
+from linkmeter.providers.registry import PROVIDER_CLASSES
+
+
+def build_engine(
+    environ: Mapping[str, str],
+    *,
+    select: Iterable[str] | None = None,
+    relax_rate_limits: bool = False,
+    url_deadline: float | None = None,
+    state: EngineState | None = None,
+) -> Engine:
+    """Raises SettingsError for bad settings and PlanError for an invalid plan or selection."""
+    settings = EngineSettings.from_env(environ, relax_rate_limits=relax_rate_limits)
+    providers = [settings.configure(cls) for cls in PROVIDER_CLASSES]
+    plan = Plan.build(providers, select=select)
+    return Engine(
+        plan,
+        http=HttpClient(settings.http),
+        dns=DnsClient(settings.dns_servers),
+        state=state,
+        url_deadline=url_deadline or settings.url_deadline,
+    )

@@ -1,0 +1,1 @@
+"""`linkmeter bench`: throughput of the engine against a bare aiohttp ceiling, in one run."""

@@ -1,0 +1,92 @@
+"""The ceiling: replays the engine's recorded calls through a bare aiohttp + dnspython loop, round by round."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import dns.asyncresolver
+import dns.nameserver
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from linkmeter.bench.recorder import Call, Recording
+
+
+class _EmulatorResolver(AbstractResolver):
+    """Every name is the emulator: the ceiling skips DNS for page hosts (the engine does not)."""
+
+    def __init__(self, address: str, port_map: dict[int, int]) -> None:
+        self._address = address
+        self._port_map = port_map
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+                      ) -> list[ResolveResult]:
+        return [ResolveResult(hostname=host, host=self._address, port=self._port_map.get(port, port),
+                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(slots=True)
+class CeilingRun:
+    seconds: float
+    cpu_seconds: float
+    url_seconds: list[float]
+    calls: int
+    errors: int
+
+
+async def replay(recording: Recording, *, concurrency: int, emulator_host: str, port_map: dict[int, int],
+                 dns_server: tuple[str, int], ca_pem: str) -> CeilingRun:
+    context = ssl.create_default_context()
+    context.load_verify_locations(cadata=ca_pem)
+    connector = aiohttp.TCPConnector(limit=0, resolver=_EmulatorResolver(emulator_host, port_map), ssl=context)
+    resolver = dns.asyncresolver.Resolver(configure=False)
+    resolver.nameservers = [dns.nameserver.Do53Nameserver(*dns_server)]
+    resolver.cache = None
+    urls = list(recording.calls)
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for url in urls:
+        queue.put_nowait(url)
+    url_seconds: list[float] = []
+    errors = 0
+
+    async def one_call(session: aiohttp.ClientSession, call: Call) -> None:
+        nonlocal errors
+        try:
+            if call.kind == "dns":
+                await resolver.resolve(call.args[0], call.args[1], raise_on_no_answer=False)
+            elif call.kind == "page":
+                async with session.get(call.args[0], max_redirects=5) as resp:
+                    await resp.read()
+            else:
+                method, url = call.args[0], call.args[1]
+                kwargs: dict[str, Any] = {k: call.kwargs[k] for k in ("params", "headers", "data")
+                                          if call.kwargs.get(k) is not None}
+                if call.kwargs.get("json_body") is not None:
+                    kwargs["json"] = call.kwargs["json_body"]
+                async with session.request(method, url, **kwargs) as resp:
+                    await resp.read()
+        except Exception:  # the ceiling counts failures but, like the engine, never stops for them
+            errors += 1
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            url = queue.get_nowait()
+            began = time.perf_counter()
+            for calls in recording.rounds(url):
+                await asyncio.gather(*(one_call(session, call) for call in calls))
+            url_seconds.append(time.perf_counter() - began)
+
+    cpu = time.process_time()
+    began = time.perf_counter()
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(min(concurrency, len(urls)) or 1)))
+    return CeilingRun(seconds=time.perf_counter() - began, cpu_seconds=time.process_time() - cpu,
+                      url_seconds=url_seconds, calls=recording.total, errors=errors)

@@ -1,0 +1,243 @@
+"""The `linkmeter` command line: analyze, demo, emulate, bench, providers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from linkmeter import __version__
+from linkmeter.assembly import build_engine
+from linkmeter.emulator.knobs import Knobs, parse_rate_limit
+from linkmeter.engine.plan import PlanError
+from linkmeter.engine.results import UrlResult, UrlStatus
+from linkmeter.engine.runner import Engine
+from linkmeter.engine.settings import SettingsError
+from linkmeter.inputs import InvalidLine, UrlList, numbered_lines, read_urls
+from linkmeter.output import print_table, render_csv, render_json
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="linkmeter")
+def main() -> None:
+    """linkmeter gathers numbers about links from many providers, in dependent rounds.
+
+    Start with `linkmeter demo` (no internet needed), then `linkmeter analyze URL...`.
+    """
+
+
+@main.command()
+@click.argument("urls", nargs=-1)
+@click.option("--file", "-f", "file", type=click.File("r", encoding="utf-8", errors="replace"),
+              help="Read URLs from a file, one per line ('-' for standard input). Blank lines and # comments "
+                   "are ignored.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document {\"results\": [...]}.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per URL, one column per signal.")
+@click.option("--providers", "providers", metavar="A,B",
+              help="Only these providers (and what they need), e.g. --providers page,rdap.")
+@click.option("--emulator", metavar="URL",
+              help="Point every provider at a running `linkmeter emulate` (e.g. http://127.0.0.1:8765).")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=None, metavar="S",
+              help="Deadline per URL in seconds [default: LINKMETER_URL_DEADLINE or 60].")
+@click.option("--concurrency", type=click.IntRange(min=1, max=5000), default=20, show_default=True,
+              help="URLs in flight at once.")
+def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: bool, providers: str | None,
+            emulator: str | None, timeout: float | None, concurrency: int) -> None:
+    """Analyse URLs and print their numbers.
+
+    A bad line (no scheme, unsupported scheme, too long, unparseable) is reported with its line number
+    and the other URLs still run. Exit status: 0 when every URL was analysed (done or partial), 1 when a
+    URL failed or an input line was invalid, 2 on a usage error.
+    """
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    items = list(numbered_lines(urls, "argument"))
+    if file is not None:
+        label = "stdin line" if file.name == "<stdin>" else "line"
+        items += list(numbered_lines(file, label))
+    if not items:
+        raise click.UsageError("give URLs as arguments or with --file (try: linkmeter analyze https://example.org/)")
+    url_list = read_urls(items)
+    err = Console(stderr=True)
+    _report_invalid(err, url_list.invalid)
+    select = [name.strip() for name in providers.split(",") if name.strip()] if providers else None
+    try:
+        with _environment(emulator) as (environ, relaxed):
+            engine = build_engine(environ, select=select, relax_rate_limits=relaxed, url_deadline=timeout)
+            results = asyncio.run(_run(engine, url_list, concurrency, err))
+    except (PlanError, SettingsError, EmulatorUnreachable) as exc:
+        err.print(f"linkmeter: {exc}", style="red", markup=False, highlight=False)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(render_json(results, url_list.invalid))
+    elif as_csv:
+        click.echo(render_csv(results, engine.plan), nl=False)
+    else:
+        print_table(Console(), results, engine.plan)
+    failed = sum(1 for r in results if r.status is UrlStatus.FAILED)
+    if failed:
+        err.print(f"{failed} of {len(results)} URL(s) failed", style="red", highlight=False)
+    sys.exit(EXIT_FAILED if failed or url_list.invalid else EXIT_OK)
+
+
+def _report_invalid(err: Console, invalid: Sequence[InvalidLine]) -> None:
+    for line in invalid:
+        err.print(f"{line.source}: skipped {line.text!r}: {line.message} [{line.code}]",
+                  style="yellow", markup=False, highlight=False)
+
+
+async def _run(engine: Engine, url_list: UrlList, concurrency: int, err: Console) -> list[UrlResult]:
+    order = {url: index for index, url in enumerate(url_list.urls)}
+    results: list[UrlResult] = []
+    progress = Progress(TextColumn("analysing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, transient=True, disable=not err.is_terminal)
+    try:
+        with progress:
+            task = progress.add_task("urls", total=len(url_list.urls))
+            async for result in engine.analyze_many(url_list.urls, concurrency=concurrency):
+                results.append(result)
+                progress.advance(task)
+    finally:
+        await engine.close()
+        await engine.http.close()
+    results.sort(key=lambda r: order.get(r.url, len(order)))
+    return results
+
+
+class EmulatorUnreachable(RuntimeError):
+    pass
+
+
+@contextmanager
+def _environment(emulator: str | None) -> Iterator[tuple[dict[str, str], bool]]:
+    """The process environment, plus everything that points providers at an emulator when one is given."""
+    environ = dict(os.environ)
+    if not emulator:
+        yield environ, False
+        return
+    info = asyncio.run(_emulator_info(emulator))
+    with tempfile.TemporaryDirectory(prefix="linkmeter-") as tmp:
+        ca_file = Path(tmp) / "emulator-ca.pem"
+        ca_file.write_text(info["ca_pem"])
+        from linkmeter.emulator.server import env_for_info
+
+        environ.update(env_for_info(info, str(ca_file)))
+        yield environ, True
+
+
+async def _emulator_info(base: str) -> dict[str, Any]:
+    import aiohttp
+
+    url = base.rstrip("/") + "/_emulator/info"
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url, timeout=aiohttp.ClientTimeout(5)) as resp:
+            resp.raise_for_status()
+            info: dict[str, Any] = await resp.json()
+            return info
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise EmulatorUnreachable(f"no linkmeter emulator answers at {base} ({exc or type(exc).__name__}); "
+                                  "start one with `linkmeter emulate`") from exc
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True,
+              help="HTTP port for the APIs and the plain-http synthetic web (0: any free port).")
+@click.option("--https-port", type=click.IntRange(0, 65535), default=8766, show_default=True,
+              help="HTTPS port for the synthetic web (0: any free port).")
+@click.option("--dns-port", type=click.IntRange(0, 65535), default=8753, show_default=True,
+              help="UDP/TCP port of the DNS server (0: any free port).")
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Median response latency; answers spread realistically around it.")
+@click.option("--error-rate", type=click.FloatRange(0, 1), default=0, show_default=True,
+              help="Fraction of requests answered with a 5xx (SERVFAIL for DNS).")
+@click.option("--rate-limit", "rate_limits", multiple=True, metavar="PROVIDER=N/s",
+              help="Answer 429 with Retry-After above this rate (repeatable).")
+@click.option("--hang", "hang", multiple=True, metavar="PROVIDER",
+              help="Accept this provider's requests and never answer (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same answers.")
+@click.option("--ready-json", is_flag=True, help="Print one JSON line describing the emulator once it is up.")
+def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: float, error_rate: float,
+            rate_limits: tuple[str, ...], hang: tuple[str, ...], seed: int, ready_json: bool) -> None:
+    """Run the emulator: every provider's API, a synthetic web and a DNS server, with no internet.
+
+    Providers: point `linkmeter analyze --emulator http://HOST:PORT` at it.
+    """
+    import json
+
+    from linkmeter.emulator.server import RunningEmulator, serve_forever
+
+    try:
+        limits = dict(parse_rate_limit(text) for text in rate_limits)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate-limit") from exc
+    knobs = Knobs(latency_ms=latency_ms, error_rate=error_rate, rate_limits=limits,
+                  hang=frozenset(h.lower() for h in hang), seed=seed)
+
+    def ready(emulator: RunningEmulator) -> None:
+        if ready_json:
+            print(json.dumps(emulator.info()), flush=True)
+        else:
+            err = Console(stderr=True)
+            err.print(f"linkmeter emulator on {emulator.url} (https {emulator.https_port}, dns "
+                      f"{emulator.host}:{emulator.dns_port}, seed {seed})", highlight=False)
+            err.print(f"try: linkmeter analyze --emulator {emulator.url} https://news.example.org/a/1",
+                      highlight=False)
+
+    try:
+        asyncio.run(serve_forever(host=host, port=port, https_port=https_port, dns_port=dns_port,
+                                  knobs=knobs, ready=ready))
+    except OSError as exc:
+        raise click.ClickException(f"cannot start the emulator: {exc}") from exc
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def demo(as_json: bool) -> None:
+    """Analyse sample URLs against a built-in emulator: real-looking numbers with no internet."""
+    from linkmeter.demo import run_demo
+
+    sys.exit(run_demo(as_json=as_json))
+
+
+@main.command()
+def providers() -> None:
+    """List the providers, what they need and the signals they provide."""
+    from linkmeter.providers.registry import PROVIDER_CLASSES
+
+    console = Console()
+    for cls in PROVIDER_CLASSES:
+        needs = ", ".join(cls.needs) or "-"
+        wants = ", ".join(cls.wants) or "-"
+        key = f" (API key: LINKMETER_{cls.name.upper()}_API_KEY)" if cls.requires_key else ""
+        console.print(f"[bold]{cls.name}[/bold]{key}  needs: {needs}  wants: {wants}", highlight=False)
+        for signal, spec in cls.provides.items():
+            unit = f" [{spec.unit}]" if spec.unit else ""
+            console.print(f"    {signal:32} {spec.type.__name__:5} {spec.description}{unit}",
+                          markup=False, highlight=False)
+
+
+def _register_bench() -> None:
+    from linkmeter.bench.command import bench
+
+    main.add_command(bench)
+
+
+_register_bench()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Engine settings from the environment: per-provider base URL, key, policy overrides, and deadlines."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from linkmeter.engine.dns import parse_servers
+from linkmeter.engine.http import HttpSettings
+from linkmeter.engine.provider import Policy, Provider, ProviderConfig
+from linkmeter.engine.runner import DEFAULT_URL_DEADLINE
+
+PREFIX = "LINKMETER_"
+_FALSE = {"0", "false", "no", "off"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+class SettingsError(ValueError):
+    """A LINKMETER_* variable has a value that cannot be used; the message names it."""
+
+
+@dataclass(slots=True)
+class EngineSettings:
+    http: HttpSettings
+    dns_servers: list[tuple[str, int]] | None
+    url_deadline: float
+    environ: Mapping[str, str]
+    relax_rate_limits: bool = False  # against the emulator: no default rate limits, only explicit ones
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
+        try:
+            http = HttpSettings.from_env(environ)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from exc
+        servers_text = environ.get(f"{PREFIX}DNS_SERVERS", "").strip()
+        try:
+            servers = parse_servers(servers_text) if servers_text else None
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}DNS_SERVERS: {exc}") from exc
+        deadline = _number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE)
+        return cls(http=http, dns_servers=servers, url_deadline=deadline, environ=environ,
+                   relax_rate_limits=relax_rate_limits)
+
+    def configure(self, provider_class: type[Provider]) -> Provider:
+        """An instance of ``provider_class`` with its config and policy taken from the environment."""
+        name = provider_class.name
+        prefix = f"{PREFIX}{name.upper()}_"
+        env = self.environ
+        config = ProviderConfig(
+            base_url=env.get(prefix + "BASE_URL", provider_class.default_base_url).rstrip("/")
+            or provider_class.default_base_url,
+            api_key=env.get(prefix + "API_KEY") or None,
+            extra={k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix + "OPT_")},
+            enabled=_flag(env, prefix + "ENABLED", True),
+        )
+        provider = provider_class(config)
+        provider.policy = self.policy_for(provider_class.policy, prefix)
+        return provider
+
+    def policy_for(self, base: Policy, prefix: str) -> Policy:
+        env = self.environ
+        changes: dict[str, object] = {}
+        if prefix + "TIMEOUT" in env:
+            changes["timeout"] = _number(env, prefix + "TIMEOUT", base.timeout)
+        if prefix + "RETRIES" in env:
+            changes["retries"] = int(_number(env, prefix + "RETRIES", base.retries))
+        if prefix + "CACHE_TTL" in env:
+            changes["cache_ttl"] = _number(env, prefix + "CACHE_TTL", base.cache_ttl)
+        if prefix + "CONCURRENCY" in env:
+            value = int(_number(env, prefix + "CONCURRENCY", 0))
+            changes["concurrency"] = value or None
+        if prefix + "RATE" in env:
+            raw = env[prefix + "RATE"].strip().lower()
+            changes["rate_per_sec"] = None if raw in _FALSE | {""} else _number(env, prefix + "RATE", 0)
+        elif self.relax_rate_limits:
+            changes["rate_per_sec"] = None
+        if prefix + "BURST" in env:
+            changes["burst"] = max(1, int(_number(env, prefix + "BURST", base.burst)))
+        return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _number(env: Mapping[str, str], key: str, default: float) -> float:
+    raw = env.get(key)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{key} must not be negative, got {raw!r}")
+    return value
+
+
+def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key)
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise SettingsError(f"{key} must be true or false, got {raw!r}")

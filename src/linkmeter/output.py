@@ -1,0 +1,119 @@
+"""Renders analysis results for people (a table) and for programs (JSON, CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from linkmeter.engine.plan import Plan
+from linkmeter.engine.results import SUCCESS, UrlResult
+from linkmeter.inputs import InvalidLine
+
+MISSING = "-"
+
+# (header, signal, formatter) for the human table: the numbers people look at first.
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("HTTP", "page.status"),
+    ("Title", "page.title"),
+    ("Age (days)", "rdap.domain_age_days"),
+    ("Blocklists", "dnsbl.listed_count"),
+    ("Archived", "wayback.capture_count"),
+    ("HN points", "hackernews.points"),
+    ("Reddit score", "reddit.score"),
+    ("Engagement", "engagement.total"),
+)
+
+
+def render_json(results: Sequence[UrlResult], invalid: Sequence[InvalidLine]) -> str:
+    document: dict[str, Any] = {"results": [r.as_dict() for r in results]}
+    if invalid:
+        document["invalid"] = [line.as_dict() for line in invalid]
+    return json.dumps(document, indent=2, default=str, ensure_ascii=False)
+
+
+def csv_columns(plan: Plan) -> list[str]:
+    signals = [signal for provider in plan.providers for signal in provider.provides]
+    statuses = [f"{provider.name}.status" for provider in plan.providers]
+    return ["url", "status", "elapsed_ms", *signals, *statuses]
+
+
+def render_csv(results: Sequence[UrlResult], plan: Plan) -> str:
+    columns = csv_columns(plan)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        row: dict[str, Any] = {"url": result.url, "status": str(result.status),
+                               "elapsed_ms": round(result.elapsed_ms, 1)}
+        for signal, value in result.signals.items():
+            row[signal] = _csv_value(value)
+        for name, call in result.providers.items():
+            row[f"{name}.status"] = str(call.status)
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return ";".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
+def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> None:
+    present = {signal for signal in plan.producer}
+    columns = [(header, signal) for header, signal in TABLE_COLUMNS if signal in present]
+    table = Table(show_lines=False, header_style="bold", expand=False)
+    table.add_column("URL", overflow="fold", max_width=48)
+    table.add_column("Status")
+    for header, signal in columns:
+        numeric = signal != "page.title"
+        table.add_column(header, justify="right" if numeric else "left",
+                         max_width=32 if not numeric else None, overflow="ellipsis", no_wrap=not numeric)
+    table.add_column("Providers ok", justify="right")
+    for result in results:
+        ok = sum(1 for call in result.providers.values() if call.status in SUCCESS)
+        style = {"done": "green", "partial": "yellow", "failed": "red"}[str(result.status)]
+        # Text() never interprets markup: scraped titles are shown exactly as written.
+        cells = [Text(result.url), Text(str(result.status), style=style)]
+        cells += [Text(_cell(result.signals.get(signal))) for _, signal in columns]
+        cells.append(Text(f"{ok}/{len(result.providers)}"))
+        table.add_row(*cells)
+    console.print(table)
+    problems = _problems(results)
+    if problems:
+        console.print(Text("Provider problems: " + "; ".join(problems), style="dim"))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return " ".join(str(value).split())
+
+
+def _problems(results: Sequence[UrlResult]) -> list[str]:
+    counts: dict[tuple[str, str], int] = {}
+    example: dict[tuple[str, str], str] = {}
+    for result in results:
+        for name, call in result.providers.items():
+            if call.status in SUCCESS or str(call.status) == "disabled":
+                continue
+            key = (name, str(call.status))
+            counts[key] = counts.get(key, 0) + 1
+            example.setdefault(key, call.message)
+    return [f"{name} {status} x{count} ({example[(name, status)]})" if example[(name, status)]
+            else f"{name} {status} x{count}" for (name, status), count in sorted(counts.items())]

@@ -1,0 +1,59 @@
+"""The in-memory rate limiter and cache, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from linkmeter.engine.cache import CacheEntry, MemoryCache
+from linkmeter.engine.limits import BreakerState, MemoryCircuitBreakers, MemoryRateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rate_limiter_spaces_calls_and_allows_a_burst() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    waits = [await limiter.reserve("p", rate=10, burst=3, max_wait=10) for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+    clock.now += 1.0  # a quiet second refills the burst
+    assert await limiter.reserve("p", rate=10, burst=3, max_wait=10) == 0.0
+
+
+async def test_rate_limiter_refuses_without_reserving_when_the_wait_is_too_long() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    assert await limiter.reserve("p", rate=1, burst=1, max_wait=0.5) == 0.0
+    assert await limiter.reserve("p", rate=1, burst=1, max_wait=0.5) is None
+    assert await limiter.reserve("p", rate=1, burst=1, max_wait=2) == 1.0  # the refusal reserved nothing
+    assert await limiter.reserve("other", rate=1, burst=1, max_wait=0) == 0.0  # names are independent
+
+
+async def test_cache_expires_entries_and_evicts_least_recently_used() -> None:
+    clock = Clock()
+    cache = MemoryCache(max_entries=2, clock=clock)
+    await cache.set("a", CacheEntry({"x": 1}, None, 0), ttl=10)
+    await cache.set("b", CacheEntry({"x": 2}, None, 0), ttl=10)
+    assert await cache.get("a") is not None  # touch a: b is now the oldest
+    await cache.set("c", CacheEntry({"x": 3}, None, 0), ttl=10)
+    assert await cache.get("b") is None and await cache.get("a") is not None
+    clock.now += 11
+    assert await cache.get("a") is None and len(cache) == 1
+
+
+async def test_breaker_reports_its_state() -> None:
+    clock = Clock()
+    breakers = MemoryCircuitBreakers(clock=clock)
+    assert await breakers.state("p", cooldown=5) is BreakerState.CLOSED
+    for _ in range(3):
+        await breakers.record("p", False, threshold=3)
+    assert await breakers.state("p", cooldown=5) is BreakerState.OPEN
+    clock.now += 5
+    assert await breakers.state("p", cooldown=5) is BreakerState.HALF_OPEN
+    await breakers.record("p", True, threshold=3)
+    assert await breakers.state("p", cooldown=5) is BreakerState.CLOSED

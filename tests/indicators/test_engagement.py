@@ -1,0 +1,41 @@
+"""The engagement total follows its documented formula and never reports a misleading zero."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from linkmeter.engine.dns import DnsClient
+from linkmeter.engine.http import HttpClient
+from linkmeter.engine.provider import CallContext, ProviderConfig, ProviderError
+from linkmeter.indicators.engagement import EngagementIndicator
+
+
+def _ctx() -> CallContext:
+    return CallContext(http=HttpClient(), dns=DnsClient([("127.0.0.1", 9)]), config=ProviderConfig(base_url=""))
+
+
+async def _total(signals: dict[str, Any]) -> dict[str, Any]:
+    return (await EngagementIndicator().collect(_ctx(), {"url": "https://example.org/", **signals})).signals
+
+
+async def test_total_is_points_plus_comments_plus_score_plus_comments() -> None:
+    signals = await _total({"hackernews.points": 120, "hackernews.comments": 30,
+                            "reddit.score": 50, "reddit.comments": 7})
+    assert signals == {"engagement.total": 207, "engagement.sources": ["hackernews", "reddit"]}
+
+
+async def test_a_missing_source_is_left_out_and_named() -> None:
+    signals = await _total({"reddit.score": 5, "reddit.comments": 2})
+    assert signals == {"engagement.total": 7, "engagement.sources": ["reddit"]}
+
+
+async def test_zero_engagement_from_an_answering_source_is_a_real_zero() -> None:
+    signals = await _total({"hackernews.points": 0, "hackernews.comments": 0})
+    assert signals["engagement.total"] == 0
+
+
+async def test_no_source_at_all_is_an_error_not_a_zero() -> None:
+    with pytest.raises(ProviderError, match="no social provider answered"):
+        await _total({})
