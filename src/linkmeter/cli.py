@@ -23,7 +23,7 @@ from linkmeter.engine.results import UrlResult, UrlStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import SettingsError
 from linkmeter.inputs import InvalidLine, UrlList, numbered_lines, read_urls
-from linkmeter.output import print_table, render_csv, render_json
+from linkmeter.output import print_table, render_csv, render_json, stdout_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -84,7 +84,7 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
     elif as_csv:
         click.echo(render_csv(results, engine.plan), nl=False)
     else:
-        print_table(Console(), results, engine.plan)
+        print_table(stdout_console(), results, engine.plan)
     failed = sum(1 for r in results if r.status is UrlStatus.FAILED)
     if failed:
         err.print(f"{failed} of {len(results)} URL(s) failed", style="red", highlight=False)

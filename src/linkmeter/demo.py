@@ -14,7 +14,7 @@ from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import start_emulator
 from linkmeter.emulator.web import SAMPLE_URLS
 from linkmeter.engine.results import UrlResult, UrlStatus
-from linkmeter.output import print_table, render_json
+from linkmeter.output import print_table, render_json, stdout_console
 
 
 def run_demo(*, as_json: bool = False, latency_ms: float = 40.0) -> int:
@@ -47,7 +47,7 @@ async def _demo(*, as_json: bool, latency_ms: float) -> int:
     if as_json:
         print(render_json(results, []))
     else:
-        print_table(Console(), results, engine.plan)
+        print_table(stdout_console(), results, engine.plan)
         err.print("Next: `linkmeter analyze --help`; live mode needs internet, keyed providers need "
                   "LINKMETER_<NAME>_API_KEY.", highlight=False)
     return 1 if any(r.status is UrlStatus.FAILED for r in results) else 0

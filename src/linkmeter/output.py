@@ -31,6 +31,12 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def stdout_console() -> Console:
+    """A console for results: the terminal's width, or a wide fixed one when output goes to a file or pipe."""
+    console = Console()
+    return console if console.is_terminal else Console(width=200)
+
+
 def render_json(results: Sequence[UrlResult], invalid: Sequence[InvalidLine]) -> str:
     document: dict[str, Any] = {"results": [r.as_dict() for r in results]}
     if invalid:
@@ -72,7 +78,7 @@ def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> N
     present = {signal for signal in plan.producer}
     columns = [(header, signal) for header, signal in TABLE_COLUMNS if signal in present]
     table = Table(show_lines=False, header_style="bold", expand=False)
-    table.add_column("URL", overflow="fold", max_width=48)
+    table.add_column("URL", no_wrap=True, overflow="ellipsis", max_width=48)
     table.add_column("Status")
     for header, signal in columns:
         numeric = signal != "page.title"

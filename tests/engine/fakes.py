@@ -17,8 +17,8 @@ from linkmeter.engine.provider import (
     Provider,
     ProviderConfig,
     ProviderError,
-    SignalSpec,
     Signals,
+    SignalSpec,
 )
 from linkmeter.engine.runner import Engine, EngineState
 

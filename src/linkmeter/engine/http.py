@@ -1,29 +1,149 @@
-"""The shared HTTP client: one aiohttp session per process, bounded bodies, and upstream errors mapped."""
+"""The shared HTTP client: one aiohttp session per process, the SSRF guard, bounded bodies, mapped errors."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import json
-from collections.abc import Collection, Mapping
+import re
+import socket
+import ssl
+import time
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
 from multidict import CIMultiDictProxy
+from yarl import URL
 
+from linkmeter.engine.dns import DnsAnswer, DnsClient, parse_servers
 from linkmeter.engine.provider import ProviderError
 
 USER_AGENT = "linkmeter/0.1 (+https://github.com/linkmeter/linkmeter)"
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
+DEFAULT_MAX_REDIRECTS = 5
+# Only the encodings _Decoder handles, so a server never sends one we would have to pass through undecoded.
+ACCEPT_ENCODING = "gzip, deflate"
+PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+ALLOW_HINT = "LINKMETER_FETCH_ALLOW lifts the guard for listed hosts and networks"
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+AddressLookup = Callable[[str], Awaitable[list[str]]]
+"""Resolves a host name to its IP addresses (as text); raises ProviderError when it cannot."""
+
+_CHUNK = 64 * 1024
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_HTTP_SCHEMES = frozenset({"http", "https"})
+# Headers kept when a redirect leaves the origin: anything else (API keys, auth, cookies) stays behind.
+_CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "user-agent"})
+
+
+class FetchRefused(ProviderError):
+    """A request the client will not make; ``code``: blocked_address, too_many_redirects, bad_redirect, bad_url."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message, retryable=False)
+        self.code = code
 
 
 @dataclass(slots=True)
 class HttpSettings:
+    """How the shared client behaves. ``port_map`` and ``ca_pem`` are demo-only substitutes."""
+
     user_agent: str = USER_AGENT
     max_body: int = DEFAULT_MAX_BODY
     pool_size: int = 0  # 0 = unlimited total connections (per-provider caps live in the engine)
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    allow: list[str] = field(default_factory=list)
+    dns_servers: list[tuple[str, int]] | None = None
+    port_map: dict[int, int] = field(default_factory=dict)
+    ca_pem: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> HttpSettings:
+        """Read LINKMETER_FETCH_ALLOW, LINKMETER_DNS_SERVERS, LINKMETER_FETCH_PORT_MAP,
+        LINKMETER_FETCH_CA_FILE and LINKMETER_FETCH_MAX_BYTES; ValueError names the bad variable."""
+        settings = cls()
+        allow = environ.get("LINKMETER_FETCH_ALLOW", "")
+        settings.allow = [item.strip() for item in allow.split(",") if item.strip()]
+        try:
+            AllowList.parse(settings.allow)
+        except ValueError as exc:
+            raise ValueError(f"LINKMETER_FETCH_ALLOW: {exc}") from exc
+        servers = environ.get("LINKMETER_DNS_SERVERS", "").strip()
+        if servers:
+            settings.dns_servers = _parse_dns_servers(servers)
+        port_map = environ.get("LINKMETER_FETCH_PORT_MAP", "").strip()
+        if port_map:
+            settings.port_map = _parse_port_map(port_map)
+        ca_file = environ.get("LINKMETER_FETCH_CA_FILE", "").strip()
+        if ca_file:
+            settings.ca_pem = _read_ca_file(ca_file)
+        max_bytes = environ.get("LINKMETER_FETCH_MAX_BYTES", "").strip()
+        if max_bytes:
+            settings.max_body = _parse_max_bytes(max_bytes)
+        return settings
+
+
+def _parse_dns_servers(text: str) -> list[tuple[str, int]]:
+    try:
+        servers = parse_servers(text)
+    except ValueError as exc:
+        raise ValueError(f"LINKMETER_DNS_SERVERS: expected addr[:port],... got {text!r}") from exc
+    for host, port in servers:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise ValueError(f"LINKMETER_DNS_SERVERS: {host!r} is not an IP address") from exc
+        if not 0 < port < 65536:
+            raise ValueError(f"LINKMETER_DNS_SERVERS: port {port} out of range")
+    return servers
+
+
+def _parse_port_map(text: str) -> dict[int, int]:
+    mapping: dict[int, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        try:
+            ports = (int(source), int(target)) if sep else None
+        except ValueError:
+            ports = None
+        if ports is None or not all(0 < port < 65536 for port in ports):
+            raise ValueError(
+                f"LINKMETER_FETCH_PORT_MAP: expected FROM=TO port pairs like 443=8443,80=8080, got {item!r}")
+        mapping[ports[0]] = ports[1]
+    return mapping
+
+
+def _read_ca_file(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            pem = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"LINKMETER_FETCH_CA_FILE: cannot read {path}: {exc}") from exc
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError(f"LINKMETER_FETCH_CA_FILE: {path} holds no PEM certificate")
+    return pem
+
+
+def _parse_max_bytes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ValueError(f"LINKMETER_FETCH_MAX_BYTES: expected a positive number of bytes, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +161,20 @@ class HttpResponse:
 
     def text(self) -> str:
         return self.body.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetch:
+    """The outcome of a guarded page fetch (see HttpClient.fetch_page)."""
+
+    url: str
+    final_url: str
+    status: int
+    redirects: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    truncated: bool
+    elapsed_ms: float
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -71,11 +205,365 @@ def error_for_status(status: int, headers: Mapping[str, str], url: str, snippet:
     return ProviderError(f"HTTP {status} from {url}{detail}", retryable=False, status=status)
 
 
-class HttpClient:
-    """Wraps the process's one aiohttp session. Use ``async with HttpClient(...)`` or call close()."""
+# --- the address policy -------------------------------------------------------------------------------
 
-    def __init__(self, settings: HttpSettings | None = None) -> None:
+_NAMED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (
+    (ipaddress.IPv4Network("0.0.0.0/8"), "this-network"),
+    (ipaddress.IPv4Network("100.64.0.0/10"), "shared (carrier-grade NAT)"),
+    (ipaddress.IPv6Network("fc00::/7"), "unique-local"),
+)
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+# The connection really goes to the embedded IPv4 address, so a public one makes the whole address public.
+_TRANSPARENT_EMBEDDINGS = frozenset({"IPv4-mapped", "IPv4-translated", "NAT64"})
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return "IPv4-mapped", ip.ipv4_mapped
+    if ip in _IPV4_TRANSLATED:
+        return "IPv4-translated", low
+    if ip in _NAT64:
+        return "NAT64", low
+    if ip in _IPV4_COMPATIBLE:
+        return "IPv4-compatible", low
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    return None
+
+
+def blocked_reason(ip: IPAddress) -> str | None:
+    """Why the guard refuses ``ip`` (e.g. "loopback"), or None when it is globally routable."""
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_unspecified:
+        return "unspecified"
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            kind, inner = embedded
+            reason = blocked_reason(inner)
+            if reason is not None:
+                return f"{reason} ({kind} {inner})"
+            if kind in _TRANSPARENT_EMBEDDINGS:
+                return None
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    for network, label in _NAMED_NETWORKS:
+        if ip.version == network.version and ip in network:
+            return label
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved:
+        return "reserved"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:
+        return "site-local"
+    if not ip.is_global:
+        return "non-global"
+    return None
+
+
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
+
+
+def host_address(host: str) -> IPAddress | None:
+    """The address an IP-literal host names, None for a DNS name.
+
+    IPv4 is read with inet_aton semantics (``2130706433``, ``0x7f000001``, ``0177.0.0.1``, ``127.1`` all
+    name 127.0.0.1), as the system resolver would; an all-numeric host inet_aton rejects raises
+    FetchRefused("bad_url").
+    """
+    text = host.strip("[]")
+    if ":" in text:
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError as exc:
+            raise FetchRefused("bad_url", f"{host!r} is not a valid IPv6 address") from exc
+    text = text.removesuffix(".")
+    labels = text.split(".")
+    if not all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except OSError as exc:
+        raise FetchRefused("bad_url", f"{host!r} is not a valid IPv4 address") from exc
+
+
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*\.?")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """Targets the SSRF guard lets through: exact host names, and IP networks (a bare IP is a /32 or /128)."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: Iterable[str]) -> AllowList:
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry.replace("[", "").replace("]", ""), strict=False))
+                continue
+            except ValueError:
+                pass
+            if "/" in entry or ":" in entry or not _HOST_NAME.fullmatch(entry):
+                raise ValueError(f"{raw!r} is not a host name, an IP address or a CIDR network")
+            hosts.add(entry.rstrip("."))
+        return cls(frozenset(hosts), tuple(networks))
+
+    def allows_host(self, host: str) -> bool:
+        return host.lower().rstrip(".") in self.hosts
+
+    def allows_address(self, ip: IPAddress) -> bool:
+        candidates: list[IPAddress] = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            candidates.append(ip.ipv4_mapped)
+        return any(
+            candidate.version == network.version and candidate in network
+            for candidate in candidates
+            for network in self.networks
+        )
+
+
+def _refused_address(host: str, ip: IPAddress, reason: str, *, literal: bool) -> FetchRefused:
+    shown = str(ip)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        shown = f"::ffff:{ip.ipv4_mapped}"
+    how = f"{shown} is" if literal else f"it resolves to {shown},"
+    return FetchRefused(
+        "blocked_address",
+        f"refused to connect to {host}: {how} a {reason} address, not globally routable; {ALLOW_HINT}",
+    )
+
+
+# --- resolution ---------------------------------------------------------------------------------------
+
+
+async def system_lookup(host: str) -> list[str]:
+    """The system resolver (getaddrinfo, so /etc/hosts counts)."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ProviderError(f"cannot resolve {host}: {exc.strerror}",
+                            retryable=exc.errno == socket.EAI_AGAIN) from exc
+    return [str(info[4][0]) for info in infos]
+
+
+def dns_lookup(client: DnsClient) -> AddressLookup:
+    """A lookup asking A and AAAA of the DnsClient's servers."""
+
+    async def lookup(host: str) -> list[str]:
+        answers = await asyncio.gather(client.query(host, "A"), client.query(host, "AAAA"),
+                                       return_exceptions=True)
+        addresses = [record for answer in answers if isinstance(answer, DnsAnswer)
+                     for record in answer.records]
+        if addresses:
+            return addresses
+        for answer in answers:
+            if isinstance(answer, BaseException):
+                raise answer
+        rcode = "NXDOMAIN" if all(isinstance(a, DnsAnswer) and a.rcode == "NXDOMAIN" for a in answers) \
+            else "no A or AAAA records"
+        raise ProviderError(f"cannot resolve {host}: {rcode}", retryable=False)
+
+    return lookup
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves, refuses non-global addresses, and hands the connector exactly the addresses it checked
+    (so a second, rebound answer can never be dialled). Standard ports may be mapped (demo mode)."""
+
+    def __init__(self, lookup: AddressLookup, allow: AllowList, port_map: Mapping[int, int]) -> None:
+        self._lookup = lookup
+        self._allow = allow
+        self._port_map = dict(port_map)
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        addresses: list[IPAddress] = []
+        for text in await self._lookup(host):
+            try:
+                ip = ipaddress.ip_address(text)
+            except ValueError as exc:
+                raise ProviderError(f"resolver returned {text!r} for {host}, not an address") from exc
+            if ip not in addresses:
+                addresses.append(ip)
+        if not self._allow.allows_host(host):
+            for ip in addresses:
+                reason = blocked_reason(ip)
+                if reason is not None and not self._allow.allows_address(ip):
+                    raise _refused_address(host, ip, reason, literal=False)
+        wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
+        results: list[ResolveResult] = [
+            {
+                "hostname": host,
+                "host": str(ip),
+                "port": self._port_map.get(port, port),
+                "family": socket.AF_INET if ip.version == 4 else socket.AF_INET6,
+                "proto": socket.IPPROTO_TCP,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for ip in addresses
+            if wanted is None or ip.version == wanted
+        ]
+        if not results:
+            raise ProviderError(f"cannot resolve {host}: no usable address", retryable=False)
+        return results
+
+    async def close(self) -> None:
+        return None
+
+
+# --- bounded bodies -----------------------------------------------------------------------------------
+
+
+class _Decoder:
+    """Incremental gzip/deflate decoding that never produces more output than asked for (zip-bomb safe)."""
+
+    def __init__(self, encoding: str) -> None:
+        self._gzip = encoding in ("gzip", "x-gzip")
+        self._encoding = encoding
+        self._inflater: Any = None
+        self._done = False
+
+    def _start(self, first: bytes) -> Any:
+        if self._gzip:
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        # "deflate" is meant to be zlib-wrapped, but some servers send a raw deflate stream.
+        wrapped = first[0] & 0x0F == 8
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        """Decode ``data``; at most ``limit`` bytes come out and input past that point is dropped."""
+        out = bytearray()
+        while data and not self._done and len(out) < limit:
+            if self._inflater is None:
+                self._inflater = self._start(data)
+            try:
+                out += self._inflater.decompress(data, limit - len(out))
+            except zlib.error as exc:
+                raise ProviderError(f"cannot decode {self._encoding} body: {exc}") from exc
+            if self._inflater.eof:
+                data = self._inflater.unused_data
+                self._inflater = None
+                # Another gzip member may follow; anything else after the stream is padding.
+                self._done = not (self._gzip and data.startswith(b"\x1f\x8b"))
+            else:
+                data = self._inflater.unconsumed_tail
+        return bytes(out)
+
+
+def _decoder_for(headers: Mapping[str, str], url: URL) -> _Decoder | None:
+    encoding = headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        return _Decoder(encoding)
+    raise ProviderError(f"{url} sent Content-Encoding {encoding!r}, which was not asked for")
+
+
+async def _read_body(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    """The decoded body, at most ``limit`` bytes, and whether it was cut there."""
+    decoder = _decoder_for(resp.headers, resp.url)
+    # A compressed stream that yields almost nothing must not be read forever either.
+    raw_limit = 2 * limit + _CHUNK
+    body = bytearray()
+    raw = 0
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        raw += len(chunk)
+        body += decoder.decode(chunk, limit - len(body) + 1) if decoder else chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), True
+        if raw > raw_limit:
+            return bytes(body), True
+    return bytes(body), False
+
+
+# --- the client ---------------------------------------------------------------------------------------
+
+
+def _ssl_setting(ca_pem: str | None) -> ssl.SSLContext | bool:
+    if ca_pem is None:
+        return True
+    context = ssl.create_default_context()
+    try:
+        context.load_verify_locations(cadata=ca_pem)
+    except (ssl.SSLError, ValueError) as exc:
+        raise ValueError(f"ca_pem is not a usable PEM CA certificate: {exc}") from exc
+    return context
+
+
+def _same_origin(a: URL, b: URL) -> bool:
+    return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+
+
+def _redirect_target(base: URL, location: str) -> URL:
+    try:
+        given = URL(location.strip())
+        target = base.join(given)
+    except (ValueError, TypeError) as exc:
+        raise FetchRefused("bad_redirect", f"unparseable redirect Location {location!r} from {base}") from exc
+    # join() would quietly read "http://" or "http:path" as relative; with a scheme there must be a host.
+    if (given.scheme and not given.host) or target.scheme not in _HTTP_SCHEMES or not target.host:
+        raise FetchRefused("bad_redirect",
+                           f"refused redirect from {base} to {location!r}: not an http(s) URL")
+    return target
+
+
+@contextmanager
+def _provider_errors(url: str) -> Iterator[None]:
+    """Turn aiohttp failures into ProviderError: connection trouble is retryable, TLS failures are not."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except aiohttp.ClientConnectorCertificateError as exc:
+        raise ProviderError(
+            f"TLS certificate of {exc.host} not trusted ({exc.certificate_error}); fetching {url}",
+            retryable=False) from exc
+    except aiohttp.ClientSSLError as exc:
+        raise ProviderError(f"TLS handshake with {exc.host} failed: {exc}; fetching {url}",
+                            retryable=False) from exc
+    except aiohttp.InvalidURL as exc:
+        raise FetchRefused("bad_url", f"invalid URL {url}: {exc}") from exc
+    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        raise ProviderError(f"connection error to {url}: {exc or type(exc).__name__}",
+                            retryable=True) from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderError(f"HTTP error from {url}: {exc}") from exc
+
+
+class HttpClient:
+    """Wraps the process's one aiohttp session. Use ``async with HttpClient(...)`` or call close().
+
+    Every request goes through the SSRF guard: IP-literal hosts are checked before sending, names are
+    checked by GuardedResolver inside the connector, and each redirect hop is checked again.
+    ``lookup`` replaces name resolution (tests); by default it is the system resolver, or DNS queries to
+    ``settings.dns_servers`` when set.
+    """
+
+    def __init__(self, settings: HttpSettings | None = None, *, lookup: AddressLookup | None = None) -> None:
         self.settings = settings or HttpSettings()
+        self._allow = AllowList.parse(self.settings.allow)
+        if lookup is None:
+            servers = self.settings.dns_servers
+            lookup = dns_lookup(DnsClient(servers)) if servers else system_lookup
+        self._resolver = GuardedResolver(lookup, self._allow, self.settings.port_map)
+        self._ssl = _ssl_setting(self.settings.ca_pem)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> HttpClient:
@@ -87,12 +575,16 @@ class HttpClient:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self.settings.pool_size, ttl_dns_cache=60)
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.pool_size, resolver=self._resolver, use_dns_cache=False, ssl=self._ssl,
+            )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"User-Agent": self.settings.user_agent},
+                headers={"User-Agent": self.settings.user_agent, "Accept-Encoding": ACCEPT_ENCODING},
                 timeout=aiohttp.ClientTimeout(total=None),  # deadlines are the engine's job
-                auto_decompress=True,
+                auto_decompress=False,  # _read_body decodes, bounded
+                cookie_jar=aiohttp.DummyCookieJar(),  # one user's page must not set cookies for the next
+                trust_env=False,  # a proxy from the environment would bypass the guard
             )
         return self._session
 
@@ -112,52 +604,93 @@ class HttpClient:
         accept: Collection[int] = (200,),
         max_bytes: int | None = None,
     ) -> HttpResponse:
-        """One API call. A status outside ``accept`` raises ProviderError (429/5xx retryable)."""
+        """One API call. A status outside ``accept`` raises ProviderError (429/5xx retryable); a body over
+        ``max_bytes`` (after decoding) raises ProviderError."""
         limit = max_bytes or self.settings.max_body
-        try:
-            async with self.session().request(
-                method, url, params=params, headers=headers, data=data, json=json_body,
-                allow_redirects=True, max_redirects=5,
-            ) as resp:
-                body = await _read_capped(resp, limit)
+        with _provider_errors(url):
+            async with self._exchange(method, url, params=params, headers=headers, data=data,
+                                      json_body=json_body) as (resp, _):
+                body, truncated = await _read_body(resp, limit)
                 if resp.status not in accept:
-                    raise error_for_status(resp.status, resp.headers, url, body[:200].decode("utf-8", "replace"))
+                    raise error_for_status(resp.status, resp.headers, str(resp.url),
+                                           body[:200].decode("utf-8", "replace"))
+                if truncated:
+                    raise ProviderError(f"response from {resp.url} larger than {limit} bytes")
                 return HttpResponse(resp.status, resp.headers, body, str(resp.url))
-        except ProviderError:
-            raise
-        except aiohttp.TooManyRedirects as exc:
-            raise ProviderError(f"too many redirects from {url}") from exc
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-            raise ProviderError(f"connection error to {url}: {exc or type(exc).__name__}",
-                                retryable=True) from exc
-        except aiohttp.ClientError as exc:
-            raise ProviderError(f"HTTP error from {url}: {exc}") from exc
 
     async def fetch_page(self, url: str, *, max_bytes: int | None = None) -> PageFetch:
-        """GET a user-supplied URL behind the SSRF guard, following at most 5 re-checked redirects."""
-        raise NotImplementedError("the SSRF-guarded page fetch is being written")
+        """GET a user-supplied URL behind the SSRF guard, following at most ``max_redirects`` re-checked
+        redirects. Any status is a result; a body over ``max_bytes`` is cut and marked ``truncated``."""
+        limit = max_bytes or self.settings.max_body
+        started = time.perf_counter()
+        with _provider_errors(url):
+            async with self._exchange("GET", url, headers={"Accept": PAGE_ACCEPT}) as (resp, redirects):
+                body, truncated = await _read_body(resp, limit)
+                return PageFetch(
+                    url=url, final_url=str(resp.url), status=resp.status, redirects=redirects,
+                    headers=resp.headers, body=body, truncated=truncated,
+                    elapsed_ms=(time.perf_counter() - started) * 1000.0,
+                )
 
+    def check_url(self, url: URL) -> URL:
+        """Refuse a non-http(s) URL or a blocked IP-literal host; numeric IPv4 spellings come back canonical.
 
-async def _read_capped(resp: aiohttp.ClientResponse, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(65536):
-        size += len(chunk)
-        if size > limit:
-            raise ProviderError(f"response from {resp.url} larger than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        Host names are checked later, by the resolver, against the addresses actually dialled.
+        """
+        if url.scheme not in _HTTP_SCHEMES or not url.host:
+            raise FetchRefused("bad_url", f"refused {url}: only http(s) URLs with a host are fetched")
+        ip = host_address(url.host)
+        if ip is None:
+            return url
+        reason = blocked_reason(ip)
+        if reason is not None and not self._allow.allows_address(ip):
+            raise _refused_address(url.host, ip, reason, literal=True)
+        if ip.version == 4 and url.host != str(ip):
+            return url.with_host(str(ip))
+        return url
 
-
-@dataclass(frozen=True, slots=True)
-class PageFetch:
-    """The outcome of a guarded page fetch (see HttpClient.fetch_page)."""
-
-    url: str
-    final_url: str
-    status: int
-    redirects: int
-    headers: CIMultiDictProxy[str]
-    body: bytes
-    truncated: bool
-    elapsed_ms: float
+    @asynccontextmanager
+    async def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | list[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,
+        json_body: Any = None,
+    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, int]]:
+        """Send, following redirects by hand so each hop is checked; yields the last response and the
+        number of redirects followed."""
+        try:
+            current = URL(url)
+        except (ValueError, TypeError) as exc:
+            raise FetchRefused("bad_url", f"cannot parse URL {url!r}: {exc}") from exc
+        send_headers = {k: v for k, v in (headers or {}).items() if k.lower() != "accept-encoding"}
+        session = self.session()
+        redirects = 0
+        while True:
+            target = self.check_url(current)
+            async with session.request(
+                method, target, params=params, headers=send_headers, data=data, json=json_body,
+                allow_redirects=False,
+            ) as resp:
+                location = resp.headers.get("Location") if resp.status in _REDIRECT_STATUSES else None
+                if location is None:
+                    yield resp, redirects
+                    return
+                if redirects >= self.settings.max_redirects:
+                    raise FetchRefused(
+                        "too_many_redirects",
+                        f"more than {self.settings.max_redirects} redirects fetching {url}, last {resp.url}",
+                    )
+                following = _redirect_target(resp.url, location)
+                status, origin = resp.status, resp.url
+            redirects += 1
+            params = None
+            if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+                method, data, json_body = "GET", None, None
+                send_headers = {k: v for k, v in send_headers.items() if k.lower() != "content-type"}
+            if not _same_origin(origin, following):
+                send_headers = {k: v for k, v in send_headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
+            current = following

@@ -1,0 +1,329 @@
+"""The emulator process: provider APIs and the synthetic web on HTTP and HTTPS listeners, plus its DNS server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import json
+import pkgutil
+import signal
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol, cast
+
+from aiohttp import hdrs, web
+
+from linkmeter.emulator import apis as apis_package
+from linkmeter.emulator.knobs import Faults, Knobs
+from linkmeter.emulator.tls import EmulatorTLS
+from linkmeter.emulator.web import SyntheticWeb
+from linkmeter.emulator.world import World
+
+DNS_MODULE = "linkmeter.emulator.dnsserver"
+WEB_PROVIDER = "page"
+# aiohttp waits this long for in-flight handlers at shutdown; ours end as soon as close() is called.
+SHUTDOWN_TIMEOUT = 2.0
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class DnsServer(Protocol):
+    port: int
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiMount:
+    """One emulated provider API, found as a module of linkmeter.emulator.apis."""
+
+    name: str
+    module: ModuleType
+
+    def create_app(self, world: World) -> web.Application:
+        return cast(web.Application, self.module.create_app(world))
+
+    def rate_limited_response(self, retry_after: float) -> web.Response | None:
+        make = getattr(self.module, "rate_limited_response", None)
+        return cast(web.Response, make(retry_after)) if callable(make) else None
+
+    def error_response(self, status: int) -> web.Response | None:
+        make = getattr(self.module, "error_response", None)
+        return cast(web.Response, make(status)) if callable(make) else None
+
+
+def discover_apis() -> list[ApiMount]:
+    """Every module of linkmeter.emulator.apis with ``NAME`` and ``create_app``: adding a file adds an API."""
+    mounts: list[ApiMount] = []
+    for info in pkgutil.iter_modules(apis_package.__path__, apis_package.__name__ + "."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        module = importlib.import_module(info.name)
+        name = getattr(module, "NAME", None)
+        if isinstance(name, str) and callable(getattr(module, "create_app", None)):
+            mounts.append(ApiMount(name, module))
+    return sorted(mounts, key=lambda mount: mount.name)
+
+
+def is_api_host(host_header: str) -> bool:
+    """An IP literal or ``localhost`` (port ignored) reaches the APIs; any other name the synthetic web."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return True
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    host = host.rstrip(".")
+    if host in ("localhost", ""):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _Dispatch:
+    """Root middleware: routes by Host, then applies the knobs of the provider being asked."""
+
+    def __init__(self, world: World, knobs: Knobs, mounts: list[ApiMount], closing: asyncio.Event) -> None:
+        self.web = SyntheticWeb(world)
+        self.faults = Faults(knobs)
+        self.mounts = {mount.name: mount for mount in mounts}
+        self.closing = closing
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        # Not request.host: without a Host header aiohttp falls back to this machine's (blocking) FQDN.
+        if not is_api_host(request.headers.get(hdrs.HOST, "")):
+            return await self._with_knobs(WEB_PROVIDER, request, self.web.handle)
+        provider = request.path.split("/", 2)[1]
+        if provider not in self.mounts:
+            return await handler(request)
+        return await self._with_knobs(provider, request, handler)
+
+    async def _with_knobs(self, provider: str, request: web.Request, handler: Handler) -> web.StreamResponse:
+        verdict = self.faults.decide(provider, asyncio.get_running_loop().time())
+        if verdict.hang:
+            await self.closing.wait()
+            return web.Response(status=503, text="emulator shutting down\n", headers={"Connection": "close"})
+        if verdict.delay > 0:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(verdict.delay):
+                    await self.closing.wait()
+        if verdict.retry_after is not None:
+            return self._rate_limited(provider, verdict.retry_after)
+        if verdict.error_status is not None:
+            return self._error(provider, verdict.error_status)
+        return await handler(request)
+
+    def _rate_limited(self, provider: str, retry_after: float) -> web.Response:
+        mount = self.mounts.get(provider)
+        response = mount.rate_limited_response(retry_after) if mount is not None else None
+        if response is not None:
+            return response
+        seconds = str(int(retry_after))
+        if provider == WEB_PROVIDER:
+            return web.Response(status=429, headers={"Retry-After": seconds}, content_type="text/html",
+                                text="<html><body><h1>429 Too Many Requests</h1></body></html>\n")
+        return web.json_response({"status": 429, "error": "Too Many Requests", "retry_after": int(retry_after)},
+                                 status=429, headers={"Retry-After": seconds})
+
+    def _error(self, provider: str, status: int) -> web.Response:
+        mount = self.mounts.get(provider)
+        response = mount.error_response(status) if mount is not None else None
+        if response is not None:
+            return response
+        return error_response(provider, status)
+
+
+def error_response(provider: str, status: int) -> web.Response:
+    """A 500/503 shaped like the named provider's (what its clients see when it has a bad day)."""
+    reason = "Service Unavailable" if status == 503 else "Internal Server Error"
+    if provider in (WEB_PROVIDER, "wayback"):
+        return web.Response(status=status, content_type="text/html",
+                            text=f"<html><head><title>{status} {reason}</title></head><body><center><h1>"
+                                 f"{status} {reason}</h1></center><hr><center>nginx</center></body></html>\n")
+    if provider == "rdap":  # RFC 9083 error response
+        rdap = {"errorCode": status, "title": reason,
+                "description": ["The server is temporarily unable to service the request."]}
+        return web.Response(status=status, content_type="application/rdap+json", text=json.dumps(rdap))
+    if provider == "reddit":
+        return web.json_response({"message": reason, "error": status}, status=status)
+    return web.json_response({"message": reason, "status": status}, status=status)  # Algolia and most
+
+
+class RunningEmulator:
+    """A started emulator; ``close()`` releases hanging requests, stops the listeners and the DNS server."""
+
+    def __init__(self, *, host: str, http_port: int, https_port: int, dns_port: int, ca_pem: str, seed: int,
+                 providers: list[str], runner: web.AppRunner, dns: DnsServer | None,
+                 closing: asyncio.Event) -> None:
+        self.host = host
+        self.http_port = http_port
+        self.https_port = https_port
+        self.dns_port = dns_port
+        self.ca_pem = ca_pem
+        self.seed = seed
+        self.providers = providers
+        self.url = f"http://{_url_host(host)}:{http_port}"
+        self._runner = runner
+        self._dns = dns
+        self._closing = closing
+        self._closed = False
+
+    @property
+    def dns_address(self) -> str:
+        return f"{_url_host(self.host)}:{self.dns_port}"
+
+    def env(self, ca_file: str) -> dict[str, str]:
+        """The LINKMETER_* settings pointing every provider and the page fetcher at this emulator."""
+        return env_for_info(self.info(), ca_file)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "http_port": self.http_port,
+            "https_port": self.https_port,
+            "dns": self.dns_address if self._dns is not None else "",
+            "ca_pem": self.ca_pem,
+            "seed": self.seed,
+            "providers": list(self.providers),
+        }
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        try:
+            if self._dns is not None:
+                await self._dns.close()
+        finally:
+            await self._runner.cleanup()
+
+
+def env_for_info(info: Mapping[str, Any], ca_file: str) -> dict[str, str]:
+    """The LINKMETER_* settings for the emulator that ``info`` (GET /_emulator/info) describes; the caller
+    writes ``info["ca_pem"]`` to ``ca_file``."""
+    url = str(info["url"]).rstrip("/")
+    env = {f"LINKMETER_{name.upper()}_BASE_URL": f"{url}/{name}" for name in info["providers"]}
+    env["LINKMETER_FETCH_ALLOW"] = "127.0.0.0/8"
+    if info.get("dns"):
+        env["LINKMETER_DNS_SERVERS"] = str(info["dns"])
+    env["LINKMETER_FETCH_PORT_MAP"] = f"80={info['http_port']},443={info['https_port']}"
+    env["LINKMETER_FETCH_CA_FILE"] = ca_file
+    return env
+
+
+async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: int = 0, dns_port: int = 0,
+                         knobs: Knobs | None = None) -> RunningEmulator:
+    """Start the emulator; a port of 0 picks a free one (read the chosen ports from the result)."""
+    knobs = knobs or Knobs()
+    host = "127.0.0.1" if host == "localhost" else host
+    world = World(knobs.seed)
+    tls = EmulatorTLS()
+    mounts = discover_apis()
+    closing = asyncio.Event()
+    dispatch = _Dispatch(world, knobs, mounts, closing)
+
+    app = web.Application(middlewares=[dispatch.middleware])
+    for mount in mounts:
+        app.add_subapp(f"/{mount.name}", mount.create_app(world))
+    holder: list[RunningEmulator] = []
+
+    async def info(_request: web.Request) -> web.Response:
+        return web.json_response(holder[0].info())
+
+    async def index(_request: web.Request) -> web.Response:
+        return web.json_response({"emulator": "linkmeter", "info": "/_emulator/info",
+                                  "providers": [f"/{mount.name}" for mount in mounts]})
+
+    app.router.add_get("/_emulator/info", info)
+    app.router.add_get("/", index)
+
+    plain = _listen(host, port)
+    secure = _listen(host, https_port)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    dns: DnsServer | None = None
+    try:
+        await runner.setup()
+        await web.SockSite(runner, plain).start()
+        await web.SockSite(runner, secure, ssl_context=tls.server_context).start()
+        dns = await _start_dns(world, host, dns_port, knobs)
+    except BaseException:
+        await runner.cleanup()
+        plain.close()
+        secure.close()
+        raise
+    emulator = RunningEmulator(
+        host=host, http_port=plain.getsockname()[1], https_port=secure.getsockname()[1],
+        dns_port=dns.port if dns is not None else 0, ca_pem=tls.ca_pem, seed=knobs.seed,
+        providers=[mount.name for mount in mounts], runner=runner, dns=dns, closing=closing,
+    )
+    holder.append(emulator)
+    return emulator
+
+
+async def serve_forever(*, host: str = "127.0.0.1", port: int = 0, https_port: int = 0, dns_port: int = 0,
+                        knobs: Knobs | None = None,
+                        ready: Callable[[RunningEmulator], None] | None = None) -> None:
+    """Run until cancelled, SIGINT or SIGTERM, then close cleanly. ``ready`` is called once listening."""
+    emulator = await start_emulator(host=host, port=port, https_port=https_port, dns_port=dns_port,
+                                    knobs=knobs)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(signum, stop.set)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue  # not the main thread, or no signal support: cancellation still stops us
+            installed.append(signum)
+        if ready is not None:
+            ready(emulator)
+        await stop.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await emulator.close()
+
+
+async def _start_dns(world: World, host: str, port: int, knobs: Knobs) -> DnsServer | None:
+    try:
+        module = importlib.import_module(DNS_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != DNS_MODULE:
+            raise
+        return None  # the DNS server is written separately; the HTTP side works without it
+    start = cast(Callable[..., Awaitable[DnsServer]], module.start_dns_server)
+    answer = host if _is_ipv4(host) else "127.0.0.1"
+    return await start(world, host=host, port=port, answer_address=answer, knobs=knobs)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).version == 4
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

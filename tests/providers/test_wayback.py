@@ -1,0 +1,191 @@
+"""The Wayback provider against the emulated CDX server and the reference rows."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from linkmeter.emulator.apis import wayback as wayback_api
+from linkmeter.emulator.world import World
+from linkmeter.engine.dns import DnsClient
+from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.providers.wayback import WaybackProvider, parse_cdx, summarise
+
+SEED = 13
+ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# The CDX README example (REFERENCE.md section 3b).
+REFERENCE_ROWS = [
+    ["urlkey", "timestamp", "original", "mimetype", "statuscode", "digest", "length"],
+    ["org,archive)/", "19970126045828", "http://www.archive.org:80/", "text/html", "200",
+     "Q4YULN754FHV2U6Q5JUT6Q2P57WEWNNY", "1415"],
+]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[HttpClient]:
+    async with HttpClient(HttpSettings(allow=["127.0.0.0/8"])) as client:
+        yield client
+
+
+@pytest.fixture
+def world() -> World:
+    return World(SEED)
+
+
+@pytest.fixture
+async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
+    root = web.Application()
+    root.add_subapp("/wayback", wayback_api.create_app(world))
+    server = await aiohttp_server(root)
+    return str(server.make_url("/wayback"))
+
+
+async def serve(aiohttp_server: ServerFactory, handler: Handler) -> str:
+    app = web.Application()
+    app.router.add_get("/cdx/search/cdx", handler)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+async def collect(http: HttpClient, base_url: str, signals: dict[str, Any]) -> Collected:
+    provider = WaybackProvider(ProviderConfig(base_url=base_url))
+    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
+    return await provider.collect(ctx, signals)
+
+
+def find_url(world: World, predicate: Callable[[list[datetime]], bool]) -> str:
+    for i in range(5000):
+        url = f"https://www.site{i}.com/page/{i}"
+        if predicate(world.wayback_captures(url)):
+            return url
+    raise AssertionError("no such URL in this world")
+
+
+def iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_signals_match_the_worlds_captures(http: HttpClient, emulator: str, world: World) -> None:
+    url = find_url(world, lambda captures: len(captures) >= 3)
+    captures = world.wayback_captures(url)
+
+    result = await collect(http, emulator, {"url": url})
+
+    assert result.signals == {
+        "wayback.archived": True,
+        "wayback.capture_count": len(captures),
+        "wayback.first_capture": iso(min(captures)),
+        "wayback.last_capture": iso(max(captures)),
+    }
+    assert result.raw[0] == ["timestamp", "statuscode"]
+
+
+async def test_zero_captures(http: HttpClient, emulator: str, world: World) -> None:
+    url = find_url(world, lambda captures: not captures)
+
+    result = await collect(http, emulator, {"url": url})
+
+    assert result.raw == []
+    assert result.signals == {"wayback.archived": False, "wayback.capture_count": 0,
+                              "wayback.first_capture": None, "wayback.last_capture": None}
+
+
+async def test_an_empty_body_is_zero_captures(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=b"\n", content_type="text/plain")
+
+    result = await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
+
+    assert result.signals["wayback.capture_count"] == 0 and result.signals["wayback.archived"] is False
+
+
+async def test_the_canonical_url_is_asked_with_json_output(
+    aiohttp_server: ServerFactory, http: HttpClient
+) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(dict(request.query))
+        return web.json_response([])
+
+    signals = {"url": "https://ex.com/?utm=1", "page.canonical_url": "https://ex.com/article"}
+    await collect(http, await serve(aiohttp_server, handler), signals)
+
+    assert seen == [{"url": "https://ex.com/article", "matchType": "exact", "output": "json",
+                     "fl": "timestamp,statuscode"}]
+    assert WaybackProvider().key(signals) == "https://ex.com/article"
+
+
+def test_reference_rows() -> None:
+    assert summarise(parse_cdx(REFERENCE_ROWS)) == {
+        "wayback.archived": True,
+        "wayback.capture_count": 1,
+        "wayback.first_capture": "1997-01-26T04:58:28Z",
+        "wayback.last_capture": "1997-01-26T04:58:28Z",
+    }
+
+
+def test_only_error_captures_are_not_archived() -> None:
+    rows = [["timestamp", "statuscode"], ["20200101000000", "404"], ["20210101000000", "503"]]
+
+    assert summarise(parse_cdx(rows)) == {
+        "wayback.archived": False,
+        "wayback.capture_count": 2,
+        "wayback.first_capture": "2020-01-01T00:00:00Z",
+        "wayback.last_capture": "2021-01-01T00:00:00Z",
+    }
+
+
+def test_revisits_and_redirects_count_as_archived_and_the_resume_key_is_ignored() -> None:
+    rows = [["timestamp", "statuscode"], ["20200101000000", "-"], ["20190101000000", "301"], [], ["resumekey"]]
+
+    signals = summarise(parse_cdx(rows))
+
+    assert signals["wayback.archived"] is True and signals["wayback.capture_count"] == 2
+    assert signals["wayback.first_capture"] == "2019-01-01T00:00:00Z"
+
+
+@pytest.mark.parametrize("rows", [{"rows": []}, [["statuscode"], ["200"]], [["timestamp", "statuscode"], ["1"]]])
+def test_malformed_rows_are_errors(rows: Any) -> None:
+    with pytest.raises(ProviderError) as caught:
+        parse_cdx(rows)
+
+    assert not caught.value.retryable
+
+
+async def test_429_is_rate_limited_with_retry_after(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return wayback_api.rate_limited_response(60.0)
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
+
+    assert caught.value.rate_limited and caught.value.retry_after == 60.0
+
+
+async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(status=504, text="Gateway Timeout")
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
+
+    assert caught.value.retryable and caught.value.status == 504
+
+
+async def test_invalid_json_is_not_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(text="org,example)/ 20200101000000 200\n", content_type="text/plain")
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
+
+    assert not caught.value.retryable
