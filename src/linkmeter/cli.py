@@ -77,7 +77,7 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
             engine = build_engine(environ, select=select, relax_rate_limits=relaxed, url_deadline=timeout)
             results = asyncio.run(_run(engine, url_list, concurrency, err))
     except (PlanError, SettingsError, EmulatorUnreachable) as exc:
-        err.print(f"linkmeter: {exc}", style="red", markup=False, highlight=False)
+        err.print(f"linkmeter: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(render_json(results, url_list.invalid))
@@ -93,8 +93,9 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
 
 def _report_invalid(err: Console, invalid: Sequence[InvalidLine]) -> None:
     for line in invalid:
+        # soft_wrap: one report per line, whatever the width, so `grep 'line 12'` finds all of it.
         err.print(f"{line.source}: skipped {line.text!r}: {line.message} [{line.code}]",
-                  style="yellow", markup=False, highlight=False)
+                  style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 
 async def _run(engine: Engine, url_list: UrlList, concurrency: int, err: Console) -> list[UrlResult]:
@@ -110,7 +111,6 @@ async def _run(engine: Engine, url_list: UrlList, concurrency: int, err: Console
                 progress.advance(task)
     finally:
         await engine.close()
-        await engine.http.close()
     results.sort(key=lambda r: order.get(r.url, len(order)))
     return results
 

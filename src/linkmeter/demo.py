@@ -39,7 +39,6 @@ async def _demo(*, as_json: bool, latency_ms: float) -> int:
                     results.append(result)
             finally:
                 await engine.close()
-                await engine.http.close()
     finally:
         await emulator.close()
     order = {url: i for i, url in enumerate(SAMPLE_URLS)}

@@ -33,7 +33,8 @@ def read_urls(items: Iterable[tuple[str, str]], *, max_length: int = 2048) -> Ur
     invalid: list[InvalidLine] = []
     duplicates = 0
     for where, text in items:
-        stripped = text.strip()
+        # A byte-order mark (files saved by some Windows editors) is not part of the first URL.
+        stripped = text.lstrip("\ufeff").strip()
         if not stripped or stripped.startswith("#"):
             continue
         try:

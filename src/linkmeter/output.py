@@ -44,9 +44,14 @@ def render_json(results: Sequence[UrlResult], invalid: Sequence[InvalidLine]) ->
     return json.dumps(document, indent=2, default=str, ensure_ascii=False)
 
 
+def status_column(provider: str) -> str:
+    # Not "<provider>.status": that is a signal's name (page.status is the HTTP status) and would clash.
+    return f"status:{provider}"
+
+
 def csv_columns(plan: Plan) -> list[str]:
     signals = [signal for provider in plan.providers for signal in provider.provides]
-    statuses = [f"{provider.name}.status" for provider in plan.providers]
+    statuses = [status_column(provider.name) for provider in plan.providers]
     return ["url", "status", "elapsed_ms", *signals, *statuses]
 
 
@@ -61,7 +66,7 @@ def render_csv(results: Sequence[UrlResult], plan: Plan) -> str:
         for signal, value in result.signals.items():
             row[signal] = _csv_value(value)
         for name, call in result.providers.items():
-            row[f"{name}.status"] = str(call.status)
+            row[status_column(name)] = str(call.status)
         writer.writerow(row)
     return buffer.getvalue()
 

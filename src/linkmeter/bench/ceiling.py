@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import time
@@ -12,6 +13,7 @@ from typing import Any
 import aiohttp
 import dns.asyncresolver
 import dns.nameserver
+import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from linkmeter.bench.recorder import Call, Recording
@@ -61,7 +63,9 @@ async def replay(recording: Recording, *, concurrency: int, emulator_host: str, 
         nonlocal errors
         try:
             if call.kind == "dns":
-                await resolver.resolve(call.args[0], call.args[1], raise_on_no_answer=False)
+                # NXDOMAIN is an answer, as for the engine: a blocklist's "not listed", no such domain.
+                with contextlib.suppress(dns.resolver.NXDOMAIN):
+                    await resolver.resolve(call.args[0], call.args[1], raise_on_no_answer=False)
             elif call.kind == "page":
                 async with session.get(call.args[0], max_redirects=5) as resp:
                     await resp.read()

@@ -81,10 +81,11 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, as_json: bool)
         return
     engine, ceiling = figures["engine"], figures["ceiling"]
     click.echo(f"linkmeter bench: {n} URLs, concurrency {concurrency}, emulator latency {latency_ms:g} ms")
-    click.echo(f"{'':10}{'URLs/s':>10}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/call':>13}")
+    click.echo(f"{'':10}{'URLs/s':>10}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/call':>13}"
+               f"{'emulator CPU':>14}")
     for name, row in (("engine", engine), ("ceiling", ceiling)):
         click.echo(f"{name:10}{row['urls_per_s']:>10}{row['calls_per_s']:>10}{row['p50_url_ms']:>10}"
-                   f"{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}")
+                   f"{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}{row['emulator_cpu_share'] or '-':>14}")
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
                f"peak RSS: {figures['peak_rss_mb']} MB")
 
@@ -99,11 +100,14 @@ async def _bench(n: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
 
             environ = {**os.environ, **env_for_info(info, str(ca_file))}
             urls = workload(n)
+            emulator_cpu = [_cpu_seconds(process.pid)]
             engine_figures, recording, statuses = await _run_engine(environ, urls, concurrency)
+            emulator_cpu.append(_cpu_seconds(process.pid))
             host, dns_port = info["dns"].rsplit(":", 1)
             ceiling = await replay(recording, concurrency=concurrency, emulator_host=host,
                                    port_map={80: info["http_port"], 443: info["https_port"]},
                                    dns_server=(host, int(dns_port)), ca_pem=info["ca_pem"])
+            emulator_cpu.append(_cpu_seconds(process.pid))
         finally:
             await _stop(process)
     ceiling_figures = Figures(ceiling.seconds, len(recording.calls), ceiling.calls, ceiling.cpu_seconds,
@@ -114,12 +118,30 @@ async def _bench(n: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
         "urls": n,
         "concurrency": concurrency,
         "latency_ms": latency_ms,
-        "engine": engine_figures.as_dict(),
-        "ceiling": {**ceiling_figures.as_dict(), "errors": ceiling.errors},
+        "engine": {**engine_figures.as_dict(),
+                   "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
+        "ceiling": {**ceiling_figures.as_dict(), "errors": ceiling.errors,
+                    "emulator_cpu_share": _share(emulator_cpu[1], emulator_cpu[2], ceiling.seconds)},
         "ratio": round(engine_rate / ceiling_rate, 3) if ceiling_rate else 0.0,
         "statuses": statuses,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds a process has used (Linux /proc), to tell whether the emulator was the bottleneck."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _share(before: float | None, after: float | None, seconds: float) -> float | None:
+    """The emulator's CPU use over a phase as a fraction of one core (near 1.0: it was the bottleneck)."""
+    if before is None or after is None or seconds <= 0:
+        return None
+    return round((after - before) / seconds, 2)
 
 
 async def _run_engine(environ: dict[str, str], urls: list[str], concurrency: int
@@ -137,7 +159,6 @@ async def _run_engine(environ: dict[str, str], urls: list[str], concurrency: int
             statuses[str(result.status)] += 1
     finally:
         await engine.close()
-        await engine.http.close()
     seconds = time.perf_counter() - began
     return (Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
             recording, statuses)

@@ -10,6 +10,7 @@ import json
 import pkgutil
 import signal
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -94,15 +95,21 @@ class _Dispatch:
         self.faults = Faults(knobs)
         self.mounts = {mount.name: mount for mount in mounts}
         self.closing = closing
+        # Counted on arrival, before any knob: tests prove coalescing by what reaches the upstream.
+        self.request_counts: Counter[str] = Counter()  # by provider mount name ("page": the web)
+        self.path_counts: Counter[str] = Counter()  # API requests by path, e.g. "/rdap/dns.json"
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         # Not request.host: without a Host header aiohttp falls back to this machine's (blocking) FQDN.
         if not is_api_host(request.headers.get(hdrs.HOST, "")):
+            self.request_counts[WEB_PROVIDER] += 1
             return await self._with_knobs(WEB_PROVIDER, request, self.web.handle)
         provider = request.path.split("/", 2)[1]
         if provider not in self.mounts:
             return await handler(request)
+        self.request_counts[provider] += 1
+        self.path_counts[request.path] += 1
         return await self._with_knobs(provider, request, handler)
 
     async def _with_knobs(self, provider: str, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -161,7 +168,8 @@ class RunningEmulator:
 
     def __init__(self, *, host: str, http_port: int, https_port: int, dns_port: int, ca_pem: str, seed: int,
                  providers: list[str], runner: web.AppRunner, dns: DnsServer | None,
-                 closing: asyncio.Event) -> None:
+                 closing: asyncio.Event, request_counts: Counter[str] | None = None,
+                 path_counts: Counter[str] | None = None) -> None:
         self.host = host
         self.http_port = http_port
         self.https_port = https_port
@@ -170,6 +178,9 @@ class RunningEmulator:
         self.seed = seed
         self.providers = providers
         self.url = f"http://{_url_host(host)}:{http_port}"
+        # HTTP requests received so far, by provider mount name and by API path (live counters).
+        self.request_counts: Counter[str] = request_counts if request_counts is not None else Counter()
+        self.path_counts: Counter[str] = path_counts if path_counts is not None else Counter()
         self._runner = runner
         self._dns = dns
         self._closing = closing
@@ -263,6 +274,7 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
         host=host, http_port=plain.getsockname()[1], https_port=secure.getsockname()[1],
         dns_port=dns.port if dns is not None else 0, ca_pem=tls.ca_pem, seed=knobs.seed,
         providers=[mount.name for mount in mounts], runner=runner, dns=dns, closing=closing,
+        request_counts=dispatch.request_counts, path_counts=dispatch.path_counts,
     )
     holder.append(emulator)
     return emulator

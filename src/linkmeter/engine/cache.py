@@ -57,33 +57,40 @@ class MemoryCache:
 
 
 class SingleFlight[T]:
-    """Coalesces identical calls in flight: the first caller starts the call as its own task and every
-    caller awaits it, so one caller's cancellation (its URL hit its deadline) never cancels the others'."""
+    """Coalesces identical calls in flight: the first caller runs the call, later callers await its
+    outcome. A follower's cancellation never touches the call; if the first caller is cancelled (its URL
+    hit its deadline) a follower that is still waiting takes the call over."""
 
     def __init__(self) -> None:
-        self._inflight: dict[str, asyncio.Task[T]] = {}
+        self._inflight: dict[str, asyncio.Future[T]] = {}
 
     def in_flight(self, key: str) -> bool:
         return key in self._inflight
 
     async def run(self, key: str, factory: Callable[[], Coroutine[Any, Any, T]]) -> tuple[T, bool]:
         """Return (result, joined): joined is True when this caller shared another caller's call."""
-        task = self._inflight.get(key)
-        joined = task is not None
-        if task is None:
-            task = asyncio.create_task(factory())
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._forget(key, done))
-        return await asyncio.shield(task), joined
-
-    def _forget(self, key: str, task: asyncio.Task[T]) -> None:
-        if self._inflight.get(key) is task:
-            del self._inflight[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here so an orphaned failure is not logged as unhandled
-
-    async def cancel_all(self) -> None:
-        tasks = list(self._inflight.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        while (future := self._inflight.get(key)) is not None:
+            try:
+                return await asyncio.shield(future), True
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not future.cancelled() or (task is not None and task.cancelling()):
+                    raise  # we are the one being cancelled
+                # The leader was cancelled, not us: loop and take the call over.
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await factory()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: there may be no follower to read it
+            raise
+        else:
+            future.set_result(result)
+            return result, False
+        finally:
+            if self._inflight.get(key) is future:
+                del self._inflight[key]

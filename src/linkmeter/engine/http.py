@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import re
@@ -27,6 +28,7 @@ from linkmeter.engine.provider import ProviderError
 
 USER_AGENT = "linkmeter/0.1 (+https://github.com/linkmeter/linkmeter)"
 DEFAULT_MAX_BODY = 5 * 1024 * 1024
+DNS_CACHE_SECONDS = 30
 DEFAULT_MAX_REDIRECTS = 5
 # Only the encodings _Decoder handles, so a server never sends one we would have to pass through undecoded.
 ACCEPT_ENCODING = "gzip, deflate"
@@ -272,6 +274,7 @@ def blocked_reason(ip: IPAddress) -> str | None:
 _NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
 
 
+@functools.lru_cache(maxsize=4096)
 def host_address(host: str) -> IPAddress | None:
     """The address an IP-literal host names, None for a DNS name.
 
@@ -576,7 +579,10 @@ class HttpClient:
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
-                limit=self.settings.pool_size, resolver=self._resolver, use_dns_cache=False, ssl=self._ssl,
+                # The resolver returns only checked addresses, so caching its answers briefly is as safe as
+                # asking again (and saves two DNS round trips per new connection).
+                limit=self.settings.pool_size, resolver=self._resolver, use_dns_cache=True,
+                ttl_dns_cache=DNS_CACHE_SECONDS, ssl=self._ssl,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,

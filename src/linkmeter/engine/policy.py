@@ -76,6 +76,24 @@ async def call_with_retries(
         async with asyncio.timeout(timeout):
             return await attempt(timeout)
 
+    try:
+        # Fast path: most calls succeed at once, and tenacity's machinery costs more than the call's
+        # own bookkeeping; it takes over only after a retryable failure.
+        return await one_attempt(), attempts
+    except Exception as exc:
+        if not is_retryable(exc) or policy.retries <= 0:
+            exc.attempts = attempts  # type: ignore[attr-defined]
+            raise
+        first_failure: Exception | None = exc
+
+    async def replay_first_then_attempt() -> Any:
+        nonlocal first_failure
+        if first_failure is not None:
+            # Hand tenacity the failure we already saw, so its backoff and Retry-After see it too.
+            failure, first_failure = first_failure, None
+            raise failure
+        return await one_attempt()
+
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.retries + 1) | _StopAtDeadline(deadline, clock),
         wait=_WaitRetryAfterOrBackoff(policy),
@@ -84,7 +102,7 @@ async def call_with_retries(
         sleep=asyncio.sleep,
     )
     try:
-        return await retrying(one_attempt), attempts
+        return await retrying(replay_first_then_attempt), attempts
     except Exception as exc:
         exc.attempts = attempts  # type: ignore[attr-defined]
         raise

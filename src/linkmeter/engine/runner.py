@@ -75,8 +75,8 @@ class Engine:
         self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
 
     async def close(self) -> None:
-        """Cancel calls still in flight (orphaned by cancelled URLs). The clients belong to the caller."""
-        await self._flights.cancel_all()
+        """Close the shared HTTP client (its connection pool). Call once, when the process is done."""
+        await self.http.close()
 
     def disabled(self) -> dict[str, str]:
         return {name: reason for name, reason in self._disabled.items() if reason}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,7 +40,7 @@ class EngineSettings:
             servers = parse_servers(servers_text) if servers_text else None
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}DNS_SERVERS: {exc}") from exc
-        deadline = _number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE)
+        deadline = _number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
         return cls(http=http, dns_servers=servers, url_deadline=deadline, environ=environ,
                    relax_rate_limits=relax_rate_limits)
 
@@ -52,7 +53,8 @@ class EngineSettings:
             base_url=env.get(prefix + "BASE_URL", provider_class.default_base_url).rstrip("/")
             or provider_class.default_base_url,
             api_key=env.get(prefix + "API_KEY") or None,
-            extra={k[len(prefix):].lower(): v for k, v in env.items() if k.startswith(prefix + "OPT_")},
+            # LINKMETER_DNSBL_OPT_SURBL_ZONE -> extra["surbl_zone"]: the provider's own option name.
+            extra={k[len(prefix + "OPT_"):].lower(): v for k, v in env.items() if k.startswith(prefix + "OPT_")},
             enabled=_flag(env, prefix + "ENABLED", True),
         )
         provider = provider_class(config)
@@ -63,13 +65,13 @@ class EngineSettings:
         env = self.environ
         changes: dict[str, object] = {}
         if prefix + "TIMEOUT" in env:
-            changes["timeout"] = _number(env, prefix + "TIMEOUT", base.timeout)
+            changes["timeout"] = _number(env, prefix + "TIMEOUT", base.timeout, positive=True)
         if prefix + "RETRIES" in env:
-            changes["retries"] = int(_number(env, prefix + "RETRIES", base.retries))
+            changes["retries"] = _whole(env, prefix + "RETRIES", base.retries)
         if prefix + "CACHE_TTL" in env:
             changes["cache_ttl"] = _number(env, prefix + "CACHE_TTL", base.cache_ttl)
         if prefix + "CONCURRENCY" in env:
-            value = int(_number(env, prefix + "CONCURRENCY", 0))
+            value = _whole(env, prefix + "CONCURRENCY", 0)
             changes["concurrency"] = value or None
         if prefix + "RATE" in env:
             raw = env[prefix + "RATE"].strip().lower()
@@ -77,11 +79,11 @@ class EngineSettings:
         elif self.relax_rate_limits:
             changes["rate_per_sec"] = None
         if prefix + "BURST" in env:
-            changes["burst"] = max(1, int(_number(env, prefix + "BURST", base.burst)))
+            changes["burst"] = max(1, _whole(env, prefix + "BURST", base.burst))
         return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
-def _number(env: Mapping[str, str], key: str, default: float) -> float:
+def _number(env: Mapping[str, str], key: str, default: float, *, positive: bool = False) -> float:
     raw = env.get(key)
     if raw is None or not raw.strip():
         return default
@@ -89,9 +91,21 @@ def _number(env: Mapping[str, str], key: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+    # float() takes "nan" and "inf"; a NaN timeout never fires and compares false with everything.
+    if not math.isfinite(value):
+        raise SettingsError(f"{key} must be a finite number, got {raw!r}")
     if value < 0:
         raise SettingsError(f"{key} must not be negative, got {raw!r}")
+    if positive and value == 0:
+        raise SettingsError(f"{key} must be more than 0, got {raw!r}")
     return value
+
+
+def _whole(env: Mapping[str, str], key: str, default: int) -> int:
+    value = _number(env, key, default)
+    if not value.is_integer():
+        raise SettingsError(f"{key} must be a whole number, got {env[key]!r}")
+    return int(value)
 
 
 def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import re
 from dataclasses import dataclass
 
 from publicsuffixlist import PublicSuffixList
 from yarl import URL
 
 MAX_URL_LENGTH = 2048
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -52,7 +54,7 @@ def parse_url(raw: str, *, max_length: int = MAX_URL_LENGTH) -> NormalisedURL:
         raise InvalidURL("empty", "empty URL")
     if len(text) > max_length:
         raise InvalidURL("too_long", f"URL longer than {max_length} characters")
-    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in text) or " " in text:
+    if _FORBIDDEN_CHARACTERS.search(text):
         raise InvalidURL("unparseable", "URL contains spaces or control characters")
     if "://" not in text:
         raise InvalidURL("no_scheme", "URL has no scheme (expected http:// or https://)")
@@ -95,6 +97,7 @@ def parse_url(raw: str, *, max_length: int = MAX_URL_LENGTH) -> NormalisedURL:
     return NormalisedURL(url=final, host=host, domain=registered_domain(host))
 
 
+@functools.lru_cache(maxsize=65536)
 def _normalise_host(raw_host: str) -> str:
     host = raw_host.strip().rstrip(".").lower()
     if not host:
@@ -107,7 +110,7 @@ def _normalise_host(raw_host: str) -> str:
         pass
     else:
         return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
-    if any(ord(ch) > 127 for ch in host):
+    if not host.isascii():
         host = host.encode("idna").decode("ascii")
     labels = host.split(".")
     if any(not label or len(label) > 63 for label in labels) or len(host) > 253:
@@ -139,6 +142,7 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList()
 
 
+@functools.lru_cache(maxsize=65536)
 def registered_domain(host: str) -> str:
     """The registrable domain (eTLD+1) of ``host``; an IP literal or a bare suffix is returned as is."""
     bare = host.strip("[]").rstrip(".").lower()

@@ -97,7 +97,10 @@ def parse_timestamp(value: object) -> datetime | None:
     if not isinstance(value, str) or len(value) != 14 or not value.isdigit():
         return None
     try:
-        return datetime.strptime(value, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+        # Slicing is ~20x cheaper than strptime, which dominated a CDX answer of many rows.
+        v = value
+        return datetime(int(v[0:4]), int(v[4:6]), int(v[6:8]), int(v[8:10]), int(v[10:12]), int(v[12:14]),
+                        tzinfo=UTC)
     except ValueError:
         return None
 
