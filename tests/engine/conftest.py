@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from linkmeter.engine.http import AddressLookup, HttpClient, HttpSettings
+from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.ssrf import AddressLookup
 
 MakeClient = Callable[..., HttpClient]
 

@@ -18,14 +18,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from linkmeter.engine.http import (
-    AddressLookup,
-    FetchRefused,
-    HttpSettings,
-    error_for_status,
-    parse_retry_after,
-)
+from linkmeter.engine.http import HttpSettings, error_for_status, parse_retry_after
 from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.ssrf import AddressLookup, FetchRefused
 from tests.engine.conftest import MakeClient
 
 ServerFactory = Callable[..., Awaitable[TestServer]]

@@ -18,16 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from linkmeter.engine.http import (
-    AddressLookup,
-    AllowList,
-    FetchRefused,
-    HttpClient,
-    HttpSettings,
-    blocked_reason,
-    host_address,
-)
+from linkmeter.engine.http import HttpClient, HttpSettings
 from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.ssrf import AddressLookup, AllowList, FetchRefused, blocked_reason, host_address
 from tests.engine.conftest import MakeClient
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
