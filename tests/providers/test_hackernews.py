@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from linkmeter.emulator.apis import hackernews as hn_api
 from linkmeter.emulator.world import Story, World
 from linkmeter.engine.dns import DnsClient
-from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
 from linkmeter.engine.urls import url_variants
 from linkmeter.providers.hackernews import (
@@ -36,12 +36,6 @@ REFERENCE_RESPONSE: dict[str, Any] = {
     "page": 0, "nbHits": 11, "nbPages": 1, "hitsPerPage": 20, "processingTimeMS": 1, "query": "pg",
     "params": "query=pg",
 }
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    async with HttpClient(HttpSettings(allow=["127.0.0.0/8"])) as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from linkmeter.emulator.apis import rdap as rdap_api
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
-from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderError
 from linkmeter.engine.provider import ProviderConfig as Config
 from linkmeter.providers.rdap import (
@@ -66,12 +66,6 @@ class Emulator:
     def __init__(self, base_url: str, hits: Counter[str]) -> None:
         self.base_url = base_url
         self.hits = hits
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    async with HttpClient(HttpSettings(allow=["127.0.0.0/8"])) as client:
-        yield client
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from linkmeter.emulator.apis import reddit as reddit_api
 from linkmeter.emulator.world import RedditPost, World
 from linkmeter.engine.dns import DnsClient
-from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
 from linkmeter.engine.urls import url_variants
 from linkmeter.providers.reddit import (
@@ -37,12 +37,6 @@ REFERENCE_LISTING: dict[str, Any] = {"kind": "Listing", "data": {"modhash": "abc
     "name": "t3_i0jf9", "created": 1308164715.0, "url": "http://blog.reddit.com/2011/06/x",
     "title": "reddit Levels Up with Three New Programmers", "created_utc": 1308164715.0, "num_comments": 533}}],
     "after": None, "before": None}}
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    async with HttpClient(HttpSettings(allow=["127.0.0.0/8"])) as client:
-        yield client
 
 
 @pytest.fixture

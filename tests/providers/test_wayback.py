@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from linkmeter.emulator.apis import wayback as wayback_api
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
-from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
 from linkmeter.providers.wayback import WaybackProvider, parse_cdx, summarise
 
@@ -27,12 +27,6 @@ REFERENCE_ROWS = [
     ["org,archive)/", "19970126045828", "http://www.archive.org:80/", "text/html", "200",
      "Q4YULN754FHV2U6Q5JUT6Q2P57WEWNNY", "1415"],
 ]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[HttpClient]:
-    async with HttpClient(HttpSettings(allow=["127.0.0.0/8"])) as client:
-        yield client
 
 
 @pytest.fixture

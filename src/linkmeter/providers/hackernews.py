@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from linkmeter.engine.provider import (
@@ -16,6 +15,7 @@ from linkmeter.engine.provider import (
     SignalSpec,
 )
 from linkmeter.engine.urls import InvalidURL, normalise_url
+from linkmeter.providers.timestamps import iso_utc
 
 HITS_PER_PAGE = 100
 ITEM_URL = "https://news.ycombinator.com/item?id={}"
@@ -120,7 +120,7 @@ def summarise(hits: list[Hit]) -> dict[str, Any]:
         "hackernews.points": sum(hit.points or 0 for hit in hits),
         "hackernews.max_points": (top.points or 0) if top else None,
         "hackernews.comments": sum(hit.num_comments or 0 for hit in hits),
-        "hackernews.first_posted": _iso(min(created)) if created else None,
+        "hackernews.first_posted": iso_utc(min(created)) if created else None,
         "hackernews.top_story_url": ITEM_URL.format(top.object_id) if top else None,
     }
 
@@ -130,6 +130,3 @@ def _int_or_none(value: object) -> int | None:
         return None
     return int(value)
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

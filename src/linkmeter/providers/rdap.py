@@ -20,6 +20,7 @@ from linkmeter.engine.provider import (
     SignalSpec,
 )
 from linkmeter.engine.urls import registered_domain
+from linkmeter.providers.timestamps import iso_utc
 
 BOOTSTRAP_TTL = 24 * 3600.0
 RDAP_JSON = "application/rdap+json"
@@ -163,9 +164,9 @@ def parse_domain(payload: Any, now: datetime) -> dict[str, Any]:
     registrar = _registrar(payload.get("entities"))
     return {
         "rdap.registered": True,
-        "rdap.registration_date": _iso(registration),
+        "rdap.registration_date": _iso_or_none(registration),
         "rdap.domain_age_days": max(0, (now - registration).days) if registration else None,
-        "rdap.expiration_date": _iso(expiration),
+        "rdap.expiration_date": _iso_or_none(expiration),
         "rdap.registrar": _vcard_fn(registrar) if registrar else None,
         "rdap.registrar_iana_id": _iana_id(registrar) if registrar else None,
     }
@@ -230,5 +231,5 @@ def _iana_id(entity: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ") if when else None
+def _iso_or_none(when: datetime | None) -> str | None:
+    return iso_utc(when) if when else None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 from linkmeter.engine.http import HttpResponse, error_for_status
@@ -19,6 +18,7 @@ from linkmeter.engine.provider import (
     SignalSpec,
 )
 from linkmeter.engine.urls import url_variants
+from linkmeter.providers.timestamps import iso_utc
 
 # Reddit's required form: <platform>:<app ID>:<version> (by /u/<username>); default agents are throttled.
 USER_AGENT = "python:linkmeter:0.1 (by /u/linkmeter)"
@@ -127,7 +127,7 @@ def summarise(posts: list[Post]) -> dict[str, Any]:
         "reddit.score": sum(post.score for post in posts),
         "reddit.comments": sum(post.num_comments for post in posts),
         "reddit.subreddits": sorted({post.subreddit for post in posts if post.subreddit}),
-        "reddit.first_posted": _iso(min(created)) if created else None,
+        "reddit.first_posted": iso_utc(min(created)) if created else None,
         "reddit.top_permalink": PERMALINK_BASE + top.permalink if top and top.permalink else None,
     }
 
@@ -160,6 +160,3 @@ def _float(value: object) -> float | None:
         return None
     return float(value)
 
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

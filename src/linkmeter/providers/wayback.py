@@ -16,6 +16,7 @@ from linkmeter.engine.provider import (
     Signals,
     SignalSpec,
 )
+from linkmeter.providers.timestamps import iso_utc
 
 CDX_FIELDS = "timestamp,statuscode"
 
@@ -111,14 +112,11 @@ def summarise(captures: list[Capture]) -> dict[str, Any]:
     return {
         "wayback.archived": any(_has_content(capture.status) for capture in captures),
         "wayback.capture_count": len(captures),
-        "wayback.first_capture": _iso(min(times)) if times else None,
-        "wayback.last_capture": _iso(max(times)) if times else None,
+        "wayback.first_capture": iso_utc(min(times)) if times else None,
+        "wayback.last_capture": iso_utc(max(times)) if times else None,
     }
 
 
 def _has_content(status: str) -> bool:
     return status == "-" or status[:1] in ("2", "3")
 
-
-def _iso(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
