@@ -23,7 +23,7 @@ from linkmeter.engine.results import UrlResult, UrlStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import SettingsError
 from linkmeter.inputs import InvalidLine, UrlList, numbered_lines, read_urls
-from linkmeter.output import print_table, render_csv, render_json, stdout_console
+from linkmeter.output import print_table, printable, render_csv, render_json, stdout_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -94,7 +94,7 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
 def _report_invalid(err: Console, invalid: Sequence[InvalidLine]) -> None:
     for line in invalid:
         # soft_wrap: one report per line, whatever the width, so `grep 'line 12'` finds all of it.
-        err.print(f"{line.source}: skipped {line.text!r}: {line.message} [{line.code}]",
+        err.print(f"{line.source}: skipped {printable(repr(line.text))}: {line.message} [{line.code}]",
                   style="yellow", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ from linkmeter.engine.results import SUCCESS, UrlResult
 from linkmeter.inputs import InvalidLine
 
 MISSING = "-"
+FORMULA_STARTS = frozenset("=+-@\t\r")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # (header, signal, formatter) for the human table: the numbers people look at first.
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -73,10 +76,22 @@ def render_csv(results: Sequence[UrlResult], plan: Plan) -> str:
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return ";".join(str(v) for v in value)
+        return _csv_safe(";".join(str(v) for v in value))
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str):
+        return _csv_safe(value)
     return value
+
+
+def _csv_safe(text: str) -> str:
+    """Scraped text starting like a formula would run as one in a spreadsheet: quote it (OWASP)."""
+    return "'" + text if text[:1] in FORMULA_STARTS else text
+
+
+def printable(text: str) -> str:
+    """Scraped or upstream text without control characters, so it cannot drive the terminal."""
+    return _CONTROL.sub("", text)
 
 
 def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> None:
@@ -94,14 +109,14 @@ def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> N
         ok = sum(1 for call in result.providers.values() if call.status in SUCCESS)
         style = {"done": "green", "partial": "yellow", "failed": "red"}[str(result.status)]
         # Text() never interprets markup: scraped titles are shown exactly as written.
-        cells = [Text(result.url), Text(str(result.status), style=style)]
+        cells = [Text(printable(result.url)), Text(str(result.status), style=style)]
         cells += [Text(_cell(result.signals.get(signal))) for _, signal in columns]
         cells.append(Text(f"{ok}/{len(result.providers)}"))
         table.add_row(*cells)
     console.print(table)
     problems = _problems(results)
     if problems:
-        console.print(Text("Provider problems: " + "; ".join(problems), style="dim"))
+        console.print(Text(printable("Provider problems: " + "; ".join(problems)), style="dim"))
 
 
 def _cell(value: Any) -> str:
@@ -113,7 +128,7 @@ def _cell(value: Any) -> str:
         return f"{value:,.1f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return " ".join(str(value).split())
+    return printable(" ".join(str(value).split()))
 
 
 def _problems(results: Sequence[UrlResult]) -> list[str]:

@@ -323,3 +323,12 @@ async def test_no_url_is_lost_when_providers_misbehave(concurrency: int) -> None
     urls = [f"{URL}?n={i}" for i in range(10)]
     results = [r async for r in engine.analyze_many(urls, concurrency=concurrency)]
     assert len(results) == 10 and all(r.status is UrlStatus.FAILED for r in results)
+
+
+async def test_a_full_concurrency_cap_does_not_count_against_the_providers_health() -> None:
+    provider = FakeProvider("p", provides=("p.x",), behave=returns({"p.x": 1}, delay=0.3),
+                            policy=Policy(timeout=1, retries=0, concurrency=1, breaker_threshold=2))
+    engine = make_engine(provider, url_deadline=0.1)
+    results = [r async for r in engine.analyze_many([f"{URL}?n={i}" for i in range(4)], concurrency=4)]
+    assert sorted(str(r.providers["p"].status) for r in results).count("rate_limited") >= 2
+    assert await engine.state.breakers.allow("p", threshold=2, cooldown=30)

@@ -256,3 +256,19 @@ async def test_ip_address_is_refused_for_good(server: DnsServer) -> None:
     with pytest.raises(ProviderError) as caught:
         await collect(context(server), "198.51.100.7")
     assert not caught.value.retryable
+
+
+async def test_the_dqs_key_never_appears_in_raw_results_or_messages(server: DnsServer) -> None:
+    ctx = context(server, config=ProviderConfig(base_url="", api_key="S3CRETKEY"))
+    collected = await DnsblProvider().collect(ctx, {"domain": "example.org"})
+    assert "S3CRETKEY" not in repr(collected.raw)
+    assert collected.raw["spamhaus_dbl"]["query"] == "example.org.<key>.dbl.dq.spamhaus.net"
+    hung = await serve(hang=frozenset({"dnsbl", "dns"}))
+    try:
+        with pytest.raises(ProviderError) as info:
+            await DnsblProvider().collect(
+                context(hung, timeout=0.2, config=ProviderConfig(base_url="", api_key="S3CRETKEY")),
+                {"domain": "example.org"})
+        assert "S3CRETKEY" not in info.value.message
+    finally:
+        await hung.close()

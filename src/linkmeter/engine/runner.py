@@ -185,6 +185,7 @@ class Engine:
                     async with asyncio.timeout(max(0.0, deadline - self._clock())):
                         await semaphore.acquire()
                 except TimeoutError:
+                    success = True  # our own cap was full: says nothing about the provider's health
                     return _Shared(CallStatus.RATE_LIMITED, 0,
                                    f"concurrency cap ({policy.concurrency}) full until the deadline", None)
             try:

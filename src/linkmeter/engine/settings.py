@@ -58,7 +58,8 @@ class EngineSettings:
             enabled=_flag(env, prefix + "ENABLED", True),
         )
         provider = provider_class(config)
-        provider.policy = self.policy_for(provider_class.policy, prefix)
+        # Start from the instance's policy: a provider may adapt it to its config (e.g. OAuth rates).
+        provider.policy = self.policy_for(provider.policy, prefix)
         return provider
 
     def policy_for(self, base: Policy, prefix: str) -> Policy:

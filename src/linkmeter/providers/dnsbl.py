@@ -153,6 +153,8 @@ class DnsblProvider(Provider):
         domain = registered_domain(target_domain(signals))
         require_domain_name(domain, self.name)
         names = {name: f"{domain}.{zone}" for name, zone in zones(ctx.config).items()}
+        secret = ctx.config.api_key
+        shown = {name: _masked(query, secret) for name, query in names.items()}
         results = await asyncio.gather(
             *(ctx.dns.query(names[name], "A") for name in LISTS), return_exceptions=True)
         verdicts: dict[str, Verdict] = {}
@@ -161,16 +163,17 @@ class DnsblProvider(Provider):
         for name, result in zip(LISTS, results, strict=True):
             if isinstance(result, ProviderError):
                 failures.append(result)
-                verdicts[name] = Verdict(REFUSED, reason=f"lookup failed: {result.message}")
-                raw[name] = {"query": names[name], "error": result.message}
+                message = _masked(result.message, secret)
+                verdicts[name] = Verdict(REFUSED, reason=f"lookup failed: {message}")
+                raw[name] = {"query": shown[name], "error": message}
             elif isinstance(result, BaseException):
                 raise result
             else:
                 verdicts[name] = _verdict(name, result)
-                raw[name] = {"query": names[name], "rcode": result.rcode, "records": list(result.records),
+                raw[name] = {"query": shown[name], "rcode": result.rcode, "records": list(result.records),
                              "reason": verdicts[name].reason}
         if len(failures) == len(LISTS):
-            raise ProviderError(f"dnsbl: every lookup failed for {domain}: {failures[0].message}",
+            raise ProviderError(f"dnsbl: every lookup failed for {domain}: {_masked(failures[0].message, secret)}",
                                 retryable=True)
         found: dict[str, Any] = {}
         for name, verdict in verdicts.items():
@@ -178,6 +181,11 @@ class DnsblProvider(Provider):
             found[f"dnsbl.{name}_categories"] = list(verdict.categories)
         found["dnsbl.listed_count"] = sum(1 for v in verdicts.values() if v.status == LISTED)
         return Collected(signals=found, raw=raw)
+
+
+def _masked(text: str, secret: str | None) -> str:
+    """The DQS key is part of the query name: keep it out of raw results and messages people see."""
+    return text.replace(secret, "<key>") if secret else text
 
 
 def _verdict(name: str, answer: DnsAnswer) -> Verdict:
