@@ -1,0 +1,1 @@
+"""Running analyses: the in-process runner (embedded) and dispatch to it."""

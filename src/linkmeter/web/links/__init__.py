@@ -1,0 +1,1 @@
+"""Links, their analyses, provider results, batches and feedback: models, services and selectors."""

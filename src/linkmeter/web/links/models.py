@@ -1,0 +1,174 @@
+"""What linkmeter stores: links, their analyses over time, every provider result, batches and feedback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+
+class Link(models.Model):
+    """One normalised URL; its analyses over time are its history."""
+
+    url = models.CharField(max_length=2048, unique=True)
+    domain = models.CharField(max_length=253, db_index=True)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    latest_analysis = models.ForeignKey(
+        "Analysis", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class AnalysisStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+FINAL_STATUSES = frozenset({AnalysisStatus.DONE, AnalysisStatus.PARTIAL, AnalysisStatus.FAILED})
+
+
+class Analysis(models.Model):
+    """One run of the providers for one link."""
+
+    link = models.ForeignKey(Link, on_delete=models.CASCADE, related_name="analyses")
+    status = models.CharField(max_length=10, choices=AnalysisStatus.choices, default=AnalysisStatus.QUEUED)
+    priority = models.SmallIntegerField(default=0)  # higher runs first
+    providers = models.JSONField(default=list, blank=True)  # the selection asked for; [] = all
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)  # set when it starts; the watchdog reads it
+    attempts = models.SmallIntegerField(default=0)  # how many times a runner started it
+    signals = models.JSONField(default=dict, blank=True)
+    elapsed_ms = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "-priority", "id"], name="analysis_queue"),
+            models.Index(fields=["link", "-finished_at"], name="analysis_link_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} of {self.link_id} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+class ProviderResult(models.Model):
+    """One provider's call for one analysis: status, timings, its numbers and the raw answer."""
+
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="results")
+    provider = models.CharField(max_length=40)
+    status = models.CharField(max_length=20)
+    latency_ms = models.FloatField(default=0.0)
+    attempts = models.SmallIntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    signals = models.JSONField(default=dict, blank=True)
+    raw = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["analysis", "provider"], name="one_result_per_provider"),
+        ]
+        indexes = [models.Index(fields=["provider", "-created_at"], name="result_provider_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.status}"
+
+
+class BatchSource(models.TextChoices):
+    API = "api"
+    PASTE = "paste"
+    CSV = "csv"
+    CLI = "cli"
+
+
+class Batch(models.Model):
+    """A submission of one or many URLs: its analyses (new or reused) in input order."""
+
+    name = models.CharField(max_length=200, blank=True, default="")
+    source = models.CharField(max_length=10, choices=BatchSource.choices, default=BatchSource.API)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    providers = models.JSONField(default=list, blank=True)
+    fresh = models.BooleanField(default=False)
+    total = models.IntegerField(default=0)
+    invalid = models.JSONField(default=list, blank=True)  # the rejected input lines, with index and reason
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    analyses: models.ManyToManyField[Analysis, BatchItem] = models.ManyToManyField(
+        Analysis, through="BatchItem", related_name="batches"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self) -> str:
+        return self.name or f"batch {self.pk}"
+
+
+class BatchItem(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="items")
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="batch_items")
+    position = models.IntegerField()  # index in the submission
+    reused = models.BooleanField(default=False)  # an earlier analysis young enough to answer
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [models.UniqueConstraint(fields=["batch", "position"], name="one_item_per_position")]
+
+
+class FeedbackLabel(models.TextChoices):
+    SPAM = "spam"
+    HAM = "ham"
+
+
+class Feedback(models.Model):
+    """A person's label for a link; the spam model learns from these."""
+
+    link = models.ForeignKey(Link, on_delete=models.CASCADE, related_name="feedback")
+    analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    label = models.CharField(max_length=4, choices=FeedbackLabel.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.label} for {self.link_id}"
+
+
+def result_dict(result: ProviderResult, *, include_raw: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "status": result.status,
+        "latency_ms": round(result.latency_ms, 1),
+        "attempts": result.attempts,
+        "message": result.message,
+        "signals": result.signals,
+    }
+    if include_raw:
+        data["raw"] = result.raw
+    return data
