@@ -57,3 +57,16 @@ async def test_breaker_reports_its_state() -> None:
     assert await breakers.state("p", cooldown=5) is BreakerState.HALF_OPEN
     await breakers.record("p", True, threshold=3)
     assert await breakers.state("p", cooldown=5) is BreakerState.CLOSED
+
+
+async def test_a_pause_delays_every_slot_until_it_ends() -> None:
+    clock = Clock()
+    limiter = MemoryRateLimiter(clock=clock)
+    await limiter.pause("p", 2.0)
+    assert await limiter.paused_for("p") == pytest.approx(2.0)
+    assert await limiter.reserve("p", rate=100, burst=10, max_wait=5) == pytest.approx(2.0)
+    assert await limiter.reserve("p", rate=100, burst=10, max_wait=1) is None
+    await limiter.pause("p", 0.5)  # a shorter pause never shortens a longer one
+    assert await limiter.paused_for("p") == pytest.approx(2.0)
+    clock.now += 2.5
+    assert await limiter.paused_for("p") == 0.0

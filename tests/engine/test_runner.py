@@ -332,3 +332,32 @@ async def test_a_full_concurrency_cap_does_not_count_against_the_providers_healt
     results = [r async for r in engine.analyze_many([f"{URL}?n={i}" for i in range(4)], concurrency=4)]
     assert sorted(str(r.providers["p"].status) for r in results).count("rate_limited") >= 2
     assert await engine.state.breakers.allow("p", threshold=2, cooldown=30)
+
+
+async def test_a_429_pauses_every_caller_of_that_provider_for_its_retry_after() -> None:
+    first_call = asyncio.Event()
+
+    async def limited_once(signals: Signals, n: int) -> dict[str, Any]:
+        if n == 1:
+            first_call.set()
+            raise retryable("HTTP 429", retry_after=0.4, status=429)
+        return {"p.x": n}
+
+    provider = FakeProvider("p", provides=("p.x",), behave=limited_once,
+                            policy=Policy(timeout=1, retries=1, backoff_base=0.01))
+    engine = make_engine(provider)
+    began = time.monotonic()
+    first = asyncio.create_task(engine.analyze(f"{URL}?n=1"))
+    await first_call.wait()
+    second = await engine.analyze(f"{URL}?n=2")  # a different URL: no retry of its own, but it must wait
+    assert second.providers["p"].status is CallStatus.OK
+    assert time.monotonic() - began >= 0.4
+    assert (await first).providers["p"].status is CallStatus.OK
+
+
+async def test_a_pause_longer_than_the_deadline_ends_rate_limited_without_calling() -> None:
+    provider = FakeProvider("p", provides=("p.x",))
+    engine = make_engine(provider, url_deadline=0.5)
+    await engine.state.limiter.pause("p", 30)
+    call = (await engine.analyze(URL)).providers["p"]
+    assert call.status is CallStatus.RATE_LIMITED and "429" in call.message and provider.calls == 0

@@ -12,7 +12,15 @@ from typing import Protocol
 class RateLimiter(Protocol):
     async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
         """Reserve one call slot; return the seconds to wait before using it, or None (nothing reserved)
-        when the wait would exceed ``max_wait``."""
+        when the wait would exceed ``max_wait``. A pause (below) delays every slot until it ends."""
+        ...
+
+    async def pause(self, name: str, seconds: float) -> None:
+        """The provider said "slow down" (429 + Retry-After): no call to it for ``seconds``, anywhere."""
+        ...
+
+    async def paused_for(self, name: str) -> float:
+        """Seconds left of a pause (0.0 when none)."""
         ...
 
 
@@ -21,18 +29,27 @@ class MemoryRateLimiter:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._tat: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
         self._clock = clock
 
     async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
         now = self._clock()
         interval = 1.0 / rate
-        tat = max(self._tat.get(name, now), now)
-        allowed_at = tat - interval * (max(burst, 1) - 1)
+        tat = max(self._tat.get(name, now), now, self._paused_until.get(name, now))
+        allowed_at = max(tat - interval * (max(burst, 1) - 1), self._paused_until.get(name, now))
         wait = max(0.0, allowed_at - now)
         if wait > max_wait:
             return None
         self._tat[name] = tat + interval
         return wait
+
+    async def pause(self, name: str, seconds: float) -> None:
+        until = self._clock() + seconds
+        if until > self._paused_until.get(name, 0.0):
+            self._paused_until[name] = until
+
+    async def paused_for(self, name: str) -> float:
+        return max(0.0, self._paused_until.get(name, 0.0) - self._clock())
 
 
 class BreakerState(StrEnum):

@@ -51,14 +51,14 @@ class _StopAtDeadline(stop_base):
 
 
 async def call_with_retries(
-    attempt: Callable[[float], Awaitable[Any]],
+    attempt: Callable[[], Awaitable[Any]],
     *,
     policy: Policy,
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     before_attempt: Callable[[], Awaitable[None]] | None = None,
 ) -> tuple[Any, int]:
-    """Run ``attempt(timeout)`` until it succeeds, fails for good, runs out of retries or of time.
+    """Run ``attempt()`` until it succeeds, fails for good, runs out of retries or of time.
 
     Each attempt gets ``min(policy.timeout, time left)``, counted after ``before_attempt`` (a rate-limit
     wait) returns. Returns (result, attempts); the last exception is re-raised with ``.attempts`` set."""
@@ -74,7 +74,7 @@ async def call_with_retries(
             raise TimeoutError("deadline reached")
         timeout = min(policy.timeout, remaining)
         async with asyncio.timeout(timeout):
-            return await attempt(timeout)
+            return await attempt()
 
     try:
         # Fast path: most calls succeed at once, and tenacity's machinery costs more than the call's

@@ -27,6 +27,7 @@ from linkmeter.engine.urls import parse_url
 log = logging.getLogger(__name__)
 
 DEFAULT_URL_DEADLINE = 60.0
+DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 that gave no Retry-After
 
 
 @dataclass(slots=True)
@@ -189,21 +190,29 @@ class Engine:
                     return _Shared(CallStatus.RATE_LIMITED, 0,
                                    f"concurrency cap ({policy.concurrency}) full until the deadline", None)
             try:
-                async def wait_for_rate_slot() -> None:
-                    wait = await self.state.limiter.reserve(
-                        name, policy.rate_per_sec or 0.0, policy.burst, deadline - self._clock() - 0.05
-                    )
+                async def wait_for_slot() -> None:
+                    limiter, left = self.state.limiter, deadline - self._clock() - 0.05
+                    if policy.rate_per_sec:
+                        wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
+                    else:
+                        paused = await limiter.paused_for(name)
+                        wait = paused if paused <= left else None
                     if wait is None:
-                        raise _RateLimitWait(policy.rate_per_sec or 0.0)
+                        raise _RateLimitWait(policy.rate_per_sec)
                     if wait > 0:
                         await asyncio.sleep(wait)
 
+                async def attempt() -> Collected:
+                    try:
+                        return await provider.collect(self._contexts[name], signals)
+                    except ProviderError as exc:
+                        if exc.rate_limited:
+                            # Every caller of this provider (every worker, with shared state) pauses too.
+                            await self.state.limiter.pause(name, exc.retry_after or DEFAULT_PAUSE_SECONDS)
+                        raise
+
                 collected, attempts = await call_with_retries(
-                    lambda timeout: provider.collect(self._contexts[name], signals),
-                    policy=policy,
-                    deadline=deadline,
-                    clock=self._clock,
-                    before_attempt=wait_for_rate_slot if policy.rate_per_sec else None,
+                    attempt, policy=policy, deadline=deadline, clock=self._clock, before_attempt=wait_for_slot,
                 )
             finally:
                 if semaphore is not None:
@@ -237,8 +246,9 @@ def _attempts(exc: BaseException) -> int:
 
 
 class _RateLimitWait(Exception):
-    def __init__(self, rate: float) -> None:
-        super().__init__(f"rate limit ({rate:g}/s) would not free a slot before the deadline")
+    def __init__(self, rate: float | None) -> None:
+        limit = f"rate limit ({rate:g}/s)" if rate else "a pause after HTTP 429"
+        super().__init__(f"{limit} would not free a slot before the deadline")
 
 
 class _UrlRun:
