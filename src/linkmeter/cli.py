@@ -71,7 +71,9 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
     url_list = read_urls(items)
     err = Console(stderr=True)
     _report_invalid(err, url_list.invalid)
-    select = [name.strip() for name in providers.split(",") if name.strip()] if providers else None
+    select = [name.strip() for name in providers.split(",") if name.strip()] if providers is not None else None
+    if select == []:
+        raise click.UsageError("--providers names no provider (try: --providers page,rdap)")
     try:
         with _environment(emulator) as (environ, relaxed):
             engine = build_engine(environ, select=select, relax_rate_limits=relaxed, url_deadline=timeout)
@@ -176,12 +178,17 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
     """
     import json
 
-    from linkmeter.emulator.server import RunningEmulator, serve_forever
+    from linkmeter.emulator.server import RunningEmulator, discover_apis, serve_forever
 
+    known = {mount.name for mount in discover_apis()} | {"page", "dns", "dnsbl"}
     try:
         limits = dict(parse_rate_limit(text) for text in rate_limits)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--rate-limit") from exc
+    for name in [*limits, *(h.lower() for h in hang)]:
+        if name not in known:
+            raise click.BadParameter(f"unknown provider {name!r} (known: {', '.join(sorted(known))})",
+                                     param_hint="--rate-limit/--hang")
     knobs = Knobs(latency_ms=latency_ms, error_rate=error_rate, rate_limits=limits,
                   hang=frozenset(h.lower() for h in hang), seed=seed)
 

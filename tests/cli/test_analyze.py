@@ -171,6 +171,7 @@ async def test_a_url_whose_every_provider_fails_ends_failed_with_exit_1(
 @pytest.mark.parametrize(("args", "message"), [
     (["--json", "--csv", NEWS], "choose one of --json and --csv"),
     (["--providers", "nope", NEWS], "unknown provider(s): nope"),
+    (["--providers", ",", NEWS], "--providers names no provider"),
     ([], "give URLs as arguments or with --file"),
 ])
 async def test_usage_errors_exit_2_with_a_clear_message(

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 
 from linkmeter.emulator.knobs import Knobs
@@ -84,3 +85,10 @@ async def test_a_bad_rate_limit_is_a_usage_error() -> None:
                               "--rate-limit", "foo")
     assert run.code == 2
     assert "--rate-limit" in run.stderr and "PROVIDER=N/s" in run.stderr
+
+
+@pytest.mark.parametrize("args", [["--hang", "nope"], ["--rate-limit", "telepathy=5/s"]])
+async def test_an_unknown_provider_name_is_a_usage_error(args: list[str]) -> None:
+    run = await run_linkmeter("emulate", "--port", "0", "--https-port", "0", "--dns-port", "0", *args)
+    assert run.code == 2
+    assert "unknown provider" in run.stderr and "hackernews" in run.stderr

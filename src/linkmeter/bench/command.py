@@ -26,7 +26,7 @@ PATHS = ("/a/{i}", "/2024/05/story-{i}", "/blog/post-{i}", "/news/item?id={i}")
 
 
 def workload(n: int) -> list[str]:
-    """N distinct URLs on about N/10 domains (so per-domain providers see realistic cache reuse);
+    """N distinct URLs on N/10 registered domains (so per-domain providers see realistic cache reuse);
     one in five is plain http (a redirect to https)."""
     domains = max(1, n // 10)
     urls = []
@@ -34,7 +34,7 @@ def workload(n: int) -> list[str]:
         d = i % domains
         scheme = "http" if i % 5 == 4 else "https"
         path = PATHS[i % len(PATHS)].format(i=i)
-        urls.append(f"{scheme}://www.site{d}.example.{TLDS[d % 3]}{path}")
+        urls.append(f"{scheme}://www.site{d}.{TLDS[d % 3]}{path}")
     return urls
 
 

@@ -27,6 +27,7 @@ from linkmeter.engine.urls import parse_url
 log = logging.getLogger(__name__)
 
 DEFAULT_URL_DEADLINE = 60.0
+SLOT_WAIT_MARGIN = 0.05  # a wait for a slot ends this long before the URL deadline
 DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 that gave no Retry-After
 
 
@@ -81,6 +82,16 @@ class Engine:
 
     def disabled(self) -> dict[str, str]:
         return {name: reason for name, reason in self._disabled.items() if reason}
+
+    def narrowed(self, select: Iterable[str]) -> Engine:
+        """An engine running only ``select`` (plus the providers they need), sharing this one's clients,
+        state, in-flight calls and concurrency caps; close only this one. Raises PlanError for an unknown
+        name."""
+        view = Engine(Plan.build(self.plan.providers, select=select), http=self.http, dns=self.dns,
+                      state=self.state, url_deadline=self.url_deadline, clock=self._clock)
+        view._flights = self._flights
+        view._semaphores = self._semaphores
+        return view
 
     async def analyze(self, url: str, *, deadline: float | None = None) -> UrlResult:
         """Run every provider of the plan for one normalised URL; always returns, by the deadline."""
@@ -183,7 +194,8 @@ class Engine:
             semaphore = self._semaphores.get(name)
             if semaphore is not None:
                 try:
-                    async with asyncio.timeout(max(0.0, deadline - self._clock())):
+                    # Give up just before the URL's deadline, so the call can still say why it did not run.
+                    async with asyncio.timeout(max(0.0, deadline - self._clock() - SLOT_WAIT_MARGIN)):
                         await semaphore.acquire()
                 except TimeoutError:
                     success = True  # our own cap was full: says nothing about the provider's health
@@ -191,7 +203,7 @@ class Engine:
                                    f"concurrency cap ({policy.concurrency}) full until the deadline", None)
             try:
                 async def wait_for_slot() -> None:
-                    limiter, left = self.state.limiter, deadline - self._clock() - 0.05
+                    limiter, left = self.state.limiter, deadline - self._clock() - SLOT_WAIT_MARGIN
                     if policy.rate_per_sec:
                         wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
                     else:
