@@ -1,5 +1,20 @@
-"""UI routes (filled in by the UI views)."""
+"""UI routes: home, batch, link and providers pages, and the htmx partials they refresh."""
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from linkmeter.web.ui import views
+
+app_name = "ui"
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.home, name="home"),
+    path("batches/<int:batch_id>/", views.batch, name="batch"),
+    path("batches/<int:batch_id>/progress/", views.batch_progress, name="batch-progress"),
+    path("batches/<int:batch_id>/table/", views.batch_table, name="batch-table"),
+    path("links/<int:link_id>/", views.link, name="link"),
+    path("links/<int:link_id>/reanalyse/", views.reanalyse, name="reanalyse"),
+    path("links/<int:link_id>/feedback/", views.feedback, name="feedback"),
+    path("analyses/<int:analysis_id>/raw/<str:provider>/", views.raw_response, name="raw"),
+    path("providers/", views.providers, name="providers"),
+    path("providers/table/", views.providers_table, name="providers-table"),
+]

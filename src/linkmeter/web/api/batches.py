@@ -1,0 +1,76 @@
+"""GET /batches/{id} (progress) and GET /batches/{id}/results (streamed: JSON, NDJSON or CSV)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import reverse
+from ninja import Router
+from ninja.params import P, QueryEx
+
+from linkmeter.web.api.errors import ApiError, not_found
+from linkmeter.web.api.exports import MEDIA_TYPES, Row, encode
+from linkmeter.web.api.schemas import BatchOut, ErrorOut
+from linkmeter.web.links import selectors
+from linkmeter.web.links.models import Batch
+
+router = Router(tags=["batches"])
+
+CHUNK_ROWS = 500
+
+
+def _batch(batch_id: int) -> Batch:
+    batch = selectors.batch_by_id(batch_id)
+    if batch is None:
+        raise not_found("batch", batch_id)
+    return batch
+
+
+@router.get("/{int:batch_id}", url_name="batch_progress", response={200: BatchOut, 404: ErrorOut},
+            summary="A batch's progress: counts by status, progress, ETA, invalid lines")
+def batch_progress(request: HttpRequest, batch_id: int) -> dict[str, Any]:
+    data = selectors.batch_progress(_batch(batch_id)).as_dict()
+    data["links"] = {"results": reverse("api-v1:batch_results", kwargs={"batch_id": batch_id})}
+    return data
+
+
+def _take(rows: Iterator[Row], n: int) -> list[Row]:
+    return list(itertools.islice(rows, n))
+
+
+async def _row_chunks(batch: Batch) -> AsyncIterator[list[Row]]:
+    """The rows in chunks, each read in a worker thread, so the event loop never waits on the database."""
+    rows = selectors.batch_rows(batch, chunk_size=CHUNK_ROWS)
+    try:
+        while chunk := await sync_to_async(_take)(rows, CHUNK_ROWS):
+            yield chunk
+    finally:
+        close = getattr(rows, "close", None)  # a generator: closes its database cursor in the same thread
+        if close is not None:
+            await sync_to_async(close)()
+
+
+@router.get("/{int:batch_id}/results", url_name="batch_results",
+            response={200: None, 404: ErrorOut, 422: ErrorOut},
+            openapi_extra={"responses": {200: {
+                "description": "one row per submitted valid URL in input order; rows not final yet have "
+                               "their status and empty signals",
+                "content": {media: {} for media in MEDIA_TYPES.values()},
+            }}},
+            summary="A batch's results, streamed (partial while it runs)")
+async def batch_results(
+    request: HttpRequest, batch_id: int,
+    format: QueryEx[str, P(description="json (one array), ndjson (one object per line) or csv")] = "json",
+) -> StreamingHttpResponse:
+    if format not in MEDIA_TYPES:
+        raise ApiError(422, "invalid_format", f"format must be one of {', '.join(MEDIA_TYPES)}",
+                       {"allowed": list(MEDIA_TYPES), "given": format})
+    batch = await sync_to_async(_batch)(batch_id)
+    response = StreamingHttpResponse(encode(_row_chunks(batch), format), content_type=MEDIA_TYPES[format])
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{format}"'
+    response["Cache-Control"] = "no-store"  # partial while the batch runs
+    return response

@@ -1,0 +1,174 @@
+"""Request and response shapes of the REST API (they are also its OpenAPI description)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+
+class ErrorOut(Schema):
+    code: str = Field(description="machine-readable, e.g. invalid_request, no_valid_urls, not_found")
+    message: str
+    details: Any = None
+
+
+class SubmitIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    urls: list[str] = Field(description="URLs to analyse; invalid ones are listed with their index, the rest run")
+    providers: list[str] | None = Field(None, description="provider names; omitted or empty = all")
+    fresh: bool = Field(False, description="analyse again even when a young enough analysis exists")
+    name: str = Field("", description="a name for the batch")
+    max_age: float | None = Field(None, ge=0, description="reuse analyses younger than this many seconds "
+                                                          "(default: the shortest cache TTL of the providers)")
+
+
+class InvalidItemOut(Schema):
+    index: int
+    input: str
+    code: str
+    message: str
+
+
+class SubmitLinksOut(Schema):
+    batch: str
+    results: str
+
+
+class ProviderResultOut(Schema):
+    status: str
+    latency_ms: float
+    attempts: int
+    message: str
+    signals: dict[str, Any]
+    raw: Any = Field(None, description="the provider's raw response (only with ?raw=true)")
+
+
+class AnalysisOut(Schema):
+    analysis_id: int
+    link_id: int
+    url: str
+    status: str = Field(description="queued, running, done, partial or failed")
+    signals: dict[str, Any] = Field(description="every signal produced (empty until the analysis is final)")
+    queued_at: str
+    started_at: str | None
+    finished_at: str | None
+    elapsed_ms: float | None
+    error: str
+    providers_requested: list[str]
+    providers: dict[str, ProviderResultOut]
+
+
+class SubmitAcceptedOut(Schema):
+    batch_id: int
+    analysis_ids: list[int] = Field(description="one per valid URL, in input order (duplicates share one)")
+    reused: int = Field(description="how many URLs were answered by an earlier analysis")
+    queued: int = Field(description="how many new analyses were queued")
+    invalid: list[InvalidItemOut]
+    links: SubmitLinksOut
+
+
+class SubmitDoneOut(SubmitAcceptedOut):
+    results: list[AnalysisOut] = Field(description="the analysis of each valid URL, in input order")
+
+
+class BatchLinksOut(Schema):
+    results: str
+
+
+class BatchOut(Schema):
+    id: int
+    name: str
+    total: int
+    counts: dict[str, int] = Field(description="analyses by status")
+    finished: int
+    progress: float = Field(description="0..1")
+    eta_seconds: float | None
+    created_at: str
+    finished_at: str | None
+    invalid: list[InvalidItemOut]
+    links: BatchLinksOut
+
+
+class HistoryItemOut(Schema):
+    analysis_id: int
+    status: str
+    finished_at: str | None
+
+
+class HistorySummaryOut(Schema):
+    count: int
+    first_at: str | None
+    last_at: str | None
+    recent: list[HistoryItemOut] = Field(description="the newest final analyses, newest first")
+
+
+class LinkLinksOut(Schema):
+    history: str
+    feedback: str
+
+
+class LinkOut(Schema):
+    id: int
+    url: str
+    domain: str
+    first_seen: str
+    latest_analysis: AnalysisOut | None
+    history: HistorySummaryOut
+    links: LinkLinksOut
+
+
+class HistoryEntryOut(Schema):
+    analysis_id: int
+    status: str
+    queued_at: str
+    finished_at: str | None
+    elapsed_ms: float | None
+    signals: dict[str, Any]
+
+
+class SeriesPointOut(Schema):
+    t: str
+    v: int | float
+
+
+class LinkHistoryOut(Schema):
+    link_id: int
+    url: str
+    analyses: list[HistoryEntryOut] = Field(description="final analyses, oldest first")
+    series: dict[str, list[SeriesPointOut]] = Field(description="per numeric signal, its values over time")
+
+
+class FeedbackIn(Schema):
+    model_config = ConfigDict(extra="forbid")
+
+    label: str = Field(description="spam or ham")
+
+
+class FeedbackOut(Schema):
+    id: int
+    link_id: int
+    analysis_id: int | None
+    label: str
+    created_at: str
+
+
+class ProviderHealthOut(Schema):
+    name: str
+    enabled: bool
+    disabled_reason: str | None
+    breaker: str = Field(description="closed, open, half_open or unknown")
+    calls: int
+    success_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    statuses: dict[str, int]
+    last_error: str | None
+    last_error_at: str | None
+
+
+class ProvidersOut(Schema):
+    window_minutes: int
+    providers: list[ProviderHealthOut]

@@ -1,0 +1,369 @@
+"""Shared state in Redis, against a real Redis (LINKMETER_TEST_REDIS_URL, default 127.0.0.1:6379).
+
+Two stores built on two clients stand for two worker processes. These tests fail (never skip) when Redis is
+not reachable: CI starts one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from linkmeter.assembly import build_engine
+from linkmeter.engine.cache import CacheEntry, MemoryCache
+from linkmeter.engine.limits import BreakerState
+from linkmeter.engine.provider import Policy
+from linkmeter.engine.redis_state import (
+    RedisCache,
+    RedisCircuitBreakers,
+    RedisLink,
+    RedisRateLimiter,
+    redis_state,
+)
+from linkmeter.engine.results import CallStatus
+from linkmeter.engine.runner import EngineState
+from linkmeter.engine.settings import SettingsError
+from tests.engine.fakes import FakeProvider, make_engine
+
+REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+
+MakeLink = Callable[..., RedisLink]
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc!r}); these tests need a running Redis")
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(admin: aioredis.Redis) -> AsyncIterator[str]:
+    """A key prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"linkmeter-test:{uuid.uuid4().hex}:"
+    yield prefix
+    keys = [key async for key in admin.scan_iter(match=prefix + "*")]
+    if keys:
+        await admin.delete(*keys)
+
+
+@pytest.fixture
+async def link(prefix: str) -> AsyncIterator[MakeLink]:
+    """``link(**options)``: a new client (one "worker") on the test's prefix, closed at teardown."""
+    made: list[RedisLink] = []
+
+    def make(**options: Any) -> RedisLink:
+        made.append(RedisLink.from_url(REDIS_URL, prefix=prefix, **options))
+        return made[-1]
+
+    yield make
+    for each in made:
+        await each.aclose()
+
+
+# --- rate limiter ---------------------------------------------------------------------------------------
+
+
+async def _server_time(admin: aioredis.Redis) -> float:
+    seconds, micros = await admin.time()
+    return seconds + micros / 1e6
+
+
+async def test_two_workers_reserving_concurrently_never_exceed_the_rate(
+        link: MakeLink, admin: aioredis.Redis, prefix: str) -> None:
+    workers = [RedisRateLimiter(link()), RedisRateLimiter(link())]
+    rate, burst, calls = 50.0, 5, 40
+    interval = 1 / rate
+    started = await _server_time(admin)
+    waits = await asyncio.gather(*(workers[n % 2].reserve("p", rate, burst, max_wait=10) for n in range(calls)))
+    window = await _server_time(admin) - started  # every reservation was made (server time) in this window
+    # GCRA over both workers together: the burst at once, then one slot per interval. A slot is the
+    # reservation's server time plus its wait, so the j-th smallest wait is at least (j - burst + 1)
+    # intervals less the window; and no wait is longer than the whole queue.
+    ordered = sorted(w for w in waits if w is not None)
+    assert len(ordered) == calls
+    for j, wait in enumerate(ordered):
+        assert wait >= (j - burst + 1) * interval - window - 0.001, j
+    assert ordered[-1] <= (calls - burst) * interval + 0.001
+    # Every reservation counted, none lost between the workers: the theoretical arrival time moved on by
+    # one interval per call from the first reservation.
+    tat = float(await admin.get(f"{prefix}rl:{{p}}:tat")) / 1e6
+    assert tat >= started + calls * interval - 0.001
+
+
+async def test_a_refusal_reserves_nothing_in_any_worker(link: MakeLink, admin: aioredis.Redis,
+                                                         prefix: str) -> None:
+    a, b = RedisRateLimiter(link()), RedisRateLimiter(link())
+    assert await a.reserve("p", rate=1, burst=1, max_wait=0.5) == 0.0
+    assert await b.reserve("p", rate=1, burst=1, max_wait=0.5) is None
+    assert 0.5 < (await b.reserve("p", rate=1, burst=1, max_wait=2) or 0) <= 1.0
+    assert await a.reserve("other", rate=1, burst=1, max_wait=0) == 0.0  # names are independent
+    # Keys expire once they hold nothing back: the 'p' slot 1 s ahead, plus a second of slack.
+    assert 0 < await admin.pttl(f"{prefix}rl:{{p}}:tat") <= 3000
+    assert 0 < await admin.pttl(f"{prefix}rl:{{other}}:tat") <= 2000
+
+
+async def test_a_pause_holds_in_every_worker_and_is_never_shortened(link: MakeLink, admin: aioredis.Redis,
+                                                                   prefix: str) -> None:
+    a, b = RedisRateLimiter(link()), RedisRateLimiter(link())
+    assert await b.paused_for("p") == 0.0
+    await a.pause("p", 2.0)
+    assert 1.5 < await b.paused_for("p") <= 2.0
+    assert 1.5 < (await b.reserve("p", rate=100, burst=10, max_wait=5) or 0) <= 2.0
+    assert await b.reserve("p", rate=100, burst=10, max_wait=1) is None
+    await b.pause("p", 0.5)  # a shorter pause never shortens a longer one
+    assert await a.paused_for("p") > 1.0
+    assert 0 < await admin.pttl(f"{prefix}rl:{{p}}:pause") <= 3000
+    await a.pause("q", 0.1)
+    await asyncio.sleep(0.15)
+    assert await b.paused_for("q") == 0.0
+    assert await b.reserve("q", rate=1, burst=1, max_wait=0) == 0.0
+
+
+# --- circuit breakers -----------------------------------------------------------------------------------
+
+
+async def test_failures_from_two_workers_open_the_breaker_and_one_probe_runs_in_all(link: MakeLink) -> None:
+    a, b = RedisCircuitBreakers(link(), probe_lease=10), RedisCircuitBreakers(link(), probe_lease=10)
+    cooldown = 0.3
+    await a.record("p", False, threshold=3)
+    await b.record("p", False, threshold=3)
+    assert await a.state("p", cooldown) is BreakerState.CLOSED and await b.allow("p", 3, cooldown)
+    await a.record("p", False, threshold=3)
+    assert await b.state("p", cooldown) is BreakerState.OPEN
+    assert not await a.allow("p", 3, cooldown) and not await b.allow("p", 3, cooldown)
+
+    await asyncio.sleep(cooldown + 0.05)
+    assert await a.state("p", cooldown) is BreakerState.HALF_OPEN
+    allowed = await asyncio.gather(*(w.allow("p", 3, cooldown) for w in [a, b] * 10))
+    assert allowed.count(True) == 1  # exactly one probe across the workers
+    await b.record("p", False, threshold=3)  # the probe failed: open again, a new cooldown
+    assert await a.state("p", cooldown) is BreakerState.OPEN and not await a.allow("p", 3, cooldown)
+
+    await asyncio.sleep(cooldown + 0.05)
+    assert (await asyncio.gather(*(w.allow("p", 3, cooldown) for w in [a, b] * 10))).count(True) == 1
+    await a.record("p", True, threshold=3)  # the probe succeeded: closed everywhere
+    assert await b.state("p", cooldown) is BreakerState.CLOSED
+    assert await a.allow("p", 3, cooldown) and await b.allow("p", 3, cooldown)
+    assert await a.state("other", cooldown) is BreakerState.CLOSED
+
+
+async def test_a_probe_that_never_reports_lets_another_through_when_its_lease_ends(link: MakeLink) -> None:
+    a, b = RedisCircuitBreakers(link(), probe_lease=0.5), RedisCircuitBreakers(link(), probe_lease=0.5)
+    await a.record("p", False, threshold=1)
+    await asyncio.sleep(0.15)
+    assert await a.allow("p", 1, cooldown=0.1)  # a's worker takes the probe, then dies
+    assert not await b.allow("p", 1, cooldown=0.1)
+    assert await b.state("p", cooldown=0.1) is BreakerState.HALF_OPEN
+    await asyncio.sleep(0.55)
+    assert await b.allow("p", 1, cooldown=0.1)
+    assert not await a.allow("p", 1, cooldown=0.1)
+
+
+async def test_the_default_probe_lease_is_the_cooldown(link: MakeLink) -> None:
+    a, b = RedisCircuitBreakers(link()), RedisCircuitBreakers(link())
+    await a.record("p", False, threshold=1)
+    await asyncio.sleep(0.55)
+    assert await a.allow("p", 1, cooldown=0.5)
+    assert not await b.allow("p", 1, cooldown=0.5)
+    await asyncio.sleep(0.55)
+    assert await b.allow("p", 1, cooldown=0.5)
+
+
+# --- cache ----------------------------------------------------------------------------------------------
+
+
+async def test_a_cached_result_round_trips_between_workers(link: MakeLink, admin: aioredis.Redis,
+                                                          prefix: str) -> None:
+    a, b = RedisCache(link()), RedisCache(link())
+    entry = CacheEntry({"p.x": 1, "p.tags": ["a", "b"], "p.none": None}, {"raw": [1, 2.5, "é"]}, 1700000000.25)
+    await a.set("p:https://example.org/", entry, ttl=60)
+    assert await b.get("p:https://example.org/") == entry
+    assert await b.get("p:https://example.org/other") is None
+    assert 59_000 < await admin.pttl(f"{prefix}cache:p:https://example.org/") <= 60_000
+
+    long_key = "p:https://example.org/" + "x" * 1000
+    await a.set(long_key, entry, ttl=60)
+    assert await b.get(long_key) == entry
+    keys = [key async for key in admin.scan_iter(match=prefix + "cache:*")]
+    assert len(keys) == 2 and all(len(key) < len(prefix) + 100 for key in keys)
+
+
+async def test_cached_results_expire_after_their_ttl(link: MakeLink) -> None:
+    a, b = RedisCache(link()), RedisCache(link())
+    await a.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=0.5)
+    assert await b.get("p:k") is not None
+    await asyncio.sleep(0.6)
+    assert await b.get("p:k") is None
+    await a.set("p:zero", CacheEntry({"p.x": 1}, None, 0.0), ttl=0)
+    assert await b.get("p:zero") is None
+
+
+async def test_a_value_json_cannot_encode_is_just_not_cached(link: MakeLink,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    cache = RedisCache(link())
+    with caplog.at_level(logging.DEBUG, logger="linkmeter.engine.redis_state"):
+        await cache.set("p:a", CacheEntry({"p.x": object()}, None, 0.0), ttl=60)
+        await cache.set("p:b", CacheEntry({"p.x": 1}, {1j}, 0.0), ttl=60)
+    assert await cache.get("p:a") is None and await cache.get("p:b") is None
+    assert caplog.text.count("not JSON-serialisable") == 2
+
+
+async def test_an_unreadable_entry_is_a_miss(link: MakeLink, admin: aioredis.Redis, prefix: str) -> None:
+    await admin.set(f"{prefix}cache:p:bad", b"{not json")
+    await admin.set(f"{prefix}cache:p:shape", b"[1, 2]")
+    cache = RedisCache(link())
+    assert await cache.get("p:bad") is None and await cache.get("p:shape") is None
+
+
+# --- when Redis is unavailable --------------------------------------------------------------------------
+
+
+async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
+        caplog: pytest.LogCaptureFixture) -> None:
+    link = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    limiter, breakers, cache = RedisRateLimiter(link), RedisCircuitBreakers(link), RedisCache(link)
+    started = time.monotonic()
+    try:
+        with caplog.at_level(logging.WARNING, logger="linkmeter.engine.redis_state"):
+            waits = [await limiter.reserve("p", rate=1, burst=3, max_wait=10) for _ in range(5)]
+            assert waits == pytest.approx([0.0, 0.0, 0.0, 1.0, 2.0], abs=0.2)  # the in-memory limiter
+            await limiter.pause("q", 2.0)
+            assert 1.5 < await limiter.paused_for("q") <= 2.0
+
+            await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
+            assert await cache.get("p:k") is None  # a miss
+
+            for _ in range(3):
+                await breakers.record("p", False, threshold=3)
+            assert await breakers.state("p", cooldown=5) is BreakerState.OPEN  # the in-memory breakers
+            assert not await breakers.allow("p", 3, cooldown=5)
+            assert await breakers.allow("other", 3, cooldown=5)
+            assert not await link.ping()
+    finally:
+        await link.aclose()
+    assert time.monotonic() - started < 1.0
+    assert link.down
+    warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert 1 <= len(warnings) <= 3  # at most one per store
+
+
+async def test_a_redis_that_never_answers_costs_one_timeout_then_falls_back_at_once() -> None:
+    connections: list[asyncio.StreamWriter] = []
+
+    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer)
+
+    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = RedisLink.from_url(f"redis://127.0.0.1:{port}/0", timeout=0.2, retry_after=5)
+    limiter, cache = RedisRateLimiter(link), RedisCache(link)
+    try:
+        started = time.monotonic()
+        assert await limiter.reserve("p", rate=1, burst=1, max_wait=5) == 0.0
+        assert time.monotonic() - started < 0.8  # bounded by the timeout
+        started = time.monotonic()
+        results = await asyncio.gather(*(cache.get(f"p:{n}") for n in range(50)))
+        assert results == [None] * 50
+        assert await limiter.reserve("p", rate=1, burst=1, max_wait=5) == pytest.approx(1.0, abs=0.2)
+        assert time.monotonic() - started < 0.3  # no more timeouts: Redis is left alone for retry_after
+    finally:
+        await link.aclose()
+        for writer in connections:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_redis_is_used_again_once_it_answers(link: MakeLink) -> None:
+    shared = link(retry_after=0.1)
+    cache = RedisCache(shared)
+    good = shared.client
+    shared.client = aioredis.Redis.from_url(CLOSED_PORT_URL)  # Redis "goes away"
+    try:
+        await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
+        assert shared.down
+    finally:
+        await shared.client.aclose()
+        shared.client = good  # and comes back
+    await asyncio.sleep(0.15)
+    await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
+    assert not shared.down and await cache.get("p:k") is not None
+
+
+# --- the engine -----------------------------------------------------------------------------------------
+
+
+def _cached_provider() -> FakeProvider:
+    return FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
+                        policy=Policy(timeout=1, cache_ttl=60))
+
+
+async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -> None:
+    first, second = _cached_provider(), _cached_provider()
+    one = make_engine(first, state=redis_state(REDIS_URL, prefix=prefix))
+    other = make_engine(second, state=redis_state(REDIS_URL, prefix=prefix))
+    try:
+        done = await one.analyze("https://example.org/")
+        again = await other.analyze("https://example.org/x")
+    finally:
+        await one.close()
+        await other.close()
+    assert done.providers["p"].status is CallStatus.OK
+    assert again.providers["p"].status is CallStatus.CACHED and second.calls == 0
+    assert again.signals["p.x"] == 1 and again.providers["p"].raw == {"fake": "p"}
+
+
+async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
+    provider = _cached_provider()
+    engine = make_engine(provider, state=redis_state(CLOSED_PORT_URL))
+    try:
+        results = [await engine.analyze(f"https://example.org/{n}") for n in range(2)]
+    finally:
+        await engine.close()
+    assert [r.providers["p"].status for r in results] == [CallStatus.OK, CallStatus.OK]  # no cache: 2 calls
+    assert provider.calls == 2
+
+
+async def test_build_engine_uses_redis_when_linkmeter_redis_url_is_set(prefix: str) -> None:
+    engine = build_engine({"LINKMETER_REDIS_URL": REDIS_URL, "LINKMETER_REDIS_PREFIX": prefix,
+                           "LINKMETER_REDIS_TIMEOUT": "0.3"})
+    try:
+        assert isinstance(engine.state.cache, RedisCache)
+        assert isinstance(engine.state.limiter, RedisRateLimiter)
+        assert isinstance(engine.state.breakers, RedisCircuitBreakers)
+        assert await engine.state.limiter.reserve("p", rate=1, burst=1, max_wait=0) == 0.0
+    finally:
+        await engine.close()
+    memory = build_engine({})
+    assert isinstance(memory.state.cache, MemoryCache)
+    await memory.close()
+    with pytest.raises(SettingsError, match="LINKMETER_REDIS_URL"):
+        build_engine({"LINKMETER_REDIS_URL": "http://127.0.0.1:6379"})
+    with pytest.raises(SettingsError, match="LINKMETER_REDIS_TIMEOUT"):
+        build_engine({"LINKMETER_REDIS_URL": REDIS_URL, "LINKMETER_REDIS_TIMEOUT": "0"})
+
+
+async def test_engine_close_closes_the_state() -> None:
+    closed: list[bool] = []
+
+    async def closer() -> None:
+        closed.append(True)
+
+    engine = make_engine(_cached_provider(), state=EngineState(closer=closer))
+    await engine.close()
+    assert closed == [True]

@@ -1,0 +1,121 @@
+"""GET /api/v1/batches/{id} (progress) and its results streamed as JSON, NDJSON and CSV, partial while running."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import AsyncClient, Client
+
+from linkmeter.web.api import batches
+from linkmeter.web.api.exports import CSV_COLUMNS
+from linkmeter.web.links.selectors import SIGNAL_COLUMNS
+from linkmeter.web.links.services import analysis_fail
+from tests.web.api.conftest import complete_queued
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+URLS = ["https://example.org/1", "not a url", "https://example.org/2", "https://example.org/3"]
+
+
+def submit(client: Client, urls: list[str]) -> dict[str, Any]:
+    response = client.post("/api/v1/analyses", {"urls": urls}, content_type="application/json")
+    assert response.status_code == 202
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_progress_counts_by_status_with_eta_and_invalid_lines(client: Client) -> None:
+    submitted = submit(client, URLS)
+    complete_queued(limit=1)
+    analysis_fail(analysis_ids=[submitted["analysis_ids"][1]], reason="gave up")
+    body = client.get(submitted["links"]["batch"]).json()
+    assert body["id"] == submitted["batch_id"] and body["total"] == 3 and body["finished"] == 2
+    assert body["counts"] == {"queued": 1, "running": 0, "done": 1, "partial": 0, "failed": 1}
+    assert body["progress"] == pytest.approx(2 / 3, abs=1e-3)
+    assert body["eta_seconds"] is not None and body["finished_at"] is None
+    assert [(i["index"], i["input"], i["code"]) for i in body["invalid"]] == [(1, "not a url", "unparseable")]
+    assert body["links"]["results"] == submitted["links"]["results"]
+
+
+def test_a_finished_batch_shows_full_progress(client: Client) -> None:
+    submitted = submit(client, URLS)
+    complete_queued()
+    body = client.get(submitted["links"]["batch"]).json()
+    assert body["progress"] == 1.0 and body["eta_seconds"] == 0.0 and body["finished_at"] is not None
+
+
+async def fetch(async_client: AsyncClient, path: str) -> tuple[Any, str]:
+    response = await async_client.get(path)
+    assert response.status_code == 200 and response.streaming
+    text = b"".join([chunk async for chunk in response.streaming_content]).decode()
+    return response, text
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two rows per chunk, so that the documents below span several chunks."""
+    monkeypatch.setattr(batches, "CHUNK_ROWS", 2)
+
+
+async def partly_done_batch(async_client: AsyncClient) -> dict[str, Any]:
+    response = await async_client.post("/api/v1/analyses", {"urls": URLS}, content_type="application/json")
+    await sync_to_async(complete_queued)(limit=1)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_json_results_are_one_array_partial_while_running(async_client: AsyncClient,
+                                                                  small_chunks: None) -> None:
+    submitted = await partly_done_batch(async_client)
+    response, text = await fetch(async_client, submitted["links"]["results"])
+    assert response["Content-Type"] == "application/json"
+    rows = json.loads(text)
+    assert [(r["position"], r["url"], r["status"]) for r in rows] == [
+        (0, "https://example.org/1", "done"), (2, "https://example.org/2", "queued"),
+        (3, "https://example.org/3", "queued")]
+    assert rows[0]["signals"]["hackernews.points"] == 42 and rows[0]["analysis_id"] == submitted["analysis_ids"][0]
+    assert rows[1]["signals"] == {} and rows[1]["finished_at"] is None
+    assert response["Cache-Control"] == "no-store"
+
+
+async def test_ndjson_results_are_one_object_per_line(async_client: AsyncClient, small_chunks: None) -> None:
+    submitted = await partly_done_batch(async_client)
+    response, text = await fetch(async_client, submitted["links"]["results"] + "?format=ndjson")
+    assert response["Content-Type"] == "application/x-ndjson"
+    assert text.endswith("\n")
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [r["status"] for r in rows] == ["done", "queued", "queued"]
+    assert [r["analysis_id"] for r in rows] == submitted["analysis_ids"]
+
+
+async def test_csv_results_have_every_signal_and_are_spreadsheet_safe(async_client: AsyncClient,
+                                                                      small_chunks: None) -> None:
+    submitted = await partly_done_batch(async_client)
+    response, text = await fetch(async_client, submitted["links"]["results"] + "?format=csv")
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == f'attachment; filename="batch-{submitted["batch_id"]}.csv"'
+    reader = csv.DictReader(io.StringIO(text))
+    assert tuple(reader.fieldnames or ()) == CSV_COLUMNS
+    assert list(CSV_COLUMNS[:4]) == ["position", "url", "status", "analysis_id"]
+    assert set(SIGNAL_COLUMNS) <= set(CSV_COLUMNS)
+    rows = list(reader)
+    assert [(r["position"], r["status"]) for r in rows] == [("0", "done"), ("2", "queued"), ("3", "queued")]
+    done = rows[0]
+    assert done["analysis_id"] == str(submitted["analysis_ids"][0])
+    assert done["page.title"] == "'=HYPERLINK(\"http://evil.example\")"  # a formula, defused
+    assert done["reddit.subreddits"] == "python;django"
+    assert done["rdap.registered"] == "true" and done["hackernews.points"] == "42"
+    assert done["wayback.capture_count"] == ""  # not produced
+    assert all(rows[1][s] == "" for s in SIGNAL_COLUMNS)
+
+
+async def test_failed_analyses_are_rows_with_their_status(async_client: AsyncClient) -> None:
+    submitted = await partly_done_batch(async_client)
+    await sync_to_async(analysis_fail)(analysis_ids=submitted["analysis_ids"], reason="x")
+    _, text = await fetch(async_client, submitted["links"]["results"])
+    assert [r["status"] for r in json.loads(text)] == ["done", "failed", "failed"]
