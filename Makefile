@@ -6,8 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck contracts pytest bench lock clean
 
+# `make run ARGS=--demo` runs it offline against the built-in emulator; any `linkmeter serve` option works.
 run: $(STAMP)
-	$(BIN)/linkmeter demo
+	$(BIN)/linkmeter serve $(ARGS)
 
 test: lint typecheck contracts pytest
 

@@ -144,3 +144,25 @@ def test_table_has_columns_only_for_the_providers_in_the_plan() -> None:
     output = render_table([sample_result()], plan)
     assert "HTTP" in output and "Title" in output
     assert "HN points" not in output and "Engagement" not in output
+
+
+def test_csv_defuses_text_a_spreadsheet_would_run_as_a_formula() -> None:
+    result = sample_result()
+    result.signals["page.title"] = '=HYPERLINK("https://evil.example","click")'
+    result.signals["reddit.subreddits"] = ["@cmd", "python"]
+    result.signals["page.description"] = "A normal description = fine"
+    [row] = list(csv.DictReader(io.StringIO(render_csv([result], full_plan()))))
+    assert row["page.title"] == "'" + '=HYPERLINK("https://evil.example","click")'
+    assert row["reddit.subreddits"] == "'@cmd;python"
+    assert row["page.description"] == "A normal description = fine"
+    assert row["page.status"] == "200"  # numbers are left alone
+
+
+def test_table_strips_terminal_control_characters_from_scraped_text() -> None:
+    result = sample_result()
+    result.signals["page.title"] = "Red\x1b[31m alert\x07"
+    result.providers["rdap"].message = "bad\x1b]0;owned\x07 answer"
+    output = render_table([result], full_plan())
+    assert "\x1b" not in output and "\x07" not in output
+    assert "Red[31m alert" in output
+    assert "bad]0;owned answer" in output

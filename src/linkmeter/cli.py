@@ -1,4 +1,4 @@
-"""The `linkmeter` command line: analyze, demo, emulate, bench, providers."""
+"""The `linkmeter` command line: serve, analyze, demo, emulate, bench, providers."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 def main() -> None:
     """linkmeter gathers numbers about links from many providers, in dependent rounds.
 
-    Start with `linkmeter demo` (no internet needed), then `linkmeter analyze URL...`.
+    Start with `linkmeter serve --demo` (the web service; no internet needed), or `linkmeter demo`, then
+    `linkmeter analyze URL...`.
     """
 
 
@@ -209,6 +210,30 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
         raise click.ClickException(f"cannot start the emulator: {exc}") from exc
     except KeyboardInterrupt:
         pass
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port; the first line printed says which).")
+@click.option("--demo", is_flag=True,
+              help="Also start the built-in emulator and point every provider at it: no internet needed.")
+@click.option("--emulator", metavar="URL",
+              help="Point every provider at a running `linkmeter emulate` (e.g. http://127.0.0.1:8765).")
+def serve(host: str, port: int, demo: bool, emulator: str | None) -> None:
+    """Run the web service: the web UI, the REST API (/api/v1, docs at /api/docs) and the runner.
+
+    Migrates the database first: SQLite under LINKMETER_DATA_DIR (default ./data) unless DATABASE_URL is
+    set. Live mode (the default) asks every provider over the internet, so it needs internet access;
+    keyed providers also need LINKMETER_<NAME>_API_KEY. --demo needs neither. Stops on Ctrl+C or
+    SIGTERM; analyses still queued or running are taken up again on the next start. Exit status 2 when
+    the port is taken or a setting is bad.
+    """
+    if demo and emulator:
+        raise click.UsageError("choose one of --demo and --emulator")
+    from linkmeter.web.serve import run_server
+
+    sys.exit(run_server(host=host, port=port, demo=demo, emulator=emulator))
 
 
 @main.command()

@@ -66,16 +66,23 @@ class Figures:
               help="URLs in flight at once (engine and ceiling alike).")
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=100, show_default=True,
               help="The emulator's median latency per answer.")
-@click.option("--mode", type=click.Choice(["engine"]), default="engine", show_default=True,
-              help="What to measure against the ceiling.")
+@click.option("--mode", type=click.Choice(["engine", "embedded"]), default="engine", show_default=True,
+              help="What to measure against the ceiling: the engine in this process, or also `linkmeter serve` "
+                   "(API + runner + SQLite) from submission to stored result.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     The emulator runs in a separate process; the engine and then the ceiling run in this one. Reports
     URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling.
+
+    --mode embedded also starts `linkmeter serve` (a separate process, SQLite in a temporary directory,
+    the runner at the same concurrency) between the two, submits the same URLs through POST
+    /api/v1/analyses and measures from the first submission until every analysis is stored; p50/p99 are
+    queued-to-stored per URL, CPU is the server's, calls are the engine run's. Adds the ratio
+    embedded/ceiling.
     """
-    figures = asyncio.run(_bench(n, concurrency, latency_ms))
+    figures = asyncio.run(_bench(n, concurrency, latency_ms, mode))
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
@@ -83,14 +90,18 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, as_json: bool)
     click.echo(f"linkmeter bench: {n} URLs, concurrency {concurrency}, emulator latency {latency_ms:g} ms")
     click.echo(f"{'':10}{'URLs/s':>10}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/call':>13}"
                f"{'emulator CPU':>14}")
-    for name, row in (("engine", engine), ("ceiling", ceiling)):
+    rows = [("engine", engine), ("embedded", figures["embedded"]), ("ceiling", ceiling)]
+    for name, row in (r for r in rows if r[1] is not None):
         click.echo(f"{name:10}{row['urls_per_s']:>10}{row['calls_per_s']:>10}{row['p50_url_ms']:>10}"
                    f"{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}{row['emulator_cpu_share'] or '-':>14}")
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
                f"peak RSS: {figures['peak_rss_mb']} MB")
+    if figures["embedded"] is not None:
+        click.echo(f"ratio embedded/ceiling: {figures['ratio_embedded']:.3f}   URL statuses: "
+                   f"{figures['embedded']['statuses']}   submitting took {figures['embedded']['submit_seconds']} s")
 
 
-async def _bench(n: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
+async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engine") -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="linkmeter-bench-") as tmp:
         process, info = await _start_emulator(latency_ms)
         try:
@@ -103,6 +114,10 @@ async def _bench(n: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
             emulator_cpu = [_cpu_seconds(process.pid)]
             engine_figures, recording, statuses = await _run_engine(environ, urls, concurrency)
             emulator_cpu.append(_cpu_seconds(process.pid))
+            embedded: dict[str, Any] | None = None
+            if mode == "embedded":
+                embedded = await _run_embedded(urls, info, concurrency, Path(tmp), recording.total, process.pid)
+                emulator_cpu.append(_cpu_seconds(process.pid))
             host, dns_port = info["dns"].rsplit(":", 1)
             ceiling = await replay(recording, concurrency=concurrency, emulator_host=host,
                                    port_map={80: info["http_port"], 443: info["https_port"]},
@@ -121,11 +136,29 @@ async def _bench(n: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
         "engine": {**engine_figures.as_dict(),
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
         "ceiling": {**ceiling_figures.as_dict(), "errors": ceiling.errors,
-                    "emulator_cpu_share": _share(emulator_cpu[1], emulator_cpu[2], ceiling.seconds)},
+                    "emulator_cpu_share": _share(emulator_cpu[-2], emulator_cpu[-1], ceiling.seconds)},
         "ratio": round(engine_rate / ceiling_rate, 3) if ceiling_rate else 0.0,
+        "embedded": embedded,
+        "ratio_embedded": (round(n / embedded["seconds"] / ceiling_rate, 3)
+                           if embedded and embedded["seconds"] and ceiling_rate else None),
         "statuses": statuses,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+async def _run_embedded(urls: list[str], info: dict[str, Any], concurrency: int, workdir: Path, calls: int,
+                        emulator_pid: int) -> dict[str, Any]:
+    from linkmeter.bench.embedded import EmbeddedBenchError, run_embedded
+
+    emulator_before = _cpu_seconds(emulator_pid)  # over the whole run, submissions included
+    try:
+        run = await run_embedded(urls, emulator_url=info["url"], concurrency=concurrency, workdir=workdir,
+                                 cpu_of=_cpu_seconds)
+    except EmbeddedBenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    figures = Figures(run.seconds, len(urls), calls, run.cpu_seconds, run.url_seconds)
+    return {**figures.as_dict(), "submit_seconds": round(run.submit_seconds, 3), "statuses": run.statuses,
+            "emulator_cpu_share": _share(emulator_before, _cpu_seconds(emulator_pid), run.seconds)}
 
 
 def _cpu_seconds(pid: int) -> float | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +33,17 @@ DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 th
 
 @dataclass(slots=True)
 class EngineState:
-    """What calls share: caches, limits and breakers (in memory here; Redis when workers scale out)."""
+    """What calls share: caches, limits and breakers (in memory here; in Redis when workers scale out:
+    ``linkmeter.engine.redis_state.redis_state``). ``closer`` releases what the state holds (a Redis pool)."""
 
     cache: ResultCache = field(default_factory=MemoryCache)
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     breakers: CircuitBreakers = field(default_factory=MemoryCircuitBreakers)
+    closer: Callable[[], Awaitable[None]] | None = None
+
+    async def aclose(self) -> None:
+        if self.closer is not None:
+            await self.closer()
 
 
 @dataclass(slots=True)
@@ -77,8 +83,12 @@ class Engine:
         self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
 
     async def close(self) -> None:
-        """Close the shared HTTP client (its connection pool). Call once, when the process is done."""
-        await self.http.close()
+        """Close the shared HTTP client and the shared state (their connection pools). Call once, when the
+        process is done."""
+        try:
+            await self.http.close()
+        finally:
+            await self.state.aclose()
 
     def disabled(self) -> dict[str, str]:
         return {name: reason for name, reason in self._disabled.items() if reason}
@@ -275,6 +285,7 @@ class _UrlRun:
         self.waiting = {name: set(deps) for name, deps in self.plan.waits_for.items()}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.all_final = asyncio.Event()
+        self.ending = False  # deadline reached or cancelled: start nothing more
 
     async def execute(self) -> dict[str, CallResult]:
         for name, deps in self.waiting.items():
@@ -293,7 +304,7 @@ class _UrlRun:
 
     def _start(self, name: str) -> None:
         provider = self.plan.by_name(name)
-        if self.engine._clock() >= self.deadline:
+        if self.ending or self.engine._clock() >= self.deadline:
             self._final(name, CallResult(
                 name, CallStatus.SKIPPED, message="URL deadline reached before it could start"))
             return
@@ -338,7 +349,8 @@ class _UrlRun:
         return "; ".join(reasons)
 
     def _finish_unfinished(self) -> None:
-        for name, task in self.tasks.items():
+        self.ending = True  # on cancellation the clock is not past the deadline: no dependent may start
+        for name, task in list(self.tasks.items()):
             if name not in self.results:
                 task.cancel()
                 self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))

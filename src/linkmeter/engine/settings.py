@@ -6,6 +6,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from linkmeter.engine.dns import parse_servers
 from linkmeter.engine.http import HttpSettings
@@ -28,6 +29,9 @@ class EngineSettings:
     url_deadline: float
     environ: Mapping[str, str]
     relax_rate_limits: bool = False  # against the emulator: no default rate limits, only explicit ones
+    redis_url: str | None = None  # LINKMETER_REDIS_URL: shared rate limits, breakers and caches
+    redis_prefix: str = "linkmeter:"  # LINKMETER_REDIS_PREFIX: namespace of every key linkmeter writes
+    redis_timeout: float = 0.5  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
@@ -41,8 +45,13 @@ class EngineSettings:
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}DNS_SERVERS: {exc}") from exc
         deadline = _number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
+        redis_url = environ.get(f"{PREFIX}REDIS_URL", "").strip() or None
+        if redis_url is not None and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+            raise SettingsError(f"{PREFIX}REDIS_URL must be a redis://, rediss:// or unix:// URL")
         return cls(http=http, dns_servers=servers, url_deadline=deadline, environ=environ,
-                   relax_rate_limits=relax_rate_limits)
+                   relax_rate_limits=relax_rate_limits, redis_url=redis_url,
+                   redis_prefix=environ.get(f"{PREFIX}REDIS_PREFIX", "").strip() or "linkmeter:",
+                   redis_timeout=_number(environ, f"{PREFIX}REDIS_TIMEOUT", 0.5, positive=True))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "ninja",  # serves Swagger UI for /api/docs from local static files (the CDN fallback breaks under our CSP)
     "linkmeter.web.links",
     "linkmeter.web.ui",
 ]
@@ -83,6 +84,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
         "transaction_mode": "IMMEDIATE",
     })
+    # Tests get a file database too: an in-memory one locks whole tables between threads, unlike production.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-linkmeter.sqlite3")}
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("LINKMETER_DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
@@ -94,6 +97,7 @@ LANGUAGE_CODE = "en"
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # empty unless collectstatic runs; WhiteNoise warns if it is missing
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step (embedded mode)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LINKMETER_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)

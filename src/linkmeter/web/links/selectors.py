@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count, F, FloatField, Func
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
@@ -195,3 +198,165 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str], windo
             last_error_at=problem["created_at"] if problem else None,
         ))
     return health
+
+
+def running_analysis_ids() -> list[int]:
+    """Analyses marked running: after a restart of the embedded runner, the ones it must take up again."""
+    return list(Analysis.objects.filter(status=AnalysisStatus.RUNNING).order_by("id").values_list("id", flat=True))
+
+
+# -- the web UI's reads -------------------------------------------------------------------------------
+
+
+class NumericSignal(Func):
+    """A numeric signal from a JSON signals column as a float: NULL when missing, null or not a number, so
+    that sorting puts those last and range filters leave them out (SQLite and PostgreSQL)."""
+
+    output_field = FloatField()
+
+    def __init__(self, signal: str, column: str = "signals") -> None:
+        super().__init__(F(column))
+        self.signal = signal
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, function: str | None = None,
+               template: str | None = None, arg_joiner: str | None = None,
+               **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> %s) = 'number' "
+               f"THEN (({column})::jsonb ->> %s)::double precision END)")
+        return sql, (*params, self.signal, *params, self.signal)
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper,
+                  **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.signal)
+        sql = f"(CASE WHEN json_type({column}, %s) IN ('integer', 'real') THEN json_extract({column}, %s) END)"
+        return sql, (*params, path, *params, path)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRange:
+    """Keep rows whose numeric ``signal`` lies within [minimum, maximum] (either bound optional)."""
+
+    signal: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TablePage:
+    rows: list[dict[str, Any]]
+    matching: int  # rows that pass the filters
+    total: int  # rows of the batch
+
+
+def batch_table(batch: Batch, *, sort: str | None = None, descending: bool = True,
+                ranges: Sequence[SignalRange] = (), offset: int = 0, limit: int = 100) -> TablePage:
+    """One page of a batch's rows, sorted by a numeric signal (rows without it last, then input order) and
+    filtered by numeric ranges, in the database. An unknown or non-numeric signal is a ValueError."""
+    unknown = sorted({s for s in [sort, *(r.signal for r in ranges)] if s is not None} - set(NUMERIC_SIGNALS))
+    if unknown:
+        raise ValueError(f"not a numeric signal: {', '.join(unknown)}")
+    items = BatchItem.objects.filter(batch=batch)
+    total = items.count()
+    for number, bounds in enumerate(ranges):
+        alias = f"range_{number}"
+        items = items.alias(**{alias: NumericSignal(bounds.signal, "analysis__signals")})
+        if bounds.minimum is not None:
+            items = items.filter(**{f"{alias}__gte": bounds.minimum})
+        if bounds.maximum is not None:
+            items = items.filter(**{f"{alias}__lte": bounds.maximum})
+    if sort is not None:
+        items = items.alias(sort_key=NumericSignal(sort, "analysis__signals"))
+        key = F("sort_key").desc(nulls_last=True) if descending else F("sort_key").asc(nulls_last=True)
+        items = items.order_by(key, "position")
+    else:
+        items = items.order_by("position")
+    matching = items.count() if ranges else total
+    page = items.select_related("analysis__link")[max(0, offset):max(0, offset) + max(0, limit)]
+    rows = [analysis_row(item.analysis, position=item.position, reused=item.reused) for item in page]
+    return TablePage(rows=rows, matching=matching, total=total)
+
+
+def provider_results(analysis: Analysis) -> list[ProviderResult]:
+    """An analysis' provider results in registry order (the order of the plan), unknown names last."""
+    order = {name: index for index, name in enumerate(PROVIDER_NAMES)}
+    return sorted(analysis.results.defer("raw"), key=lambda r: (order.get(r.provider, len(order)), r.provider))
+
+
+def provider_result(*, analysis_id: int, provider: str) -> ProviderResult | None:
+    return ProviderResult.objects.filter(analysis_id=analysis_id, provider=provider).first()
+
+
+def link_pending_analysis(link: Link) -> Analysis | None:
+    """The newest analysis of a link that has not finished (queued or running), if any."""
+    return (link.analyses.exclude(status__in=list(FINAL_STATUSES)).order_by("-id").first())
+
+
+# -- the REST API's reads -----------------------------------------------------------------------------
+
+MAX_ID = 2**63 - 1  # larger ids cannot exist (and SQLite refuses to compare with them)
+
+
+def analysis_by_id(analysis_id: int) -> Analysis | None:
+    """An analysis with its link and provider results, ready for ``analysis_detail``."""
+    if not 0 < analysis_id <= MAX_ID:
+        return None
+    return (Analysis.objects.select_related("link").prefetch_related("results")
+            .filter(pk=analysis_id).first())
+
+
+def batch_by_id(batch_id: int) -> Batch | None:
+    return Batch.objects.filter(pk=batch_id).first() if 0 < batch_id <= MAX_ID else None
+
+
+def link_by_id(link_id: int) -> Link | None:
+    return Link.objects.filter(pk=link_id).first() if 0 < link_id <= MAX_ID else None
+
+
+def analyses_unfinished(analysis_ids: list[int]) -> int:
+    """How many of these analyses are not final yet (what a waiting submission polls)."""
+    return Analysis.objects.filter(id__in=set(analysis_ids)).exclude(status__in=list(FINAL_STATUSES)).count()
+
+
+def analysis_details(analysis_ids: list[int], *, include_raw: bool = False) -> list[dict[str, Any]]:
+    """``analysis_detail`` of each id in the given order (an id given twice appears twice)."""
+    found = {a.pk: a for a in Analysis.objects.select_related("link").prefetch_related("results")
+             .filter(id__in=set(analysis_ids))}
+    details = {pk: analysis_detail(analysis, include_raw=include_raw) for pk, analysis in found.items()}
+    return [details[pk] for pk in analysis_ids if pk in details]
+
+
+def link_detail(link: Link, *, recent: int = 10) -> dict[str, Any]:
+    """A link with its latest analysis in full and a summary of its history (final analyses)."""
+    latest = analysis_by_id(link.latest_analysis_id) if link.latest_analysis_id else None
+    final = link.analyses.filter(status__in=list(FINAL_STATUSES))
+    first_at = final.order_by("finished_at").values_list("finished_at", flat=True).first()
+    newest = list(final.order_by("-finished_at", "-id").values("id", "status", "finished_at")[:recent])
+    return {
+        "id": link.pk,
+        "url": link.url,
+        "domain": link.domain,
+        "first_seen": link.first_seen.isoformat(),
+        "latest_analysis": analysis_detail(latest) if latest else None,
+        "history": {
+            "count": final.count(),
+            "first_at": first_at.isoformat() if first_at else None,
+            "last_at": newest[0]["finished_at"].isoformat() if newest and newest[0]["finished_at"] else None,
+            "recent": [{"analysis_id": row["id"], "status": row["status"],
+                        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None}
+                       for row in newest],
+        },
+    }
+
+
+def history_entries(history: list[Analysis]) -> list[dict[str, Any]]:
+    """Final analyses (from ``link_history``) with their signals and timestamps."""
+    return [{"analysis_id": a.pk, "status": a.status, "queued_at": a.queued_at.isoformat(),
+             "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+             "elapsed_ms": a.elapsed_ms, "signals": a.signals} for a in history]
+
+
+def recent_batches(*, limit: int = 10) -> list[BatchProgress]:
+    """The newest batches with their progress (the home page lists them)."""
+    return [batch_progress(batch) for batch in Batch.objects.order_by("-id")[:limit]]

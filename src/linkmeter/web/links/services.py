@@ -10,14 +10,16 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs.dispatch import get_dispatcher
+from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import (
+    FINAL_STATUSES,
     Analysis,
     AnalysisStatus,
     Batch,
@@ -26,7 +28,6 @@ from linkmeter.web.links.models import (
     Feedback,
     FeedbackLabel,
     Link,
-    ProviderResult,
 )
 
 PROVIDER_NAMES = tuple(cls.name for cls in PROVIDER_CLASSES)
@@ -131,12 +132,12 @@ def analysis_submit(
             analysis = reusable.get(link.pk) or created.get(url)
             is_reused = analysis is not None and link.pk in reusable
             if analysis is None:
-                analysis = Analysis.objects.create(link=link, providers=chosen, priority=priority,
-                                                   requested_by=requester)
+                analysis = Analysis(link=link, providers=chosen, priority=priority, requested_by=requester)
                 created[url] = analysis
             reused += is_reused
             analyses.append(analysis)
             items.append(BatchItem(batch=batch, analysis=analysis, position=index, reused=is_reused))
+        Analysis.objects.bulk_create(list(created.values()))  # sets their ids (SQLite >= 3.35, PostgreSQL)
         BatchItem.objects.bulk_create(items)
         if not created:
             batch.finished_at = timezone.now()
@@ -176,20 +177,43 @@ def analysis_claim(*, limit: int, deadline_seconds: float) -> list[Analysis]:
     """Move up to ``limit`` queued analyses to running (highest priority, oldest first) and return them
     with their links. Only one runner process claims in embedded mode, so select-then-update is safe;
     the conditional update still makes a double claim impossible."""
-    now = timezone.now()
     with transaction.atomic():
-        ids = list(Analysis.objects.filter(status=AnalysisStatus.QUEUED)
-                   .order_by("-priority", "id").values_list("id", flat=True)[:limit])
+        ids, now = _claim_queued(limit, deadline_seconds)
         if not ids:
             return []
-        from django.db.models import F
+        return list(Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
+                    .select_related("link"))
 
+
+@dataclass(frozen=True, slots=True)
+class ClaimedWork:
+    analysis_id: int
+    url: str
+    providers: tuple[str, ...]  # the selection asked for; () = all
+
+
+def analysis_claim_work(*, limit: int, deadline_seconds: float) -> list[ClaimedWork]:
+    """The same claim as ``analysis_claim``, answered with only what running needs (no model instances:
+    the embedded runner claims several times a second), highest priority first."""
+    with transaction.atomic():
+        ids, now = _claim_queued(limit, deadline_seconds)
+        if not ids:
+            return []
+        rows = (Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
+                .order_by("-priority", "id").values_list("id", "link__url", "providers"))
+        return [ClaimedWork(pk, url, tuple(providers or ())) for pk, url, providers in rows]
+
+
+def _claim_queued(limit: int, deadline_seconds: float) -> tuple[list[int], datetime]:
+    now = timezone.now()
+    ids = list(Analysis.objects.filter(status=AnalysisStatus.QUEUED)
+               .order_by("-priority", "id").values_list("id", flat=True)[:limit])
+    if ids:
         Analysis.objects.filter(id__in=ids, status=AnalysisStatus.QUEUED).update(
             status=AnalysisStatus.RUNNING, started_at=now, attempts=F("attempts") + 1,
             deadline_at=now + timedelta(seconds=deadline_seconds),
         )
-        return list(Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
-                    .select_related("link"))
+    return ids, now
 
 
 def analyses_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
@@ -203,25 +227,10 @@ def analyses_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
         open_ids = set(Analysis.objects.filter(id__in=list(by_id))
                        .exclude(status__in=[AnalysisStatus.DONE, AnalysisStatus.PARTIAL, AnalysisStatus.FAILED])
                        .values_list("id", flat=True))
-        rows: list[ProviderResult] = []
-        for analysis_id in open_ids:
-            result = by_id[analysis_id]
-            rows.extend(
-                ProviderResult(analysis_id=analysis_id, provider=name, status=str(call.status),
-                               latency_ms=call.latency_ms, attempts=call.attempts, message=call.message[:2000],
-                               signals=_jsonable(call.signals), raw=_jsonable(call.raw))
-                for name, call in result.providers.items()
-            )
-        ProviderResult.objects.bulk_create(rows, ignore_conflicts=True)
-        analyses = Analysis.objects.filter(id__in=open_ids).select_related("link")
-        for analysis in analyses:
-            result = by_id[analysis.pk]
-            analysis.status = str(result.status)
-            analysis.signals = _jsonable(result.signals)
-            analysis.elapsed_ms = result.elapsed_ms
-            analysis.finished_at = now
-        Analysis.objects.bulk_update(list(analyses), ["status", "signals", "elapsed_ms", "finished_at"])
-        _point_links_at_latest(analyses)
+        finished = [(pk, by_id[pk]) for pk in sorted(open_ids)]
+        bulkwrite.insert_provider_results(finished, now)
+        bulkwrite.update_analyses(finished, now)
+        _point_links_at_latest(Analysis.objects.filter(id__in=open_ids).only("id", "link_id"))
         _close_finished_batches(open_ids, now)
     return len(open_ids)
 
@@ -272,10 +281,13 @@ def feedback_create(*, link: Link, label: str, user: User | AnonymousUser | None
 
 
 def _point_links_at_latest(analyses: Iterable[Analysis]) -> None:
-    for analysis in analyses:
-        Link.objects.filter(pk=analysis.link_id).filter(
-            Q(latest_analysis__isnull=True) | Q(latest_analysis_id__lt=analysis.pk)
-        ).update(latest_analysis=analysis)
+    """Each link of these (just finished) analyses points at its newest final analysis: one statement."""
+    link_ids = {analysis.link_id for analysis in analyses}
+    if not link_ids:
+        return
+    newest = (Analysis.objects.filter(link=OuterRef("pk"), status__in=list(FINAL_STATUSES))
+              .order_by("-id").values("id")[:1])
+    Link.objects.filter(pk__in=link_ids).update(latest_analysis=Subquery(newest))
 
 
 def _close_finished_batches(analysis_ids: set[int], now: datetime) -> None:
@@ -287,14 +299,3 @@ def _close_finished_batches(analysis_ids: set[int], now: datetime) -> None:
             analysis__status__in=[AnalysisStatus.DONE, AnalysisStatus.PARTIAL, AnalysisStatus.FAILED]).exists()
         if not pending:
             Batch.objects.filter(pk=batch_id, finished_at__isnull=True).update(finished_at=now)
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON columns take only JSON: tuples become lists, odd objects their text."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return str(value)
