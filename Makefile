@@ -27,10 +27,13 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/linkmeter bench --urls 5000 --concurrency 200 --latency-ms 100
 
-# Re-pin every dependency (direct and transitive) after changing pyproject.toml.
-lock: $(STAMP)
-	$(BIN)/pip install -q -e '.[dev]'
-	$(BIN)/pip freeze --exclude-editable | grep -v '^linkmeter' > requirements.lock
+# Re-pin every dependency (direct and transitive) after changing pyproject.toml: resolved in a throw-away
+# virtual environment so that tools installed by hand in .venv never leak into the lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --disable-pip-version-check '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^linkmeter' > requirements.lock
+	rm -rf .lock-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -n "$(PYTHON)" || { echo "no Python >= 3.12 found" >&2; exit 1; }
