@@ -1,4 +1,4 @@
-"""The `linkmeter` command line: serve, analyze, demo, emulate, bench, providers."""
+"""The `linkmeter` command line: serve, worker, beat, migrate, analyze, demo, emulate, bench, providers."""
 
 from __future__ import annotations
 
@@ -234,6 +234,50 @@ def serve(host: str, port: int, demo: bool, emulator: str | None) -> None:
     from linkmeter.web.serve import run_server
 
     sys.exit(run_server(host=host, port=port, demo=demo, emulator=emulator))
+
+
+@main.command()
+@click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=8, show_default=True,
+              help="Chunk tasks this process runs at once (each chunk has many URLs in flight).")
+@click.option("--queues", "-Q", metavar="A,B", default=None,
+              help="Queues to take tasks from [default: LINKMETER_QUEUE, else linkmeter].")
+@click.option("--loglevel", "-l", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              default="info", show_default=True)
+@click.option("--emulator", metavar="URL",
+              help="Point every provider at a running `linkmeter emulate` (tests, demos, the benchmark).")
+@click.option("--hostname", "-n", metavar="NAME", default=None,
+              help="Celery node name [default: linkmeter-<pid>@<host>].")
+def worker(concurrency: int, queues: str | None, loglevel: str, emulator: str | None, hostname: str | None) -> None:
+    """Run a Celery worker process (Celery mode: LINKMETER_BROKER_URL, LINKMETER_REDIS_URL, DATABASE_URL).
+
+    One event loop and one HTTP pool per process, many URLs in flight; start one process per core (or
+    more), on as many hosts as needed. Stops after the tasks in progress on SIGTERM. Exit status 2 when
+    a setting is missing or bad. See docs/scale-out.md.
+    """
+    from linkmeter.web.jobs.commands import run_worker
+
+    sys.exit(run_worker(concurrency=concurrency, queues=queues, loglevel=loglevel, emulator=emulator,
+                        hostname=hostname))
+
+
+@main.command()
+@click.option("--loglevel", "-l", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              default="info", show_default=True)
+@click.option("--schedule", metavar="PATH", default=None,
+              help="Where beat keeps its schedule state [default: LINKMETER_DATA_DIR/celerybeat-schedule].")
+def beat(loglevel: str, schedule: str | None) -> None:
+    """Run Celery beat: the watchdog and the orphan sweep, periodically (run exactly one)."""
+    from linkmeter.web.jobs.commands import run_beat
+
+    sys.exit(run_beat(loglevel=loglevel, schedule=schedule))
+
+
+@main.command()
+def migrate() -> None:
+    """Create or update the database tables (DATABASE_URL, else SQLite under LINKMETER_DATA_DIR)."""
+    from linkmeter.web.jobs.commands import run_migrate
+
+    sys.exit(run_migrate())
 
 
 @main.command()

@@ -1,4 +1,4 @@
-"""`linkmeter bench`: N URLs through the engine, then the same calls through the bare ceiling, one run."""
+"""`linkmeter bench`: the engine, optionally the service (embedded, Celery) and the 2012 design, then the ceiling."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import click
 from linkmeter.assembly import build_engine
 from linkmeter.bench.ceiling import replay
 from linkmeter.bench.recorder import Recording, instrument
+from linkmeter.bench.services import Services, ServiceUnavailable, check_services
 from linkmeter.engine.results import UrlStatus
 
 TLDS = ("com", "org", "net")
@@ -59,6 +60,10 @@ class Figures:
         }
 
 
+MODES = ("engine", "embedded", "celery", "chord-per-call")
+CHORD_PROCESSES = 16  # prefork processes per chord-per-call worker: its best on the 2-core reference machine
+
+
 @click.command()
 @click.option("--urls", "n", type=click.IntRange(1, 1_000_000), default=5000, show_default=True,
               help="How many URLs to analyse.")
@@ -66,11 +71,21 @@ class Figures:
               help="URLs in flight at once (engine and ceiling alike).")
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=100, show_default=True,
               help="The emulator's median latency per answer.")
-@click.option("--mode", type=click.Choice(["engine", "embedded"]), default="engine", show_default=True,
-              help="What to measure against the ceiling: the engine in this process, or also `linkmeter serve` "
-                   "(API + runner + SQLite) from submission to stored result.")
+@click.option("--mode", type=click.Choice(MODES), default="engine", show_default=True,
+              help="What to measure against the ceiling: the engine in this process; also `linkmeter serve` "
+                   "(API + runner + SQLite) from submission to stored result (embedded); also the Celery mode "
+                   "(serve + --workers `linkmeter worker` processes over RabbitMQ, PostgreSQL, Redis) and the 2012 "
+                   "design (celery); or the 2012 design alone (chord-per-call).")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="--mode celery / chord-per-call: worker processes.")
+@click.option("--chord-processes", type=click.IntRange(1, 512), default=CHORD_PROCESSES, show_default=True,
+              help="Prefork pool processes per chord-per-call worker.")
+@click.option("--chord-urls", type=click.IntRange(1, 1_000_000), default=None,
+              help="Run chord-per-call on this many URLs (the same workload shape) instead of --urls: it is slow. "
+                   "Its URLs/s is compared as measured.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench(n: int, concurrency: int, latency_ms: float, mode: str, as_json: bool) -> None:
+def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
+          chord_urls: int | None, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     The emulator runs in a separate process; the engine and then the ceiling run in this one. Reports
@@ -81,27 +96,66 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, as_json: bool)
     /api/v1/analyses and measures from the first submission until every analysis is stored; p50/p99 are
     queued-to-stored per URL, CPU is the server's, calls are the engine run's. Adds the ratio
     embedded/ceiling.
+
+    --mode celery does the same with the Celery mode: a fresh PostgreSQL database, `linkmeter serve` and
+    --workers `linkmeter worker` processes (about --concurrency URLs in flight in all) over RabbitMQ and
+    Redis (LINKMETER_BENCH_DATABASE_URL or a PostgreSQL DATABASE_URL, LINKMETER_BROKER_URL and
+    LINKMETER_REDIS_URL; default: each on its standard local port), then runs chord-per-call, and reports
+    the workers' memory and the ratios celery/ceiling and celery/chord-per-call.
+
+    --mode chord-per-call runs the 2012 design (one Celery task per provider call with blocking HTTP, each
+    round of a URL a chord, --workers prefork workers of --chord-processes processes, results in
+    PostgreSQL) against the same emulator. It lives in the benchmark code only.
     """
-    figures = asyncio.run(_bench(n, concurrency, latency_ms, mode))
+    try:
+        figures = asyncio.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
+                                     chord_processes=chord_processes, chord_urls=chord_urls))
+    except ServiceUnavailable as exc:
+        raise click.ClickException(f"--mode {mode} needs PostgreSQL, RabbitMQ and Redis: {exc}") from exc
     if as_json:
         click.echo(json.dumps(figures, indent=2))
         return
-    engine, ceiling = figures["engine"], figures["ceiling"]
-    click.echo(f"linkmeter bench: {n} URLs, concurrency {concurrency}, emulator latency {latency_ms:g} ms")
-    click.echo(f"{'':10}{'URLs/s':>10}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/call':>13}"
+    _print(figures)
+
+
+def _print(figures: dict[str, Any]) -> None:
+    click.echo(f"linkmeter bench: {figures['urls']} URLs, concurrency {figures['concurrency']}, emulator latency "
+               f"{figures['latency_ms']:g} ms")
+    click.echo(f"{'':16}{'URLs':>6}{'URLs/s':>10}{'calls/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/call':>13}"
                f"{'emulator CPU':>14}")
-    rows = [("engine", engine), ("embedded", figures["embedded"]), ("ceiling", ceiling)]
+    rows = [("engine", figures["engine"]), ("embedded", figures["embedded"]), ("celery", figures["celery"]),
+            ("chord-per-call", figures["chord_per_call"]), ("ceiling", figures["ceiling"])]
     for name, row in (r for r in rows if r[1] is not None):
-        click.echo(f"{name:10}{row['urls_per_s']:>10}{row['calls_per_s']:>10}{row['p50_url_ms']:>10}"
-                   f"{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}{row['emulator_cpu_share'] or '-':>14}")
+        click.echo(f"{name:16}{row.get('urls', figures['urls']):>6}{row['urls_per_s']:>10}{row['calls_per_s']:>10}"
+                   f"{row['p50_url_ms']:>10}{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}"
+                   f"{row['emulator_cpu_share'] or '-':>14}")
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
                f"peak RSS: {figures['peak_rss_mb']} MB")
     if figures["embedded"] is not None:
         click.echo(f"ratio embedded/ceiling: {figures['ratio_embedded']:.3f}   URL statuses: "
                    f"{figures['embedded']['statuses']}   submitting took {figures['embedded']['submit_seconds']} s")
+    if figures["celery"] is not None:
+        celery = figures["celery"]
+        click.echo(f"ratio celery/ceiling: {figures['ratio_celery']:.3f}   URL statuses: {celery['statuses']}   "
+                   f"submitting took {celery['submit_seconds']} s")
+        click.echo(f"celery workers: {figures['workers']} x {celery['threads_per_worker']} chunk threads, RSS "
+                   f"{celery['worker_rss_mb']} MB (peak {celery['worker_hwm_mb']} MB)")
+    if figures["chord_per_call"] is not None:
+        chord = figures["chord_per_call"]
+        click.echo(f"ratio chord-per-call/ceiling: {figures['ratio_chord']:.3f}   URL statuses: {chord['statuses']}"
+                   f"   submitting took {chord['submit_seconds']} s")
+        click.echo(f"chord-per-call workers: {figures['workers']} x {chord['processes_per_worker']} prefork "
+                   f"processes, RSS {chord['worker_rss_mb']} MB (peak {chord['worker_hwm_mb']} MB)")
+    if figures["ratio_celery_chord"] is not None:
+        click.echo(f"ratio celery/chord-per-call: {figures['ratio_celery_chord']:.1f}")
 
 
-async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engine") -> dict[str, Any]:
+async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engine", *, workers: int = 2,
+                 chord_processes: int = CHORD_PROCESSES, chord_urls: int | None = None) -> dict[str, Any]:
+    services: Services | None = None
+    if mode in ("celery", "chord-per-call"):
+        services = Services.from_env()
+        await asyncio.to_thread(check_services, services)  # before minutes of engine run, not after
     with tempfile.TemporaryDirectory(prefix="linkmeter-bench-") as tmp:
         process, info = await _start_emulator(latency_ms)
         try:
@@ -115,9 +169,18 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
             engine_figures, recording, statuses = await _run_engine(environ, urls, concurrency)
             emulator_cpu.append(_cpu_seconds(process.pid))
             embedded: dict[str, Any] | None = None
+            celery: dict[str, Any] | None = None
+            chord: dict[str, Any] | None = None
             if mode == "embedded":
                 embedded = await _run_embedded(urls, info, concurrency, Path(tmp), recording.total, process.pid)
-                emulator_cpu.append(_cpu_seconds(process.pid))
+            if mode == "celery" and services is not None:
+                celery = await _run_celery(urls, info, concurrency, workers, services, Path(tmp), recording.total,
+                                           process.pid)
+            if mode in ("celery", "chord-per-call") and services is not None:
+                chord_workload = workload(chord_urls) if chord_urls else urls
+                chord = await _run_chord(chord_workload, environ, workers, chord_processes, services, Path(tmp),
+                                         process.pid)
+            emulator_cpu.append(_cpu_seconds(process.pid))
             host, dns_port = info["dns"].rsplit(":", 1)
             ceiling = await replay(recording, concurrency=concurrency, emulator_host=host,
                                    port_map={80: info["http_port"], 443: info["https_port"]},
@@ -133,17 +196,59 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "urls": n,
         "concurrency": concurrency,
         "latency_ms": latency_ms,
+        "workers": workers if mode in ("celery", "chord-per-call") else None,
         "engine": {**engine_figures.as_dict(),
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
         "ceiling": {**ceiling_figures.as_dict(), "errors": ceiling.errors,
                     "emulator_cpu_share": _share(emulator_cpu[-2], emulator_cpu[-1], ceiling.seconds)},
         "ratio": round(engine_rate / ceiling_rate, 3) if ceiling_rate else 0.0,
         "embedded": embedded,
-        "ratio_embedded": (round(n / embedded["seconds"] / ceiling_rate, 3)
-                           if embedded and embedded["seconds"] and ceiling_rate else None),
+        "ratio_embedded": _ratio(embedded, ceiling_rate),
+        "celery": celery,
+        "ratio_celery": _ratio(celery, ceiling_rate),
+        "chord_per_call": chord,
+        "ratio_chord": _ratio(chord, ceiling_rate),
+        "ratio_celery_chord": _ratio(celery, chord["urls_per_s"]) if chord else None,
         "statuses": statuses,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _ratio(row: dict[str, Any] | None, against: float) -> float | None:
+    """A mode's URLs/s over ``against`` (URLs/s)."""
+    if not row or not row["seconds"] or not against:
+        return None
+    return round(int(row["urls"]) / float(row["seconds"]) / against, 3)
+
+
+async def _run_celery(urls: list[str], info: dict[str, Any], concurrency: int, workers: int, services: Services,
+                      workdir: Path, calls: int, emulator_pid: int) -> dict[str, Any]:
+    from linkmeter.bench.celery_mode import CeleryBenchError, figures_of, run_celery
+
+    emulator_before = _cpu_seconds(emulator_pid)
+    try:
+        run = await run_celery(urls, emulator_url=info["url"], services=services, workers=workers,
+                               concurrency=concurrency, workdir=workdir)
+    except CeleryBenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    figures = Figures(run.seconds, len(urls), calls, run.cpu_seconds, run.url_seconds)
+    return {**figures.as_dict(), "urls": len(urls), **figures_of(run),
+            "emulator_cpu_share": _share(emulator_before, _cpu_seconds(emulator_pid), run.seconds)}
+
+
+async def _run_chord(urls: list[str], environ: dict[str, str], workers: int, chord_processes: int,
+                     services: Services, workdir: Path, emulator_pid: int) -> dict[str, Any]:
+    from linkmeter.bench.chord_run import ChordBenchError, figures_of, run_chord_per_call
+
+    emulator_before = _cpu_seconds(emulator_pid)
+    try:
+        run = await run_chord_per_call(urls, environ=environ, services=services, workers=workers,
+                                       processes_per_worker=chord_processes, workdir=workdir)
+    except ChordBenchError as exc:
+        raise click.ClickException(str(exc)) from exc
+    figures = Figures(run.seconds, len(urls), run.requests, run.cpu_seconds, run.url_seconds)
+    return {**figures.as_dict(), "urls": len(urls), "processes_per_worker": chord_processes, **figures_of(run),
+            "emulator_cpu_share": _share(emulator_before, _cpu_seconds(emulator_pid), run.seconds)}
 
 
 async def _run_embedded(urls: list[str], info: dict[str, Any], concurrency: int, workdir: Path, calls: int,
@@ -157,7 +262,8 @@ async def _run_embedded(urls: list[str], info: dict[str, Any], concurrency: int,
     except EmbeddedBenchError as exc:
         raise click.ClickException(str(exc)) from exc
     figures = Figures(run.seconds, len(urls), calls, run.cpu_seconds, run.url_seconds)
-    return {**figures.as_dict(), "submit_seconds": round(run.submit_seconds, 3), "statuses": run.statuses,
+    return {**figures.as_dict(), "urls": len(urls), "submit_seconds": round(run.submit_seconds, 3),
+            "statuses": run.statuses,
             "emulator_cpu_share": _share(emulator_before, _cpu_seconds(emulator_pid), run.seconds)}
 
 

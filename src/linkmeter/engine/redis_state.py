@@ -50,6 +50,7 @@ DEFAULT_RETRY_AFTER = 1.0  # after a failure, leave Redis alone this long
 LOG_EVERY = 60.0  # at most one "Redis unavailable" warning per store per this many seconds
 MAX_KEY_LENGTH = 200  # longer cache keys are stored under their SHA-256
 BREAKER_IDLE_TTL = 86_400.0
+MAX_CONNECTIONS = 50  # per process
 
 
 class RedisUnavailable(Exception):
@@ -82,10 +83,13 @@ class RedisLink:
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = DEFAULT_TIMEOUT,
                  retry_after: float = DEFAULT_RETRY_AFTER) -> RedisLink:
         """Does not connect (connections are made on first use). Raises ValueError for an unusable URL."""
-        client = aioredis.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
+        # A blocking pool: with hundreds of URLs in flight, callers wait (briefly) for a free connection
+        # instead of failing with "Too many connections" and falling back to local state.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=MAX_CONNECTIONS, timeout=timeout, socket_timeout=timeout,
+            socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0),
         )
-        return cls(client, prefix=prefix, timeout=timeout, retry_after=retry_after)
+        return cls(aioredis.Redis(connection_pool=pool), prefix=prefix, timeout=timeout, retry_after=retry_after)
 
     @property
     def down(self) -> bool:
@@ -133,7 +137,7 @@ class RedisLink:
             return False
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.client.aclose(close_connection_pool=True)
 
 
 # Server time in microseconds (integers stay exact in Lua's doubles up to 2^53 us, about 285 years).

@@ -18,6 +18,7 @@ from linkmeter.engine.limits import (
     MemoryRateLimiter,
     RateLimiter,
 )
+from linkmeter.engine.observe import EngineObserver, logging_context, notify_call, notify_url
 from linkmeter.engine.plan import Plan
 from linkmeter.engine.policy import call_with_retries
 from linkmeter.engine.provider import CallContext, Collected, Provider, ProviderError
@@ -68,8 +69,10 @@ class Engine:
         state: EngineState | None = None,
         url_deadline: float = DEFAULT_URL_DEADLINE,
         clock: Callable[[], float] = time.monotonic,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.plan = plan
+        self.observer = observer  # set it before narrowed() views are made: they copy it
         self.http = http
         self.dns = dns
         self.state = state or EngineState()
@@ -98,7 +101,7 @@ class Engine:
         state, in-flight calls and concurrency caps; close only this one. Raises PlanError for an unknown
         name."""
         view = Engine(Plan.build(self.plan.providers, select=select), http=self.http, dns=self.dns,
-                      state=self.state, url_deadline=self.url_deadline, clock=self._clock)
+                      state=self.state, url_deadline=self.url_deadline, clock=self._clock, observer=self.observer)
         view._flights = self._flights
         view._semaphores = self._semaphores
         return view
@@ -109,14 +112,18 @@ class Engine:
         parsed = parse_url(url)
         signals: dict[str, Any] = {"url": parsed.url, "host": parsed.host, "domain": parsed.domain}
         run = _UrlRun(self, signals, started + (deadline or self.url_deadline))
-        results = await run.execute()
-        return UrlResult(
+        with logging_context(url=parsed.url):
+            results = await run.execute()
+        result = UrlResult(
             url=parsed.url,
             status=url_status(results),
             signals=signals,
             providers=results,
             elapsed_ms=(self._clock() - started) * 1000,
         )
+        if self.observer is not None:
+            notify_url(self.observer, result)
+        return result
 
     async def analyze_many(
         self, urls: Iterable[str], *, concurrency: int = 50, deadline: float | None = None
@@ -133,6 +140,8 @@ class Engine:
                 log.exception("analysis of %s failed", url)
                 result = UrlResult(url, UrlStatus.FAILED, {"url": url}, {}, 0.0)
                 result.signals["error"] = str(exc)
+                if self.observer is not None:
+                    notify_url(self.observer, result)
             await done.put(result)
 
         def launch_next() -> bool:
@@ -315,13 +324,16 @@ class _UrlRun:
         self.tasks[name] = asyncio.create_task(self._run(provider))
 
     async def _run(self, provider: Provider) -> None:
-        result = await self.engine.call(provider, dict(self.signals), self.deadline)
+        with logging_context(provider=provider.name):
+            result = await self.engine.call(provider, dict(self.signals), self.deadline)
         self._final(provider.name, result)
 
     def _final(self, name: str, result: CallResult) -> None:
         if name in self.results:
             return
         self.results[name] = result
+        if self.engine.observer is not None:
+            notify_call(self.engine.observer, name, result)
         if result.status in SUCCESS:
             for signal, value in result.signals.items():
                 if self.plan.producer.get(signal) == name:

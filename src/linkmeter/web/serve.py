@@ -13,11 +13,14 @@ import socket
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from linkmeter.emulator.knobs import Knobs
+
+if TYPE_CHECKING:
+    from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +135,29 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
             environ.update(await _emulator_environment(emulator, data_dir))
         try:
             engine = build_engine(environ, relax_rate_limits=demo or bool(emulator))
+            dispatcher = _celery_dispatcher()
         except (SettingsError, PlanError) as exc:
             raise ServeError(str(exc)) from exc
         stack.push_async_callback(engine.close)
-        runner = InlineRunner(engine)
-        set_dispatcher(runner)
+        # Celery mode: the workers run the analyses; this engine only answers for provider health (its
+        # breakers are the workers' shared ones in Redis).
+        runner: InlineRunner | None = None
+        if dispatcher is None:
+            runner = InlineRunner(engine)
+            set_dispatcher(runner)
+        else:
+            set_dispatcher(dispatcher)
         register_engine(engine)
         stack.callback(register_engine, None)
         stack.callback(set_dispatcher, DatabaseQueue())
+        if dispatcher is not None:
+            stack.callback(dispatcher.close)
 
         server = _Server(uvicorn.Config(ASGI_APP, lifespan="off", log_level="info", timeout_graceful_shutdown=5))
         with _stop_on_signals(server):
+            if runner is None:
+                await server.serve(sockets=[sock])
+                return EXIT_OK
             runner_task = asyncio.create_task(runner.run(), name="linkmeter-runner")
             server_task = asyncio.create_task(server.serve(sockets=[sock]), name="linkmeter-http")
             await asyncio.wait({runner_task, server_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -175,6 +190,27 @@ def _stop_on_signals(server: uvicorn.Server) -> Generator[None]:
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _celery_dispatcher() -> CeleryDispatcher | None:
+    """The Celery dispatcher when LINKMETER_BROKER_URL is set, else None (the embedded runner)."""
+    if not os.environ.get("LINKMETER_BROKER_URL", "").strip():
+        return None
+    from linkmeter.web.config.celery import SETTINGS, app
+    from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher
+
+    log.info("Celery mode: analyses go to the workers through %s (queue %s)", _without_password(SETTINGS.broker_url),
+             SETTINGS.queue)
+    return CeleryDispatcher(app, SETTINGS)
+
+
+def _without_password(url: str | None) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    if parts.password:
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return url or ""
 
 
 async def _start_demo_emulator(stack: contextlib.AsyncExitStack, data_dir: Path) -> dict[str, str]:

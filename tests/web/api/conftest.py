@@ -48,7 +48,7 @@ def complete_queued(*, limit: int = 1000, status: UrlStatus = UrlStatus.DONE,
 class CompletingDispatcher:
     """Finishes analyses the moment their submission commits (a runner that is infinitely fast)."""
 
-    def enqueue(self, analysis_ids: Sequence[int], *, priority: int) -> None:
+    def enqueue(self, analysis_ids: Sequence[int], *, priority: int, batch_id: int | None = None) -> None:
         complete_queued()
 
 
@@ -65,7 +65,7 @@ class SignallingDispatcher:
     def __init__(self) -> None:
         self.committed = threading.Event()
 
-    def enqueue(self, analysis_ids: Sequence[int], *, priority: int) -> None:
+    def enqueue(self, analysis_ids: Sequence[int], *, priority: int, batch_id: int | None = None) -> None:
         self.committed.set()
 
 

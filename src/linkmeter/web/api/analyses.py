@@ -78,7 +78,7 @@ async def analyses_submit(
     # session user would be a synchronous query inside the event loop.
     submission = await sync_to_async(services.analysis_submit)(
         urls=payload.urls, providers=payload.providers, fresh=payload.fresh, name=payload.name,
-        max_age=payload.max_age,
+        max_age=payload.max_age, callback_url=payload.callback_url or "",
     )
     body = submission_body(submission)
     if seconds is None or not await wait_until_final(body["analysis_ids"], seconds):

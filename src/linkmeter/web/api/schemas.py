@@ -23,6 +23,8 @@ class SubmitIn(Schema):
     name: str = Field("", description="a name for the batch")
     max_age: float | None = Field(None, ge=0, description="reuse analyses younger than this many seconds "
                                                           "(default: the shortest cache TTL of the providers)")
+    callback_url: str | None = Field(None, description="http(s) URL POSTed a signed JSON summary when the batch "
+                                                       "closes (Celery mode; see docs/scale-out.md)")
 
 
 class InvalidItemOut(Schema):
@@ -78,6 +80,14 @@ class BatchLinksOut(Schema):
     results: str
 
 
+class CallbackOut(Schema):
+    url: str
+    status: str = Field(description="pending (batch still running), sending (retrying), delivered or failed")
+    attempts: int
+    last_error: str | None
+    sent_at: str | None = Field(description="when the receiver accepted it")
+
+
 class BatchOut(Schema):
     id: int
     name: str
@@ -89,6 +99,7 @@ class BatchOut(Schema):
     created_at: str
     finished_at: str | None
     invalid: list[InvalidItemOut]
+    callback: CallbackOut | None = Field(None, description="the webhook's outcome, when callback_url was given")
     links: BatchLinksOut
 
 

@@ -9,6 +9,8 @@ import django_stubs_ext
 import environ
 from django.utils.csp import CSP
 
+from linkmeter.web.logging import logging_config
+
 django_stubs_ext.monkeypatch()  # lets typed generics such as ModelAdmin[Link] work at run time
 
 env = environ.Env()
@@ -87,7 +89,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests get a file database too: an in-memory one locks whole tables between threads, unlike production.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-linkmeter.sqlite3")}
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("LINKMETER_DB_CONN_MAX_AGE", default=60))
+    # 0 under ASGI: Django runs each request's database code on a new thread, and every thread would keep
+    # its own connection open (PostgreSQL runs out of them). `linkmeter worker` (long-lived task threads)
+    # sets 60.
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("LINKMETER_DB_CONN_MAX_AGE", default=0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -122,14 +127,9 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LINKMETER_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# JSON lines (or text on a terminal) on stderr, with analysis/batch ids; see docs/observability.md.
+LOGGING = logging_config(log_format=env.str("LINKMETER_LOG_FORMAT", default="auto"),
+                         level=env.str("LINKMETER_LOG_LEVEL", default="INFO"))
 
 # linkmeter's own limits (see docs/configuration.md)
 LINKMETER = {

@@ -15,9 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from linkmeter.engine.observe import logging_context
 from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
+from linkmeter.web import metrics
 from linkmeter.web.links import selectors, services
 from linkmeter.web.links.services import ClaimedWork
 
@@ -63,7 +65,7 @@ class InlineRunner:
     """
 
     def __init__(self, engine: Engine, runner_settings: RunnerSettings | None = None) -> None:
-        self.engine = engine
+        self.engine = metrics.attach(engine)
         self.settings = runner_settings or RunnerSettings.from_django()
         self.stats = RunnerStats()
         self.ready = asyncio.Event()  # set once the restart-resume is done and claiming begins
@@ -85,7 +87,7 @@ class InlineRunner:
 
     # -- the Dispatcher protocol ---------------------------------------------------------------------
 
-    def enqueue(self, analysis_ids: Sequence[int], *, priority: int) -> None:
+    def enqueue(self, analysis_ids: Sequence[int], *, priority: int, batch_id: int | None = None) -> None:
         """Wake the runner: new analyses were committed (possibly from another thread)."""
         loop = self._loop
         if not analysis_ids or loop is None or loop.is_closed():
@@ -172,6 +174,11 @@ class InlineRunner:
             self._wake.set()
 
     async def _analyse(self, item: ClaimedWork) -> None:
+        # Every log line of this analysis (engine and providers included) carries its ids.
+        with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
+            await self._analyse_in_context(item)
+
+    async def _analyse_in_context(self, item: ClaimedWork) -> None:
         try:
             engine = self._engine_for(item.providers)
             result = await engine.analyze(item.url)

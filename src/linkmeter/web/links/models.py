@@ -101,6 +101,14 @@ class BatchSource(models.TextChoices):
     CLI = "cli"
 
 
+class CallbackStatus(models.TextChoices):
+    NONE = "", "no callback"
+    PENDING = "pending"  # the batch is not closed yet
+    SENDING = "sending"  # closed: the webhook is being delivered (retried with backoff)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every try failed, or the target was refused
+
+
 class Batch(models.Model):
     """A submission of one or many URLs: its analyses (new or reused) in input order."""
 
@@ -118,10 +126,22 @@ class Batch(models.Model):
     analyses: models.ManyToManyField[Analysis, BatchItem] = models.ManyToManyField(
         Analysis, through="BatchItem", related_name="batches"
     )
+    # The webhook POSTed when the batch closes (Celery mode): where, and how its delivery went.
+    callback_url = models.CharField(max_length=2048, blank=True, default="")
+    callback_status = models.CharField(max_length=10, choices=CallbackStatus.choices, blank=True, default="")
+    callback_attempts = models.SmallIntegerField(default=0)
+    callback_last_error = models.TextField(blank=True, default="")
+    callback_sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
         verbose_name_plural = "batches"
+        indexes = [
+            # The sweeper's question: finished batches whose webhook was never started (one row per batch
+            # otherwise: single-URL submissions make many batches).
+            models.Index(fields=["finished_at"], condition=models.Q(callback_status="pending"),
+                         name="batch_callback_pending"),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"batch {self.pk}"

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, F, FloatField, Func
+from django.db.models import Count, F, FloatField, Func, Max, Q
 from django.db.models.sql.compiler import SQLCompiler
+from django.urls import reverse
 from django.utils import timezone
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
@@ -22,6 +23,7 @@ from linkmeter.web.links.models import (
     AnalysisStatus,
     Batch,
     BatchItem,
+    CallbackStatus,
     Link,
     ProviderResult,
     result_dict,
@@ -46,6 +48,7 @@ class BatchProgress:
     created_at: datetime
     finished_at: datetime | None
     invalid: list[dict[str, Any]]
+    callback: dict[str, Any] | None = None  # the webhook's outcome, when the submission named a callback_url
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,7 +62,21 @@ class BatchProgress:
             "created_at": self.created_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "invalid": self.invalid,
+            "callback": self.callback,
         }
+
+
+def batch_callback(batch: Batch) -> dict[str, Any] | None:
+    """Where the batch's webhook goes and how its delivery went (None: no callback asked for)."""
+    if not batch.callback_url:
+        return None
+    return {
+        "url": batch.callback_url,
+        "status": batch.callback_status,
+        "attempts": batch.callback_attempts,
+        "last_error": batch.callback_last_error or None,
+        "sent_at": batch.callback_sent_at.isoformat() if batch.callback_sent_at else None,
+    }
 
 
 def batch_progress(batch: Batch) -> BatchProgress:
@@ -77,7 +94,7 @@ def batch_progress(batch: Batch) -> BatchProgress:
     elif finished == total:
         eta = 0.0
     return BatchProgress(batch.pk, batch.name, total, counts, finished, finished / total if total else 1.0,
-                         eta, batch.created_at, batch.finished_at, list(batch.invalid))
+                         eta, batch.created_at, batch.finished_at, list(batch.invalid), batch_callback(batch))
 
 
 def batch_rows(batch: Batch, *, chunk_size: int = 500) -> Iterator[dict[str, Any]]:
@@ -360,3 +377,85 @@ def history_entries(history: list[Analysis]) -> list[dict[str, Any]]:
 def recent_batches(*, limit: int = 10) -> list[BatchProgress]:
     """The newest batches with their progress (the home page lists them)."""
     return [batch_progress(batch) for batch in Batch.objects.order_by("-id")[:limit]]
+
+
+# -- what /metrics reports --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSnapshot:
+    analyses: dict[str, int]  # queued and running: all of them; final statuses: finished within the window
+    batches_open: int
+    batch_progress: dict[int, float]  # open multi-URL batches, newest first: finished / total
+
+
+def queue_snapshot(*, window_seconds: float = 3600.0, recent_rows: int = 100_000,
+                   batches: int = 20) -> QueueSnapshot:
+    """Cheap counts for monitoring, however large the tables: queued and running analyses exactly (the
+    queue index); final ones finished within ``window_seconds`` among the newest ``recent_rows``
+    analyses; open batches among the newest ``recent_rows`` batches; progress of the newest ``batches``
+    open batches of more than one URL."""
+    counts = {status: 0 for status in AnalysisStatus.values}
+    active = [AnalysisStatus.QUEUED, AnalysisStatus.RUNNING]
+    for row in Analysis.objects.filter(status__in=active).values("status").annotate(n=Count("id")).order_by():
+        counts[row["status"]] = row["n"]
+    newest = Analysis.objects.aggregate(newest=Max("id"))["newest"] or 0
+    since = timezone.now() - timedelta(seconds=window_seconds)
+    final = (Analysis.objects.filter(id__gt=newest - recent_rows, status__in=list(FINAL_STATUSES),
+                                     finished_at__gte=since)
+             .values("status").annotate(n=Count("id")).order_by())
+    for row in final:
+        counts[row["status"]] = row["n"]
+    newest_batch = Batch.objects.aggregate(newest=Max("id"))["newest"] or 0
+    open_batches = Batch.objects.filter(id__gt=newest_batch - recent_rows, finished_at__isnull=True)
+    tracked = list(open_batches.filter(total__gt=1).order_by("-id").values_list("id", flat=True)[:batches])
+    progress = {row["batch_id"]: row["finished"] / row["items"] if row["items"] else 1.0
+                for row in BatchItem.objects.filter(batch_id__in=tracked).values("batch_id")
+                .annotate(items=Count("id"), finished=Count("id", filter=Q(analysis__status__in=list(FINAL_STATUSES))))
+                .order_by()}
+    return QueueSnapshot(analyses=counts, batches_open=open_batches.count(),
+                         batch_progress={pk: progress.get(pk, 0.0) for pk in tracked})
+
+
+# -- what the Celery workers and beat read ----------------------------------------------------------
+
+
+def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
+    """The JSON a batch's webhook POSTs (``results_url`` is a path; the caller makes it absolute), with the
+    target and the delivery state under ``callback_url`` and ``callback_status`` (not sent); None when
+    there is no such batch."""
+    batch = Batch.objects.filter(pk=batch_id).first()
+    if batch is None:
+        return None
+    progress = batch_progress(batch)
+    return {
+        "batch_id": batch.pk,
+        "name": batch.name,
+        "total": progress.total,
+        "counts": progress.counts,
+        "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
+        "results_url": reverse("api-v1:batch_results", kwargs={"batch_id": batch.pk}),
+        "callback_url": batch.callback_url,
+        "callback_status": batch.callback_status,
+    }
+
+
+def analyses_orphaned(*, older_than_seconds: float, limit: int = 10_000) -> list[tuple[int, int]]:
+    """(id, priority) of analyses queued for longer than ``older_than_seconds``, highest priority first."""
+    before = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(Analysis.objects.filter(status=AnalysisStatus.QUEUED, queued_at__lt=before)
+                .order_by("-priority", "id").values_list("id", "priority")[:limit])
+
+
+def analyses_priorities(analysis_ids: Sequence[int]) -> list[tuple[int, int]]:
+    """(id, priority) of those of these analyses still queued."""
+    return list(Analysis.objects.filter(id__in=set(analysis_ids), status=AnalysisStatus.QUEUED)
+                .order_by("-priority", "id").values_list("id", "priority"))
+
+
+def batches_unclosed(*, finished_before_seconds: float, limit: int = 1000) -> list[int]:
+    """Batches whose analyses all finished over ``finished_before_seconds`` ago but whose webhook never
+    started (their chord callback was lost): the sweeper closes them."""
+    before = timezone.now() - timedelta(seconds=finished_before_seconds)
+    return list(Batch.objects.filter(callback_status=CallbackStatus.PENDING, finished_at__lt=before)
+                .order_by("id").values_list("id", flat=True)[:limit])

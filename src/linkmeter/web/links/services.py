@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import F, OuterRef, Subquery
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from linkmeter.engine.results import UrlResult
+from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_address
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.dispatch import get_dispatcher
+from linkmeter.web.jobs.dispatch import callbacks_supported, get_dispatcher
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import (
     FINAL_STATUSES,
@@ -25,6 +28,7 @@ from linkmeter.web.links.models import (
     Batch,
     BatchItem,
     BatchSource,
+    CallbackStatus,
     Feedback,
     FeedbackLabel,
     Link,
@@ -91,12 +95,15 @@ def analysis_submit(
     source: str = BatchSource.API,
     max_age: float | None = None,
     user: User | AnonymousUser | None = None,
+    callback_url: str = "",
 ) -> Submission:
     """Validate every URL (the bad ones are listed with index and reason, the good ones accepted), reuse
-    analyses younger than ``max_age`` unless ``fresh``, queue the rest, and commit before dispatching."""
+    analyses younger than ``max_age`` unless ``fresh``, queue the rest, and commit before dispatching.
+    ``callback_url``: POST a signed summary there when the batch closes (Celery mode only)."""
     limits = settings.LINKMETER
     if not urls:
         raise ServiceError("no_urls", "no URLs given")
+    callback = validate_callback_url(callback_url) if callback_url else ""
     if len(urls) > limits["MAX_URLS_PER_REQUEST"]:
         raise ServiceError("too_many_urls",
                            f"{len(urls)} URLs in one request; the limit is {limits['MAX_URLS_PER_REQUEST']}",
@@ -122,7 +129,9 @@ def analysis_submit(
         links = _links_for({url: domain for _, url, domain in valid})
         reusable = {} if fresh or age <= 0 else _reusable(links.values(), chosen, age)
         batch = Batch.objects.create(name=name[:200], source=source, providers=chosen, fresh=fresh,
-                                     total=len(valid), invalid=[i.as_dict() for i in invalid], owner=requester)
+                                     total=len(valid), invalid=[i.as_dict() for i in invalid], owner=requester,
+                                     callback_url=callback,
+                                     callback_status=CallbackStatus.PENDING if callback else CallbackStatus.NONE)
         analyses: list[Analysis] = []
         items: list[BatchItem] = []
         created: dict[str, Analysis] = {}
@@ -143,8 +152,46 @@ def analysis_submit(
             batch.finished_at = timezone.now()
             batch.save(update_fields=["finished_at"])
         queued = [a.pk for a in created.values()]
-        transaction.on_commit(lambda: get_dispatcher().enqueue(queued, priority=priority))
+        batch_id = batch.pk
+        transaction.on_commit(lambda: get_dispatcher().enqueue(queued, priority=priority, batch_id=batch_id))
     return Submission(batch=batch, analyses=analyses, invalid=invalid, reused=reused, queued=queued)
+
+
+def validate_callback_url(url: str) -> str:
+    """An http(s) URL with a host, no credentials, and not an IP literal the SSRF guard refuses (host names
+    are checked when the webhook is sent, against the addresses they resolve to)."""
+    if not callbacks_supported():
+        raise ServiceError("callbacks_unavailable",
+                           "callback_url needs the Celery workers (LINKMETER_BROKER_URL) and a "
+                           "LINKMETER_WEBHOOK_SECRET to sign with")
+    max_length = settings.LINKMETER["MAX_URL_LENGTH"]
+    if not isinstance(url, str) or len(url) > max_length:
+        raise ServiceError("invalid_callback_url", f"callback_url must be a URL of at most {max_length} characters")
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise ServiceError("invalid_callback_url", f"callback_url cannot be parsed: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
+        raise ServiceError("invalid_callback_url", "callback_url must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ServiceError("invalid_callback_url",
+                           "callback_url must not contain credentials (they would be shown with the batch)")
+    try:
+        ip = host_address(host)
+    except FetchRefused as exc:
+        raise ServiceError("invalid_callback_url", exc.message) from exc
+    if ip is not None:
+        reason = blocked_reason(ip)
+        try:
+            allow = AllowList.parse(os.environ.get("LINKMETER_FETCH_ALLOW", "").split(","))
+        except ValueError:  # the engine refuses to start with it; here it allows nothing
+            allow = AllowList()
+        if reason is not None and not allow.allows_address(ip):
+            raise ServiceError("blocked_callback_url", f"callback_url points at {reason} address {ip}",
+                               {"address": str(ip), "reason": reason})
+    return url.strip()
 
 
 def _links_for(urls: dict[str, str]) -> dict[str, Link]:
@@ -190,6 +237,7 @@ class ClaimedWork:
     analysis_id: int
     url: str
     providers: tuple[str, ...]  # the selection asked for; () = all
+    batch_id: int | None = None  # the submission that queued it (for log lines)
 
 
 def analysis_claim_work(*, limit: int, deadline_seconds: float) -> list[ClaimedWork]:
@@ -199,9 +247,11 @@ def analysis_claim_work(*, limit: int, deadline_seconds: float) -> list[ClaimedW
         ids, now = _claim_queued(limit, deadline_seconds)
         if not ids:
             return []
+        first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
         rows = (Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
-                .order_by("-priority", "id").values_list("id", "link__url", "providers"))
-        return [ClaimedWork(pk, url, tuple(providers or ())) for pk, url, providers in rows]
+                .annotate(batch_id=Subquery(first_batch))
+                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id"))
+        return [ClaimedWork(pk, url, tuple(providers or ()), batch) for pk, url, providers, batch in rows]
 
 
 def _claim_queued(limit: int, deadline_seconds: float) -> tuple[list[int], datetime]:
@@ -214,6 +264,36 @@ def _claim_queued(limit: int, deadline_seconds: float) -> tuple[list[int], datet
             deadline_at=now + timedelta(seconds=deadline_seconds),
         )
     return ids, now
+
+
+def analyses_claim_ids(*, analysis_ids: Sequence[int], deadline_seconds: float,
+                       takeover: bool = False) -> list[ClaimedWork]:
+    """Move these analyses to running for one worker (a Celery chunk), atomically, and return what running
+    them needs, highest priority first. Claimed: the queued ones, and running ones whose deadline has
+    passed (their worker is gone); with ``takeover`` (a redelivered or retried chunk: its previous holder
+    died or gave up) every running one too. Final analyses are never claimed, so a chunk delivered twice
+    repeats no finished work; a row is claimed by one worker at a time (row locks on PostgreSQL, the
+    write lock on SQLite)."""
+    if not analysis_ids:
+        return []
+    now = timezone.now()
+    claimable = Q(status=AnalysisStatus.QUEUED)
+    claimable |= Q(status=AnalysisStatus.RUNNING) if takeover else Q(status=AnalysisStatus.RUNNING,
+                                                                        deadline_at__lt=now)
+    with transaction.atomic():
+        # FOR UPDATE: a concurrent claimer waits for our commit, then sees the rows running and passes.
+        ids = list(Analysis.objects.select_for_update().filter(claimable, id__in=set(analysis_ids))
+                   .order_by("id").values_list("id", flat=True))
+        if not ids:
+            return []
+        Analysis.objects.filter(id__in=ids).update(
+            status=AnalysisStatus.RUNNING, started_at=now, attempts=F("attempts") + 1,
+            deadline_at=now + timedelta(seconds=deadline_seconds),
+        )
+        first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
+        rows = (Analysis.objects.filter(id__in=ids).annotate(batch_id=Subquery(first_batch))
+                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id"))
+        return [ClaimedWork(pk, url, tuple(providers or ()), batch) for pk, url, providers, batch in rows]
 
 
 def analyses_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
@@ -258,13 +338,89 @@ def analysis_requeue(*, analysis_ids: Sequence[int]) -> int:
 def analyses_recover(*, max_attempts: int = 2, grace_seconds: float = 30.0) -> tuple[int, int]:
     """The watchdog: running analyses past their deadline plus grace are re-queued, or failed once they
     have been started ``max_attempts`` times. Returns (requeued, failed)."""
+    recovered = analyses_recover_ids(max_attempts=max_attempts, grace_seconds=grace_seconds)
+    return len(recovered.requeued), recovered.failed
+
+
+@dataclass(frozen=True, slots=True)
+class Recovered:
+    requeued: list[int]  # back in the queue: whoever runs them must be told (Celery: dispatch them again)
+    failed: int
+
+
+def analyses_recover_ids(*, max_attempts: int = 2, grace_seconds: float = 30.0) -> Recovered:
+    """``analyses_recover``, answering which analyses went back to the queue."""
     cutoff = timezone.now() - timedelta(seconds=grace_seconds)
     stale = Analysis.objects.filter(status=AnalysisStatus.RUNNING, deadline_at__lt=cutoff)
     retry = list(stale.filter(attempts__lt=max_attempts).values_list("id", flat=True))
     give_up = list(stale.filter(attempts__gte=max_attempts).values_list("id", flat=True))
-    requeued = analysis_requeue(analysis_ids=retry)
+    analysis_requeue(analysis_ids=retry)
     failed = analysis_fail(analysis_ids=give_up, reason="outlived its deadline twice (worker lost?)")
-    return requeued, failed
+    requeued = list(Analysis.objects.filter(id__in=retry, status=AnalysisStatus.QUEUED).values_list("id", flat=True))
+    return Recovered(requeued=requeued, failed=failed)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchClosing:
+    finished: bool  # every analysis of the batch is final (finished_at is set)
+    send_webhook: bool  # this call moved the webhook from pending to sending: deliver it now
+
+
+def batch_close(*, batch_id: int) -> BatchClosing:
+    """Close a batch whose analyses are all final: its finish time, and the start of its webhook (once:
+    of concurrent closers, one gets ``send_webhook``). A batch with work left stays open; closing it is
+    idempotent."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(pk=batch_id).first()
+        if batch is None:
+            return BatchClosing(finished=False, send_webhook=False)
+        pending = BatchItem.objects.filter(batch_id=batch_id).exclude(analysis__status__in=list(FINAL_STATUSES))
+        if pending.exists():
+            return BatchClosing(finished=False, send_webhook=False)
+        fields = []
+        if batch.finished_at is None:
+            batch.finished_at = timezone.now()
+            fields.append("finished_at")
+        send = batch.callback_status == CallbackStatus.PENDING
+        if send:
+            batch.callback_status = CallbackStatus.SENDING
+            fields.append("callback_status")
+        if fields:
+            batch.save(update_fields=fields)
+        return BatchClosing(finished=True, send_webhook=send)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAttempt:
+    attempts: int  # tries made so far
+    status: str  # CallbackStatus: sending (try again later), delivered or failed; "" if it was not being sent
+
+
+def batch_webhook_record(*, batch_id: int, delivered: bool, error: str = "", retryable: bool = True,
+                         max_tries: int = 8) -> WebhookAttempt:
+    """Record one delivery try of a batch's webhook. It ends delivered, or failed when the error is not
+    worth retrying or ``max_tries`` tries were made; otherwise it stays sending. Only a webhook being
+    sent is changed."""
+    with transaction.atomic():
+        batch = Batch.objects.select_for_update().filter(pk=batch_id, callback_status=CallbackStatus.SENDING).first()
+        if batch is None:
+            return WebhookAttempt(0, "")
+        batch.callback_attempts += 1
+        batch.callback_last_error = "" if delivered else error[:2000]
+        if delivered:
+            batch.callback_status = CallbackStatus.DELIVERED
+            batch.callback_sent_at = timezone.now()
+        elif not retryable or batch.callback_attempts >= max_tries:
+            batch.callback_status = CallbackStatus.FAILED
+        batch.save(update_fields=["callback_attempts", "callback_last_error", "callback_status", "callback_sent_at"])
+        return WebhookAttempt(batch.callback_attempts, batch.callback_status)
+
+
+def batch_webhook_reset(*, batch_id: int) -> None:
+    """A webhook whose next try could not be scheduled (broker down) goes back to pending: the sweeper
+    starts it again."""
+    Batch.objects.filter(pk=batch_id, callback_status=CallbackStatus.SENDING).update(
+        callback_status=CallbackStatus.PENDING)
 
 
 def analysis_reanalyse(*, link: Link, providers: Sequence[str] | None = None,

@@ -1,0 +1,106 @@
+"""Bench subprocesses: start with a log file, stop for sure, and read a process tree's CPU and memory (/proc)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    rss_mb: float  # resident now, summed over the process and its descendants
+    hwm_mb: float  # each process's peak resident size (VmHWM), summed
+    processes: int
+
+
+async def start(args: Sequence[str], *, env: Mapping[str, str], log: Path,
+                stdout: int | None = None) -> asyncio.subprocess.Process:
+    """Start ``args`` in its own process group (so stopping it stops its children), stderr to ``log``."""
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *args, env=dict(env), stdout=stdout if stdout is not None else sink, stderr=sink,
+            stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+        )
+
+
+async def stop(process: asyncio.subprocess.Process, *, grace: float = 20.0) -> None:
+    """SIGTERM to the process group, then SIGKILL to it after ``grace`` seconds."""
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), grace)
+    _signal_group(process.pid, signal.SIGKILL)  # children a stopped parent left behind, too
+    if process.returncode is None:
+        await process.wait()
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signum)
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    found = [pid]
+    index = 0
+    while index < len(found):
+        current = found[index]
+        index += 1
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found.extend(int(child) for child in children)
+    return found
+
+
+def memory(pid: int) -> Memory:
+    """VmRSS and VmHWM of ``pid`` and its descendants, in MB."""
+    rss = hwm = 0
+    count = 0
+    for each in descendants(pid):
+        fields = _status(each)
+        if not fields:
+            continue
+        count += 1
+        rss += fields.get("VmRSS", 0)
+        hwm += fields.get("VmHWM", 0)
+    return Memory(round(rss / 1024, 1), round(hwm / 1024, 1), count)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used by ``pid`` and its live descendants (plus the children they have reaped)."""
+    total = 0.0
+    for each in descendants(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _status(pid: int) -> dict[str, int]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    values: dict[str, int] = {}
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0])  # kB
+    return values
+
+
+def tail(log: Path, lines: int = 20) -> str:
+    """The last lines of a log, for error messages."""
+    try:
+        return "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,148 @@
+"""The Celery app (Celery mode: LINKMETER_BROKER_URL set), configured from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from linkmeter.engine.settings import SettingsError
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkmeter.web.config.settings")
+
+MAX_PRIORITY = 10  # RabbitMQ message priorities 0..10; services.PRIORITY_SINGLE is the top
+HOUSEKEEPING_PRIORITY = 9  # closing batches, webhooks and the periodic jobs go ahead of bulk work
+TASKS_MODULE = "linkmeter.web.jobs.tasks"
+
+
+@dataclass(frozen=True)
+class CelerySettings:
+    """LINKMETER_* settings of the Celery mode; see docs/scale-out.md."""
+
+    broker_url: str | None = None  # LINKMETER_BROKER_URL; unset: embedded mode
+    redis_url: str | None = None  # LINKMETER_REDIS_URL: the chord (result) backend, and the engine's state
+    queue: str = "linkmeter"  # LINKMETER_QUEUE
+    chunk_size: int = 25  # LINKMETER_CHUNK_SIZE: analyses per task
+    url_deadline: float = 60.0  # LINKMETER_URL_DEADLINE (the engine's): sizes the chunk backstop
+    watchdog_interval: float = 15.0  # LINKMETER_WATCHDOG_INTERVAL
+    watchdog_grace: float = 30.0  # LINKMETER_WATCHDOG_GRACE
+    orphan_interval: float = 30.0  # LINKMETER_ORPHAN_INTERVAL
+    orphan_age: float = 120.0  # LINKMETER_ORPHAN_AGE: queued this long with no message waiting = lost
+    webhook_secret: str = ""  # LINKMETER_WEBHOOK_SECRET: HMAC key; callbacks are refused without one
+    webhook_tries: int = 8  # LINKMETER_WEBHOOK_TRIES
+    webhook_backoff: float = 2.0  # LINKMETER_WEBHOOK_BACKOFF: first retry delay, doubling each time
+    webhook_timeout: float = 10.0  # LINKMETER_WEBHOOK_TIMEOUT: per POST
+    public_url: str = ""  # LINKMETER_PUBLIC_URL: makes the webhook's results_url absolute
+
+    @property
+    def enabled(self) -> bool:
+        return self.broker_url is not None
+
+    @property
+    def chunk_time_limit(self) -> float:
+        """How long a chunk may take before the backstop gives up on it: its analyses run concurrently,
+        each within the URL deadline, then one write."""
+        return 2 * self.url_deadline + 60
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> CelerySettings:
+        """Raises SettingsError naming the bad variable."""
+        broker = environ.get("LINKMETER_BROKER_URL", "").strip() or None
+        redis_url = environ.get("LINKMETER_REDIS_URL", "").strip() or None
+        if broker is not None and redis_url is None:
+            raise SettingsError("LINKMETER_BROKER_URL needs LINKMETER_REDIS_URL too (the chord backend and the "
+                                "workers' shared rate limits)")
+        queue = environ.get("LINKMETER_QUEUE", "").strip() or cls.queue
+        return cls(
+            broker_url=broker,
+            redis_url=redis_url,
+            queue=queue,
+            chunk_size=int(_number(environ, "LINKMETER_CHUNK_SIZE", cls.chunk_size, whole=True)),
+            url_deadline=_number(environ, "LINKMETER_URL_DEADLINE", cls.url_deadline),
+            watchdog_interval=_number(environ, "LINKMETER_WATCHDOG_INTERVAL", cls.watchdog_interval),
+            watchdog_grace=_number(environ, "LINKMETER_WATCHDOG_GRACE", cls.watchdog_grace, minimum=0),
+            orphan_interval=_number(environ, "LINKMETER_ORPHAN_INTERVAL", cls.orphan_interval),
+            orphan_age=_number(environ, "LINKMETER_ORPHAN_AGE", cls.orphan_age, minimum=0),
+            webhook_secret=environ.get("LINKMETER_WEBHOOK_SECRET", ""),
+            webhook_tries=int(_number(environ, "LINKMETER_WEBHOOK_TRIES", cls.webhook_tries, whole=True)),
+            webhook_backoff=_number(environ, "LINKMETER_WEBHOOK_BACKOFF", cls.webhook_backoff, minimum=0),
+            webhook_timeout=_number(environ, "LINKMETER_WEBHOOK_TIMEOUT", cls.webhook_timeout),
+            public_url=environ.get("LINKMETER_PUBLIC_URL", "").strip().rstrip("/"),
+        )
+
+
+def _number(environ: Mapping[str, str], key: str, default: float, *, whole: bool = False,
+            minimum: float | None = None) -> float:
+    text = environ.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        raise SettingsError(f"{key} must be a {'whole ' if whole else ''}number, not {text!r}") from None
+    if (minimum is None and value <= 0) or (minimum is not None and value < minimum) or value != value:
+        raise SettingsError(f"{key} must be {'positive' if minimum is None else f'at least {minimum:g}'}")
+    return value
+
+
+def task_queue(name: str) -> Queue:
+    """The one queue, with message priorities (declared with x-max-priority: an existing queue of the same
+    name declared without it is refused by RabbitMQ; delete it or choose another LINKMETER_QUEUE)."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name,
+                 queue_arguments={"x-max-priority": MAX_PRIORITY})
+
+
+def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
+    """A Celery app for these settings (``main``: the process's current app, whose tasks workers run)."""
+    app = Celery("linkmeter", set_as_current=main)
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.redis_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_heartbeat": 30,
+        # Publisher confirms: enqueue returns once RabbitMQ has the message (none lost if it crashes then).
+        "broker_transport_options": {"confirm_publish": True},
+        "task_publish_retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5,
+                                      "interval_max": 2},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_disable_rate_limits": True,
+        "worker_hijack_root_logger": False,  # Django's LOGGING (structured logs) applies in workers too
+        "task_queues": (task_queue(settings.queue),),
+        "task_default_queue": settings.queue,
+        "task_default_exchange": settings.queue,
+        "task_default_routing_key": settings.queue,
+        "task_queue_max_priority": MAX_PRIORITY,
+        "task_default_priority": 0,
+        "result_expires": 6 * 3600,
+        # Redis down: give up on a chord's bookkeeping after a few seconds (the sweeper closes its batch).
+        "result_backend_transport_options": {"retry_policy": {"max_retries": 4, "interval_start": 0,
+                                                              "interval_step": 0.5, "interval_max": 1}},
+        # A task running when the broker connection drops keeps running (its result is stored, and its
+        # redelivered copy finds the work done): say so explicitly.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "timezone": "UTC",
+        "beat_schedule": {
+            "watchdog": {"task": "linkmeter.watchdog", "schedule": settings.watchdog_interval,
+                         "options": {"priority": HOUSEKEEPING_PRIORITY, "expires": settings.watchdog_interval}},
+            "requeue-orphans": {"task": "linkmeter.requeue_orphans", "schedule": settings.orphan_interval,
+                                "options": {"priority": HOUSEKEEPING_PRIORITY,
+                                            "expires": settings.orphan_interval}},
+        },
+    }
+    app.conf.update(config)
+    if main:
+        app.conf.include = [TASKS_MODULE]
+    return app
+
+
+SETTINGS = CelerySettings.from_env(os.environ)
+app = create_app(SETTINGS)

@@ -1,0 +1,86 @@
+"""Dispatch to Celery: a batch's analyses as chunk tasks in a chord whose callback closes the batch."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from celery import Celery, chord
+from celery.canvas import Signature
+
+from linkmeter.web.config.celery import HOUSEKEEPING_PRIORITY, CelerySettings
+
+log = logging.getLogger(__name__)
+
+RUN_CHUNK = "linkmeter.run_chunk"
+CLOSE_BATCH = "linkmeter.close_batch"
+DELIVER_WEBHOOK = "linkmeter.deliver_webhook"
+
+
+def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
+    return [list(ids[start:start + size]) for start in range(0, len(ids), max(1, size))]
+
+
+def chunk_signatures(app: Celery, ids: Sequence[int], *, priority: int, size: int) -> list[Signature]:
+    return [app.signature(RUN_CHUNK, args=(chunk,), options={"priority": priority}) for chunk in chunked(ids, size)]
+
+
+def publish_batch(app: Celery, ids: Sequence[int], *, priority: int, batch_id: int, chunk_size: int) -> None:
+    """The batch's chunks as a chord: the callback closes the batch once every chunk has run. With no ids
+    (every URL was answered by an earlier analysis) only the callback. Raises when the broker cannot
+    be reached."""
+    close = app.signature(CLOSE_BATCH, args=(batch_id,), immutable=True,
+                          options={"priority": HOUSEKEEPING_PRIORITY})
+    if not ids:
+        close.apply_async()
+        return
+    chord(chunk_signatures(app, ids, priority=priority, size=chunk_size), close).apply_async()
+
+
+def publish_chunks(app: Celery, work: Iterable[tuple[int, int]], *, chunk_size: int) -> int:
+    """Analyses (id, priority) as chunk tasks of their priority, with no chord (re-dispatches: the sweeper
+    closes their batches). Returns the tasks sent; raises when the broker cannot be reached."""
+    by_priority: dict[int, list[int]] = defaultdict(list)
+    for pk, priority in work:
+        by_priority[priority].append(pk)
+    sent = 0
+    for priority, ids in sorted(by_priority.items(), reverse=True):
+        for signature in chunk_signatures(app, ids, priority=priority, size=chunk_size):
+            signature.apply_async()
+            sent += 1
+    return sent
+
+
+class CeleryDispatcher:
+    """The Dispatcher of the Celery mode. Publishes on its own thread, in submission order, so a request
+    never waits on the broker; when the broker is down the analyses stay queued in the database and the
+    periodic orphan sweep dispatches them later."""
+
+    def __init__(self, app: Celery, settings: CelerySettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.delivers_webhooks = bool(settings.webhook_secret)
+        self._publisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linkmeter-publish")
+
+    def enqueue(self, analysis_ids: Sequence[int], *, priority: int, batch_id: int | None = None) -> None:
+        ids = list(analysis_ids)
+        if not ids and batch_id is None:
+            return
+        self._publisher.submit(self._publish, ids, priority, batch_id)
+
+    def _publish(self, ids: list[int], priority: int, batch_id: int | None) -> None:
+        try:
+            if batch_id is None:
+                publish_chunks(self.app, ((pk, priority) for pk in ids), chunk_size=self.settings.chunk_size)
+            else:
+                publish_batch(self.app, ids, priority=priority, batch_id=batch_id,
+                              chunk_size=self.settings.chunk_size)
+        except Exception:
+            log.exception("could not hand %d analyses of batch %s to the broker; they stay queued and the orphan "
+                          "sweep dispatches them", len(ids), batch_id, extra={"batch_id": batch_id})
+
+    def close(self) -> None:
+        """Publish what is waiting, then stop the publishing thread."""
+        self._publisher.shutdown(wait=True)

@@ -1,0 +1,149 @@
+"""The Celery tasks (thin: they take ids and call services or the worker runtime; each is idempotent)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Retry
+from celery.signals import worker_shutdown
+from django.db import DatabaseError, close_old_connections
+
+from linkmeter.engine.observe import logging_context
+from linkmeter.web.config.celery import HOUSEKEEPING_PRIORITY, SETTINGS, app
+from linkmeter.web.jobs import celery_dispatch, webhook, worker
+from linkmeter.web.links import selectors, services
+from linkmeter.web.links.models import CallbackStatus
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # the watchdog re-queues a lost analysis once, then fails it
+RETRY_ON = (DatabaseError,)  # e.g. PostgreSQL restarting: retried with backoff 1, 2, 4 ... 60 s, ~8 min in all
+MAX_RETRIES = 12
+
+
+class DatabaseTask(Task[Any, Any]):
+    """Drops this thread's database connection after a database error, so the retry opens a fresh one."""
+
+    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if isinstance(exc, DatabaseError):
+            close_old_connections()
+
+
+@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.RUN_CHUNK, autoretry_for=RETRY_ON,
+          retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES,
+          soft_time_limit=int(SETTINGS.chunk_time_limit), time_limit=int(SETTINGS.chunk_time_limit) + 30)
+def run_chunk(self: DatabaseTask, analysis_ids: list[int]) -> dict[str, int]:
+    """Run these analyses (the final ones are skipped); returns a ChunkSummary as a dict."""
+    delivery = self.request.delivery_info or {}
+    # Redelivered (its worker died or lost the broker) or retried: what it left running is ours to finish.
+    takeover = bool(delivery.get("redelivered")) or bool(self.request.retries)
+    try:
+        return worker.runtime().run_chunk(analysis_ids, takeover=takeover).as_dict()
+    except DatabaseError:
+        close_old_connections()
+        raise
+
+
+@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.CLOSE_BATCH, ignore_result=True,
+          autoretry_for=RETRY_ON, retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
+def close_batch(self: DatabaseTask, batch_id: int) -> None:
+    """The chord callback: close the batch once its analyses are final, and start its webhook."""
+    with logging_context(batch_id=batch_id):
+        closing = services.batch_close(batch_id=batch_id)
+        if not closing.finished:
+            log.info("batch %d has analyses still running elsewhere; the sweeper closes it when they end", batch_id)
+            return
+        if closing.send_webhook:
+            try:
+                deliver_webhook.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)
+            except Exception:
+                services.batch_webhook_reset(batch_id=batch_id)  # the sweeper starts it again
+                raise
+
+
+@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.DELIVER_WEBHOOK, ignore_result=True,
+          autoretry_for=RETRY_ON, retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
+def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
+    """POST the batch's signed summary; retried with exponential backoff; the outcome is kept on the batch."""
+    with logging_context(batch_id=batch_id):
+        summary = selectors.batch_webhook_summary(batch_id)
+        if summary is None or summary.pop("callback_status") != CallbackStatus.SENDING:
+            return  # delivered or given up already (a duplicate task)
+        url = summary.pop("callback_url")
+        if SETTINGS.public_url:
+            summary["results_url"] = SETTINGS.public_url + summary["results_url"]
+        if SETTINGS.webhook_secret:
+            runtime = worker.runtime()
+            outcome = runtime.call(webhook.post(runtime.engine.http, url, webhook.encode(summary),
+                                                secret=SETTINGS.webhook_secret, within=SETTINGS.webhook_timeout),
+                                   timeout=SETTINGS.webhook_timeout + 5)
+        else:
+            outcome = webhook.Delivery(False, False, "LINKMETER_WEBHOOK_SECRET is not set on the workers")
+        attempt = services.batch_webhook_record(batch_id=batch_id, delivered=outcome.delivered, error=outcome.error,
+                                                retryable=outcome.retryable, max_tries=SETTINGS.webhook_tries)
+        if attempt.status == CallbackStatus.DELIVERED:
+            log.info("webhook of batch %d delivered to %s (HTTP %s, try %d)", batch_id, url, outcome.status,
+                     attempt.attempts)
+        elif attempt.status == CallbackStatus.FAILED:
+            log.warning("webhook of batch %d to %s failed for good after %d tries: %s", batch_id, url,
+                        attempt.attempts, outcome.error)
+        elif attempt.status == CallbackStatus.SENDING:
+            countdown = SETTINGS.webhook_backoff * 2 ** (attempt.attempts - 1)
+            log.info("webhook of batch %d to %s failed (try %d): %s; next try in %gs", batch_id, url,
+                     attempt.attempts, outcome.error, countdown)
+            try:
+                raise self.retry(countdown=countdown, max_retries=None)
+            except Retry:
+                raise
+            except Exception:
+                services.batch_webhook_reset(batch_id=batch_id)  # could not schedule the retry: the sweeper will
+                raise
+
+
+@app.task(name="linkmeter.watchdog", ignore_result=True)
+def watchdog() -> None:
+    """Analyses running past their deadline plus grace (their worker is gone): re-queued and dispatched
+    again once, then failed."""
+    recovered = services.analyses_recover_ids(max_attempts=MAX_ATTEMPTS, grace_seconds=SETTINGS.watchdog_grace)
+    if recovered.requeued:
+        celery_dispatch.publish_chunks(app, selectors.analyses_priorities(recovered.requeued),
+                                       chunk_size=SETTINGS.chunk_size)
+    if recovered.requeued or recovered.failed:
+        log.warning("watchdog: re-queued %d and failed %d analyses past their deadline", len(recovered.requeued),
+                    recovered.failed)
+
+
+@app.task(name="linkmeter.requeue_orphans", ignore_result=True)
+def requeue_orphans() -> None:
+    """Analyses queued with no message (the broker was down when they were submitted, or lost them) are
+    dispatched again; finished batches whose chord callback never came are closed."""
+    waiting = queue_depth()
+    if waiting == 0:
+        orphans = selectors.analyses_orphaned(older_than_seconds=SETTINGS.orphan_age)
+        if orphans:
+            sent = celery_dispatch.publish_chunks(app, orphans, chunk_size=SETTINGS.chunk_size)
+            log.warning("re-dispatched %d analyses queued for over %gs with no task waiting (%d tasks)",
+                        len(orphans), SETTINGS.orphan_age, sent)
+    for batch_id in selectors.batches_unclosed(finished_before_seconds=SETTINGS.orphan_age):
+        log.warning("batch %d finished without its chord callback; closing it now", batch_id,
+                    extra={"batch_id": batch_id})
+        close_batch.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)
+
+
+def queue_depth() -> int | None:
+    """Messages waiting in the queue (not yet delivered to a worker); None when the broker does not say."""
+    try:
+        with app.connection_for_read() as connection:
+            channel: Any = connection.default_channel
+            declared = channel.queue_declare(queue=SETTINGS.queue, passive=True)
+            return int(declared.message_count)
+    except Exception:
+        log.warning("could not read the depth of queue %s", SETTINGS.queue, exc_info=True)
+        return None
+
+
+@worker_shutdown.connect
+def _close_runtime(**_: Any) -> None:
+    worker.shutdown()

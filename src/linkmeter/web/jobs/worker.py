@@ -1,0 +1,254 @@
+"""A Celery worker process's engine: one event loop in a background thread, one Engine (one HTTP pool, one
+DNS client, the shared Redis state) on it; task threads hand their chunks to it and wait.
+
+Task threads do every database call (the ORM is synchronous); the loop only runs the engine, so nothing
+blocks it, and many chunks (each many URLs) are in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db import DatabaseError, close_old_connections
+
+from linkmeter.assembly import build_engine
+from linkmeter.engine.observe import logging_context
+from linkmeter.engine.plan import PlanError
+from linkmeter.engine.results import UrlResult
+from linkmeter.engine.runner import Engine
+from linkmeter.web.links import services
+from linkmeter.web.links.services import ClaimedWork
+
+log = logging.getLogger(__name__)
+
+STORE_TRIES = 5  # a finished chunk's write is tried this often (the database may be restarting)...
+STORE_PAUSE = 1.0  # ...waiting this long, doubling, between tries; then the task's own retry takes over
+START_TIMEOUT = 30.0
+
+
+class ChunkTimeout(RuntimeError):
+    """A chunk outlived the backstop (the engine's deadlines should have ended it long before)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkSummary:
+    """What one chunk task did: its result in the chord (small, JSON)."""
+
+    asked: int  # analysis ids in the chunk
+    claimed: int  # run by this delivery (the others were final already, or running elsewhere)
+    stored: int  # results written by this delivery
+    failed: int  # analyses that could not run at all (e.g. an unknown provider selection)
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class WorkerRuntime:
+    """The process's loop thread and engine. ``start()`` once (tasks call ``runtime()``, which does), then
+    ``run_chunk`` from any number of task threads; ``close()`` when the process stops."""
+
+    def __init__(self, environ: Mapping[str, str], *, relax_rate_limits: bool = False,
+                 chunk_time_limit: float = 180.0,
+                 engine_factory: Callable[[], Engine] | None = None) -> None:
+        self._environ = dict(environ)
+        self._relax = relax_rate_limits
+        self._factory = engine_factory
+        self.chunk_time_limit = chunk_time_limit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._engine: Engine | None = None
+        self._engines: dict[frozenset[str], Engine] = {}
+
+    # -- the loop ----------------------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("the worker runtime is not started")
+        return self._engine
+
+    def start(self) -> None:
+        """Start the loop thread and build the engine on it. Raises SettingsError / PlanError for bad
+        settings."""
+        if self._loop is not None:
+            return
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        def serve() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(ready.set)
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, name="linkmeter-engine-loop", daemon=True)
+        self._thread.start()
+        ready.wait(START_TIMEOUT)
+        self._loop = loop
+        try:
+            self._engine = self.call(self._build(), timeout=START_TIMEOUT)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    async def _build(self) -> Engine:
+        # Built on the loop: the HTTP session, DNS client and Redis pool belong to it.
+        if self._factory is not None:
+            return self._factory()
+        return build_engine(self._environ, relax_rate_limits=self._relax)
+
+    def call[T](self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
+        """Run ``coroutine`` on the loop from a task thread and wait for it (cancelled after ``timeout``:
+        TimeoutError)."""
+        if self._loop is None:
+            coroutine.close()
+            raise RuntimeError("the worker runtime is not started")
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"gave up after {timeout}s") from None
+
+    def close(self) -> None:
+        """Close the engine (its HTTP pool and Redis client) and stop the loop thread."""
+        if self._loop is None:
+            return
+        try:
+            if self._engine is not None:
+                self.call(self._engine.close(), timeout=10)
+        except Exception:
+            log.exception("closing the worker's engine failed")
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        if not loop.is_running():
+            loop.close()
+
+    # -- chunks --------------------------------------------------------------------------------------------
+
+    def run_chunk(self, analysis_ids: Sequence[int], *, takeover: bool = False) -> ChunkSummary:
+        """Claim these analyses, run them concurrently on the loop, store the results (call from a task
+        thread). Idempotent: final analyses are skipped and a provider result is written once.
+        ``takeover``: also run analyses marked running (this chunk's previous delivery died with them)."""
+        claimed = services.analyses_claim_ids(analysis_ids=analysis_ids, deadline_seconds=self.engine.url_deadline,
+                                              takeover=takeover)
+        if not claimed:
+            return ChunkSummary(asked=len(analysis_ids), claimed=0, stored=0, failed=0)
+        try:
+            outcomes, failures = self.call(self._analyse(claimed), timeout=self.chunk_time_limit)
+        except TimeoutError:
+            raise ChunkTimeout(f"a chunk of {len(claimed)} analyses outlived its backstop of "
+                               f"{self.chunk_time_limit:g}s; the watchdog re-queues them") from None
+        stored = self._store(outcomes)
+        failed = self._fail(failures)
+        return ChunkSummary(asked=len(analysis_ids), claimed=len(claimed), stored=stored, failed=failed)
+
+    async def _analyse(self, claimed: Sequence[ClaimedWork]) -> tuple[list[tuple[int, UrlResult]],
+                                                                       list[tuple[int, str]]]:
+        outcomes: list[tuple[int, UrlResult]] = []
+        failures: list[tuple[int, str]] = []
+
+        async def one(item: ClaimedWork) -> None:
+            with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
+                try:
+                    result = await self._engine_for(item.providers).analyze(item.url)
+                except PlanError as exc:
+                    failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
+                except Exception as exc:  # the engine never raises for provider failures; a bug costs one
+                    log.exception("analysis %d of %s failed unexpectedly", item.analysis_id, item.url)
+                    failures.append((item.analysis_id, f"unexpected {type(exc).__name__}: {exc}"))
+                else:
+                    outcomes.append((item.analysis_id, result))
+
+        await asyncio.gather(*(one(item) for item in claimed))
+        return outcomes, failures
+
+    def _engine_for(self, providers: tuple[str, ...]) -> Engine:
+        """The engine for a provider selection (the selected providers and what they need), sharing the
+        main engine's clients, caches and limits. Called on the loop only."""
+        if not providers:
+            return self.engine
+        key = frozenset(providers)
+        engine = self._engines.get(key)
+        if engine is None:
+            engine = self._engines[key] = self.engine.narrowed(sorted(key))
+        return engine
+
+    def _store(self, outcomes: list[tuple[int, UrlResult]]) -> int:
+        pause = STORE_PAUSE
+        for attempt in range(1, STORE_TRIES + 1):
+            try:
+                return services.analyses_complete(outcomes=outcomes)
+            except DatabaseError:
+                close_old_connections()
+                if attempt == STORE_TRIES:
+                    raise
+                log.warning("storing %d finished analyses failed (try %d of %d); trying again in %gs",
+                            len(outcomes), attempt, STORE_TRIES, pause, exc_info=True)
+                time.sleep(pause)
+                pause *= 2
+        return 0  # not reached
+
+    def _fail(self, failures: list[tuple[int, str]]) -> int:
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for pk, reason in failures:
+            by_reason[reason].append(pk)
+        return sum(services.analysis_fail(analysis_ids=ids, reason=reason) for reason, ids in by_reason.items())
+
+
+# -- the process's runtime ----------------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_runtime: WorkerRuntime | None = None
+_options: dict[str, Any] = {}
+
+
+def configure(*, environ: Mapping[str, str] | None = None, relax_rate_limits: bool = False,
+              chunk_time_limit: float | None = None) -> None:
+    """Set how ``runtime()`` builds the engine (`linkmeter worker --emulator` points it at an emulator);
+    call before the first task."""
+    _options.update(environ=dict(environ) if environ is not None else None, relax_rate_limits=relax_rate_limits)
+    if chunk_time_limit is not None:
+        _options["chunk_time_limit"] = chunk_time_limit
+
+
+def runtime() -> WorkerRuntime:
+    """This process's runtime, started on first use."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            from linkmeter.web.config.celery import SETTINGS
+
+            started = WorkerRuntime(
+                _options.get("environ") or os.environ,
+                relax_rate_limits=bool(_options.get("relax_rate_limits")),
+                chunk_time_limit=float(_options.get("chunk_time_limit") or SETTINGS.chunk_time_limit),
+            )
+            started.start()
+            _runtime = started
+        return _runtime
+
+
+def shutdown() -> None:
+    """Close this process's runtime, if it was started."""
+    global _runtime
+    with _lock:
+        current, _runtime = _runtime, None
+    if current is not None:
+        current.close()

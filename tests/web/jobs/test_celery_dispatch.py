@@ -1,0 +1,161 @@
+"""Handing work to Celery: chunks and priorities, nothing lost when the broker is down, the settings of the
+Celery mode, and `callback_url` on POST /api/v1/analyses (validated; shown with the batch)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from linkmeter.engine.settings import SettingsError
+from linkmeter.web.config.celery import MAX_PRIORITY, CelerySettings, create_app
+from linkmeter.web.jobs import celery_dispatch, dispatch
+from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher, chunked, publish_chunks
+from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch
+
+URL = "/api/v1/analyses"
+
+
+class RecordingDispatcher:
+    """Delivers webhooks (as the Celery dispatcher with a secret does) and records what it was handed."""
+
+    delivers_webhooks = True
+
+    def __init__(self) -> None:
+        self.enqueued: list[tuple[list[int], int, int | None]] = []
+
+    def enqueue(self, analysis_ids: Sequence[int], *, priority: int, batch_id: int | None = None) -> None:
+        self.enqueued.append((list(analysis_ids), priority, batch_id))
+
+
+@pytest.fixture
+def recording() -> Iterator[RecordingDispatcher]:
+    recorder = RecordingDispatcher()
+    dispatch.set_dispatcher(recorder)
+    yield recorder
+    dispatch.set_dispatcher(dispatch.DatabaseQueue())
+
+
+class FakeSignature:
+    def __init__(self, sent: list[tuple[str, Any, dict[str, Any]]], name: str, args: Any,
+                 options: dict[str, Any]) -> None:
+        self.sent, self.name, self.args, self.options = sent, name, args, options
+
+    def apply_async(self) -> None:
+        self.sent.append((self.name, self.args, self.options))
+
+
+class FakeApp:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def signature(self, name: str, args: Any = (), options: dict[str, Any] | None = None,
+                  **_: Any) -> FakeSignature:
+        return FakeSignature(self.sent, name, args, options or {})
+
+
+def test_ids_are_sent_in_chunks_highest_priority_first() -> None:
+    assert [len(c) for c in chunked(list(range(60)), 25)] == [25, 25, 10]
+    app = FakeApp()
+    work = [(pk, 0) for pk in range(1, 31)] + [(100, 10), (101, 10)]
+    assert publish_chunks(app, work, chunk_size=25) == 3  # type: ignore[arg-type]
+    assert [(args[0][:1], len(args[0]), options["priority"]) for _, args, options in app.sent] == [
+        ([100], 2, 10), ([1], 25, 0), ([26], 5, 0)]
+    assert {name for name, _, _ in app.sent} == {celery_dispatch.RUN_CHUNK}
+
+
+def test_the_queue_takes_message_priorities() -> None:
+    settings = CelerySettings.from_env({"LINKMETER_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+                                        "LINKMETER_REDIS_URL": "redis://127.0.0.1:6379/0",
+                                        "LINKMETER_QUEUE": "lm-test", "LINKMETER_CHUNK_SIZE": "40"})
+    app = create_app(settings, main=False)
+    [queue] = app.conf.task_queues
+    assert queue.name == "lm-test" and queue.queue_arguments == {"x-max-priority": MAX_PRIORITY}
+    assert app.conf.task_default_queue == "lm-test" and settings.chunk_size == 40
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_serializer == "json"
+    assert set(app.conf.beat_schedule) == {"watchdog", "requeue-orphans"}
+
+
+@pytest.mark.parametrize(("environ", "message"), [
+    ({"LINKMETER_BROKER_URL": "amqp://127.0.0.1//"}, "LINKMETER_REDIS_URL"),
+    ({"LINKMETER_CHUNK_SIZE": "many"}, "LINKMETER_CHUNK_SIZE"),
+    ({"LINKMETER_WATCHDOG_INTERVAL": "0"}, "LINKMETER_WATCHDOG_INTERVAL"),
+])
+def test_bad_celery_settings_are_refused_by_name(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        CelerySettings.from_env(environ)
+    assert not CelerySettings.from_env({}).enabled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_when_the_broker_is_down_the_submission_still_succeeds_and_its_analyses_stay_queued(
+        client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    settings = CelerySettings(broker_url="amqp://guest:guest@127.0.0.1:1//", redis_url="redis://127.0.0.1:1/0",
+                              webhook_secret="x" * 16)
+    dispatcher = CeleryDispatcher(create_app(settings, main=False), settings)
+    dispatch.set_dispatcher(dispatcher)
+    try:
+        started = time.monotonic()
+        response = client.post(URL, {"urls": ["https://e.example.org/1", "https://e.example.org/2"]},
+                               content_type="application/json")
+        answered = time.monotonic() - started
+        dispatcher.close()  # waits for the publishing thread to give up
+    finally:
+        dispatch.set_dispatcher(dispatch.DatabaseQueue())
+    assert response.status_code == 202 and answered < 2  # the request never waits on the broker
+    assert set(Analysis.objects.values_list("status", flat=True)) == {AnalysisStatus.QUEUED}
+    assert "stay queued" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_url_is_kept_with_the_batch_and_shown_with_its_progress(
+        client: Client, recording: RecordingDispatcher) -> None:
+    body = client.post(URL, {"urls": ["https://f.example.org/1"], "callback_url": "https://hooks.example.com/lm?x=1"},
+                       content_type="application/json").json()
+    assert recording.enqueued == [(body["analysis_ids"], 10, body["batch_id"])]
+    progress = client.get(f"/api/v1/batches/{body['batch_id']}").json()
+    assert progress["callback"] == {"url": "https://hooks.example.com/lm?x=1", "status": "pending", "attempts": 0,
+                                    "last_error": None, "sent_at": None}
+    plain = client.post(URL, {"urls": ["https://f.example.org/2"]}, content_type="application/json").json()
+    assert client.get(f"/api/v1/batches/{plain['batch_id']}").json()["callback"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("callback", "code"), [
+    ("ftp://hooks.example.com/", "invalid_callback_url"),
+    ("hooks.example.com/x", "invalid_callback_url"),
+    ("https://user:pass@hooks.example.com/", "invalid_callback_url"),
+    ("http://hooks.example.com:99999/", "invalid_callback_url"),
+    ("http://127.0.0.1:8000/hook", "blocked_callback_url"),
+    ("http://[::1]/hook", "blocked_callback_url"),
+    ("http://10.1.2.3/hook", "blocked_callback_url"),
+    ("http://169.254.169.254/latest", "blocked_callback_url"),
+    ("http://2130706433/", "blocked_callback_url"),
+])
+def test_a_bad_or_private_callback_url_is_refused_and_nothing_is_queued(
+        client: Client, recording: RecordingDispatcher, callback: str, code: str) -> None:
+    response = client.post(URL, {"urls": ["https://g.example.org/1"], "callback_url": callback},
+                           content_type="application/json")
+    assert response.status_code == 422 and response.json()["code"] == code
+    assert recording.enqueued == [] and not Batch.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_loopback_callback_is_allowed_only_by_linkmeter_fetch_allow(
+        client: Client, recording: RecordingDispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKMETER_FETCH_ALLOW", "127.0.0.1")
+    response = client.post(URL, {"urls": ["https://h.example.org/1"], "callback_url": "http://127.0.0.1:9/hook"},
+                           content_type="application/json")
+    assert response.status_code == 202
+
+
+@pytest.mark.django_db(transaction=True)
+def test_without_the_celery_workers_a_callback_url_is_refused(client: Client) -> None:
+    response = client.post(URL, {"urls": ["https://i.example.org/1"], "callback_url": "https://hooks.example.com/"},
+                           content_type="application/json")
+    assert response.status_code == 422 and response.json()["code"] == "callbacks_unavailable"
+    assert not Batch.objects.exists()
