@@ -153,7 +153,8 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
         if dispatcher is not None:
             stack.callback(dispatcher.close)
 
-        server = _Server(uvicorn.Config(ASGI_APP, lifespan="off", log_level="info", timeout_graceful_shutdown=5))
+        server = _Server(uvicorn.Config(ASGI_APP, lifespan="off", log_level="info", timeout_graceful_shutdown=5,
+                                        log_config=None))
         with _stop_on_signals(server):
             if runner is None:
                 await server.serve(sockets=[sock])

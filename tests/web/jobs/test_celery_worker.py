@@ -142,3 +142,16 @@ def test_claiming_puts_the_highest_priority_first_and_sets_a_deadline() -> None:
     assert analysis.status == AnalysisStatus.RUNNING and analysis.attempts == 1
     assert analysis.deadline_at is not None and analysis.started_at is not None
     assert 44 <= (analysis.deadline_at - analysis.started_at).total_seconds() <= 46
+
+
+async def test_a_workers_calls_are_counted_in_its_metrics(runtime: WorkerRuntime) -> None:
+    from prometheus_client import REGISTRY
+
+    def page_ok() -> float:
+        labels = {"provider": "page", "status": "ok"}
+        return REGISTRY.get_sample_value("linkmeter_provider_calls_total", labels) or 0.0
+
+    before = page_ok()
+    ids = await sync_to_async(submit)(URLS[:2])
+    await run_chunk(runtime, ids)
+    assert page_ok() - before == 2

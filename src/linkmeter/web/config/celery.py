@@ -116,6 +116,9 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
         "worker_prefetch_multiplier": 1,
         "worker_disable_rate_limits": True,
         "worker_hijack_root_logger": False,  # Django's LOGGING (structured logs) applies in workers too
+        # Celery's Django fixup would otherwise close every database connection before and after every task
+        # (a new PostgreSQL backend per chunk); connections are dropped after errors by the tasks themselves.
+        "CELERY_DB_REUSE_MAX": 1000,
         "task_queues": (task_queue(settings.queue),),
         "task_default_queue": settings.queue,
         "task_default_exchange": settings.queue,

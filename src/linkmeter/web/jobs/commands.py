@@ -32,9 +32,12 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
 
             del tasks  # imported to register the tasks
 
+            from linkmeter.web import metrics
+
             worker.configure(environ=environ, relax_rate_limits=bool(emulator))
             worker.runtime()  # bad settings fail here, before any message is taken
-        except (SettingsError, PlanError) as exc:
+            metrics.worker_exporter_from_env(environ)  # this process's /metrics, when LINKMETER_METRICS_PORT is set
+        except (SettingsError, PlanError, OSError) as exc:
             raise CommandError(str(exc)) from exc
     except CommandError as exc:
         print(f"linkmeter worker: {exc}", file=sys.stderr)

@@ -101,9 +101,11 @@ class WorkerRuntime:
 
     async def _build(self) -> Engine:
         # Built on the loop: the HTTP session, DNS client and Redis pool belong to it.
-        if self._factory is not None:
-            return self._factory()
-        return build_engine(self._environ, relax_rate_limits=self._relax)
+        from linkmeter.web import metrics
+
+        engine = self._factory() if self._factory is not None else build_engine(
+            self._environ, relax_rate_limits=self._relax)
+        return metrics.attach(engine)  # before any narrowed() view, which copies the observer
 
     def call[T](self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
         """Run ``coroutine`` on the loop from a task thread and wait for it (cancelled after ``timeout``:
