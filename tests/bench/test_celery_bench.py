@@ -47,6 +47,7 @@ def assert_sane(row: dict, urls: int) -> None:  # type: ignore[type-arg]
     assert row["calls"] > 0 and row["cpu_ms_per_call"] > 0
     assert len(row["worker_rss_mb"]) == 2 and all(mb > 0 for mb in row["worker_rss_mb"])
     assert all(peak >= now for peak, now in zip(row["worker_hwm_mb"], row["worker_rss_mb"], strict=True))
+    assert all(0 < pss <= rss for pss, rss in zip(row["worker_pss_mb"], row["worker_rss_mb"], strict=True))
 
 
 async def test_a_small_celery_bench_reports_celery_chord_per_call_and_the_ceiling_in_one_run() -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from linkmeter.bench.services import conninfo, delete_redis_keys, temporary_database
+from linkmeter.bench.services import check_redis, conninfo, delete_redis_keys, temporary_database
 from linkmeter.emulator.server import env_for_info
 from linkmeter.providers.registry import PROVIDER_CLASSES
 
@@ -323,6 +323,7 @@ def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = ()
     processes = Processes(workdir)
     prefix = f"linkmeter-it-{secrets.token_hex(4)}:"
     redis_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
+    check_redis(redis_url)  # fail now, not after a batch that cannot close without it
     try:
         with temporary_database(POSTGRES_SERVER, prefix="linkmeter_it") as database, rabbitmq_vhost() as broker:
             emulator = start_emulator(processes, latency_ms=latency_ms, hang=hang)

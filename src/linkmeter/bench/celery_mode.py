@@ -179,5 +179,6 @@ def figures_of(run: CeleryRun) -> dict[str, Any]:
         "worker_cpu_seconds": round(run.worker_cpu_seconds, 2),
         "worker_rss_mb": [m.rss_mb for m in run.memory],
         "worker_hwm_mb": [m.hwm_mb for m in run.memory],
+        "worker_pss_mb": [m.pss_mb for m in run.memory],
     }
 

@@ -145,5 +145,6 @@ def figures_of(run: ChordRun) -> dict[str, Any]:
         "upstream_requests": run.requests,
         "worker_rss_mb": [m.rss_mb for m in run.memory],
         "worker_hwm_mb": [m.hwm_mb for m in run.memory],
+        "worker_pss_mb": [m.pss_mb for m in run.memory],
         "worker_processes": [m.processes for m in run.memory],
     }

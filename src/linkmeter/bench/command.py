@@ -139,13 +139,15 @@ def _print(figures: dict[str, Any]) -> None:
         click.echo(f"ratio celery/ceiling: {figures['ratio_celery']:.3f}   URL statuses: {celery['statuses']}   "
                    f"submitting took {celery['submit_seconds']} s")
         click.echo(f"celery workers: {figures['workers']} x {celery['threads_per_worker']} chunk threads, RSS "
-                   f"{celery['worker_rss_mb']} MB (peak {celery['worker_hwm_mb']} MB)")
+                   f"{celery['worker_rss_mb']} MB (peak {celery['worker_hwm_mb']} MB, PSS {celery['worker_pss_mb']} "
+                   "MB)")
     if figures["chord_per_call"] is not None:
         chord = figures["chord_per_call"]
         click.echo(f"ratio chord-per-call/ceiling: {figures['ratio_chord']:.3f}   URL statuses: {chord['statuses']}"
                    f"   submitting took {chord['submit_seconds']} s")
         click.echo(f"chord-per-call workers: {figures['workers']} x {chord['processes_per_worker']} prefork "
-                   f"processes, RSS {chord['worker_rss_mb']} MB (peak {chord['worker_hwm_mb']} MB)")
+                   f"processes, RSS {chord['worker_rss_mb']} MB (peak {chord['worker_hwm_mb']} MB, PSS "
+                   f"{chord['worker_pss_mb']} MB)")
     if figures["ratio_celery_chord"] is not None:
         click.echo(f"ratio celery/chord-per-call: {figures['ratio_celery_chord']:.1f}")
 
@@ -208,7 +210,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "ratio_celery": _ratio(celery, ceiling_rate),
         "chord_per_call": chord,
         "ratio_chord": _ratio(chord, ceiling_rate),
-        "ratio_celery_chord": _ratio(celery, chord["urls_per_s"]) if chord else None,
+        "ratio_celery_chord": _ratio(celery, chord["urls"] / chord["seconds"]) if chord and chord["seconds"] else None,
         "statuses": statuses,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }

@@ -15,6 +15,7 @@ from pathlib import Path
 class Memory:
     rss_mb: float  # resident now, summed over the process and its descendants
     hwm_mb: float  # each process's peak resident size (VmHWM), summed
+    pss_mb: float  # proportional set size, summed: pages shared after a fork are counted once in all
     processes: int
 
 
@@ -60,8 +61,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def memory(pid: int) -> Memory:
-    """VmRSS and VmHWM of ``pid`` and its descendants, in MB."""
-    rss = hwm = 0
+    """VmRSS, VmHWM and Pss of ``pid`` and its descendants, in MB."""
+    rss = hwm = pss = 0
     count = 0
     for each in descendants(pid):
         fields = _status(each)
@@ -70,7 +71,8 @@ def memory(pid: int) -> Memory:
         count += 1
         rss += fields.get("VmRSS", 0)
         hwm += fields.get("VmHWM", 0)
-    return Memory(round(rss / 1024, 1), round(hwm / 1024, 1), count)
+        pss += _pss(each)
+    return Memory(round(rss / 1024, 1), round(hwm / 1024, 1), round(pss / 1024, 1), count)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -96,6 +98,17 @@ def _status(pid: int) -> dict[str, int]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0])  # kB
     return values
+
+
+def _pss(pid: int) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        if line.startswith("Pss:"):
+            return int(line.split()[1])  # kB
+    return 0
 
 
 def tail(log: Path, lines: int = 20) -> str:
