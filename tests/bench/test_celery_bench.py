@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ async def run_bench(*args: str, limit: float = 240.0) -> Completed:
     return Completed(process.returncode, out.decode(), err.decode())
 
 
-def assert_sane(row: dict, urls: int) -> None:  # type: ignore[type-arg]
+def assert_sane(row: dict[str, Any], urls: int) -> None:
     assert set(row) >= FIGURES | {"submit_seconds", "statuses", "worker_rss_mb", "worker_hwm_mb"}
     assert sum(row["statuses"].values()) == urls  # every submitted URL was stored, and counted once
     assert set(row["statuses"]) <= {"done", "partial", "failed"}

@@ -359,7 +359,7 @@ def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = ()
 
 def query(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(conninfo(database), connect_timeout=10) as connection:
-        return connection.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return connection.execute(sql, params).fetchall()
 
 
 def status_counts(database: str) -> dict[str, int]:

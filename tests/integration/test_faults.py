@@ -5,7 +5,6 @@ hanging or failing), every analysis ends final, once, with its results in Postgr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from linkmeter.providers.registry import PROVIDER_CLASSES
 from tests.integration.harness import (
     FINAL,
     Cluster,
+    Proc,
     cluster,
     duplicate_results,
     failing_api,
@@ -32,7 +32,7 @@ PROVIDERS = len(PROVIDER_CLASSES)  # every analysis that ran stores one result p
 FINISH = 240.0  # seconds a batch gets to finish, faults included
 
 
-def running(cluster_: Cluster, *, workers: int = 2) -> list:  # type: ignore[type-arg]
+def running(cluster_: Cluster, *, workers: int = 2) -> list[Proc]:
     cluster_.serve()
     started = [cluster_.worker(f"worker{n + 1}") for n in range(workers)]
     cluster_.beat()
@@ -57,14 +57,9 @@ def assert_all_final_once(cluster_: Cluster, batch_id: int, submitted: int) -> d
     return counts
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
-
-
-def test_two_thousand_urls_through_the_api_to_two_workers_all_end_final_in_postgresql(workdir: Path) -> None:
+def test_two_thousand_urls_through_the_api_to_two_workers_all_end_final_in_postgresql(tmp_path: Path) -> None:
     urls = workload(2000)
-    with cluster(workdir, latency_ms=10) as it:
+    with cluster(tmp_path, latency_ms=10) as it:
         running(it)
         batch = it.submit(urls)
         assert batch["queued"] == 2000
@@ -74,9 +69,9 @@ def test_two_thousand_urls_through_the_api_to_two_workers_all_end_final_in_postg
         assert provider_statuses(it.database, "page").get("ok", 0) > 0
 
 
-def test_a_worker_killed_with_sigkill_mid_batch_loses_no_analysis_and_duplicates_no_result(workdir: Path) -> None:
+def test_a_worker_killed_with_sigkill_mid_batch_loses_no_analysis_and_duplicates_no_result(tmp_path: Path) -> None:
     urls = workload(1200)
-    with cluster(workdir, latency_ms=20) as it:
+    with cluster(tmp_path, latency_ms=20) as it:
         first, _second = running(it)
         batch = it.submit(urls)
         at_fault = it.wait_until_finished(batch["batch_id"], at_least=150, timeout=FINISH)
@@ -89,9 +84,9 @@ def test_a_worker_killed_with_sigkill_mid_batch_loses_no_analysis_and_duplicates
         assert started_more_than_once(it.database) > 0  # the killed worker did hold analyses in flight
 
 
-def test_rabbitmq_restarted_mid_batch_the_batch_still_completes(workdir: Path) -> None:
+def test_rabbitmq_restarted_mid_batch_the_batch_still_completes(tmp_path: Path) -> None:
     urls = workload(1200)
-    with cluster(workdir, latency_ms=20) as it:
+    with cluster(tmp_path, latency_ms=20) as it:
         running(it)
         batch = it.submit(urls)
         at_fault = it.wait_until_finished(batch["batch_id"], at_least=150, timeout=FINISH)
@@ -101,9 +96,9 @@ def test_rabbitmq_restarted_mid_batch_the_batch_still_completes(workdir: Path) -
         assert_all_final_once(it, batch["batch_id"], 1200)
 
 
-def test_postgresql_restarted_mid_batch_the_batch_still_completes(workdir: Path) -> None:
+def test_postgresql_restarted_mid_batch_the_batch_still_completes(tmp_path: Path) -> None:
     urls = workload(1200)
-    with cluster(workdir, latency_ms=20) as it:
+    with cluster(tmp_path, latency_ms=20) as it:
         running(it)
         batch = it.submit(urls)
         at_fault = it.wait_until_finished(batch["batch_id"], at_least=150, timeout=FINISH)
@@ -113,9 +108,9 @@ def test_postgresql_restarted_mid_batch_the_batch_still_completes(workdir: Path)
         assert_all_final_once(it, batch["batch_id"], 1200)
 
 
-def test_a_provider_that_never_answers_does_not_stall_the_batch(workdir: Path) -> None:
+def test_a_provider_that_never_answers_does_not_stall_the_batch(tmp_path: Path) -> None:
     urls = workload(300)
-    with cluster(workdir, latency_ms=10, hang=("wayback",),
+    with cluster(tmp_path, latency_ms=10, hang=("wayback",),
                  extra_env={"LINKMETER_WAYBACK_TIMEOUT": "0.5", "LINKMETER_WAYBACK_RETRIES": "1"}) as it:
         running(it)
         batch = it.submit(urls)
@@ -128,9 +123,9 @@ def test_a_provider_that_never_answers_does_not_stall_the_batch(workdir: Path) -
         assert provider_statuses(it.database, "rdap").keys() <= {"ok", "cached"}
 
 
-def test_a_provider_answering_503_to_everything_does_not_stall_the_batch(workdir: Path) -> None:
+def test_a_provider_answering_503_to_everything_does_not_stall_the_batch(tmp_path: Path) -> None:
     urls = workload(300)
-    with failing_api(503) as broken, cluster(workdir, latency_ms=10,
+    with failing_api(503) as broken, cluster(tmp_path, latency_ms=10,
                                              extra_env={"LINKMETER_HACKERNEWS_BASE_URL": broken}) as it:
         running(it)
         batch = it.submit(urls)

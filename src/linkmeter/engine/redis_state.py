@@ -50,7 +50,9 @@ DEFAULT_RETRY_AFTER = 1.0  # after a failure, leave Redis alone this long
 LOG_EVERY = 60.0  # at most one "Redis unavailable" warning per store per this many seconds
 MAX_KEY_LENGTH = 200  # longer cache keys are stored under their SHA-256
 BREAKER_IDLE_TTL = 86_400.0
-MAX_CONNECTIONS = 50  # per process
+# Per process. With ~200 URLs in flight a call can need three commands at once (limiter, breaker, cache):
+# 50 connections ran out under load and turned cache hits into misses (docs/benchmarks.md); 500 did not.
+MAX_CONNECTIONS = 500
 
 
 class RedisUnavailable(Exception):
