@@ -84,6 +84,8 @@ def test_the_metrics_ports_agree_between_commands_healthchecks_and_prometheus() 
     services = compose()["services"]
     web_port = parse_command(services["web"]["command"]).params["port"]
     worker_port = int(services["worker"]["environment"]["LINKMETER_METRICS_PORT"])
+    # one worker process per replica: its one metrics port is the one Prometheus finds for each replica
+    assert parse_command(services["worker"]["command"]).params["processes"] == 1
     assert f":{web_port}/metrics" in " ".join(services["web"]["healthcheck"]["test"])
     assert f":{worker_port}/metrics" in " ".join(services["worker"]["healthcheck"]["test"])
     prometheus = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
@@ -100,6 +102,7 @@ def test_the_procfile_runs_web_worker_beat_and_migrates_on_release() -> None:
     assert {name: context.info_name for name, context in parsed.items()} == {
         "release": "migrate", "web": "serve", "worker": "worker", "beat": "beat"}
     assert parsed["web"].params["port"] == 5000 and parsed["web"].params["host"] == "0.0.0.0"
+    assert parsed["worker"].params["processes"] == 0  # auto: one worker process per CPU of the dyno
 
 
 @pytest.mark.parametrize("path", UNITS, ids=[path.name for path in UNITS])
@@ -115,12 +118,16 @@ def test_each_systemd_unit_starts_a_linkmeter_command_hardened_and_restarting(pa
     assert unit(path)["Install"]["WantedBy"] == ["multi-user.target"]
 
 
-def test_the_units_are_web_beat_and_a_worker_template_whose_instance_is_its_metrics_port() -> None:
+def test_the_units_are_web_beat_and_a_worker_template_whose_instance_is_its_first_metrics_port() -> None:
     assert [path.name for path in UNITS] == ["linkmeter-beat.service", "linkmeter-web.service",
                                              "linkmeter-worker@.service"]
     worker = unit(DEPLOY / "systemd" / "linkmeter-worker@.service")["Service"]
     assert worker["Environment"] == ["LINKMETER_METRICS_PORT=%i"]
-    assert parse_command(shlex.split(worker["ExecStart"][0].replace("%i", "9101"))).info_name == "worker"
+    command = parse_command(shlex.split(worker["ExecStart"][0].replace("%i", "9101")))
+    assert command.info_name == "worker"
+    # one unit per host runs a worker process per CPU; SIGTERM reaches them once, through the supervisor
+    assert command.params["processes"] == 0 and worker["KillMode"] == ["mixed"]
+    assert command.params["hostname"] == "linkmeter-9101@%H"  # its workers: linkmeter-9101-1@host, -2, ...
 
 
 def test_every_linkmeter_setting_named_in_deploy_is_one_the_code_reads() -> None:

@@ -236,9 +236,29 @@ def serve(host: str, port: int, demo: bool, emulator: str | None) -> None:
     sys.exit(run_server(host=host, port=port, demo=demo, emulator=emulator))
 
 
+MAX_PROCESSES = 256
+
+
+def _process_count(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    """`--processes`: a number of worker processes, or `auto` (also 0): one per CPU this process may use."""
+    text = str(value).strip().lower()
+    try:
+        count = 0 if text == "auto" else int(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number of processes nor 'auto'") from None
+    if not 0 <= count <= MAX_PROCESSES:
+        raise click.BadParameter(f"{count} is not between 0 (auto) and {MAX_PROCESSES}")
+    return count
+
+
 @main.command()
 @click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=8, show_default=True,
-              help="Chunk tasks this process runs at once (each chunk has many URLs in flight).")
+              help="Chunk tasks each worker process runs at once (each chunk has many URLs in flight).")
+@click.option("--processes", default="1", show_default=True, metavar="N|auto", callback=_process_count,
+              help="Worker processes to run, under this one command: 'auto' or 0 for one per CPU it may use "
+                   "(affinity and cgroup CPU quota). Each is a full worker (its own event loop, engine and Celery "
+                   "consumer) named NAME-1, NAME-2, ... with LINKMETER_METRICS_PORT, PORT+1, ...; one that dies is "
+                   "restarted after a backoff. 1: this process is the worker.")
 @click.option("--queues", "-Q", metavar="A,B", default=None,
               help="Queues to take tasks from [default: LINKMETER_QUEUE, else linkmeter].")
 @click.option("--loglevel", "-l", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -246,14 +266,29 @@ def serve(host: str, port: int, demo: bool, emulator: str | None) -> None:
 @click.option("--emulator", metavar="URL",
               help="Point every provider at a running `linkmeter emulate` (tests, demos, the benchmark).")
 @click.option("--hostname", "-n", metavar="NAME", default=None,
-              help="Celery node name [default: linkmeter-<pid>@<host>].")
-def worker(concurrency: int, queues: str | None, loglevel: str, emulator: str | None, hostname: str | None) -> None:
-    """Run a Celery worker process (Celery mode: LINKMETER_BROKER_URL, LINKMETER_REDIS_URL, DATABASE_URL).
+              help="Celery node name [default: linkmeter-<pid>@<host>; with --processes, NAME-1, NAME-2, ... "
+                   "(the suffix goes before the @)].")
+def worker(concurrency: int, processes: int, queues: str | None, loglevel: str, emulator: str | None,
+           hostname: str | None) -> None:
+    """Run Celery worker processes (Celery mode: LINKMETER_BROKER_URL, LINKMETER_REDIS_URL, DATABASE_URL).
 
-    One event loop and one HTTP pool per process, many URLs in flight; start one process per core (or
-    more), on as many hosts as needed. Stops after the tasks in progress on SIGTERM. Exit status 2 when
-    a setting is missing or bad. See docs/scale-out.md.
+    One event loop and one HTTP pool per process, many URLs in flight; a process uses one core, so run
+    one per core: `--processes auto` starts them (fresh processes, not forks) and supervises them, on as
+    many hosts as needed. Stops after the tasks in progress on SIGTERM (with --processes: passed on to
+    every worker, as are SIGINT and SIGQUIT). Exit status 2 when a setting is missing or bad; with
+    --processes, 1 when a worker keeps crashing right after its start or did not stop cleanly. See
+    docs/scale-out.md.
     """
+    count = processes
+    if count == 0:
+        from linkmeter.web.jobs.supervisor import available_cpus
+
+        count = available_cpus()
+    if count > 1:
+        from linkmeter.web.jobs.supervisor import run_supervisor
+
+        sys.exit(run_supervisor(count, concurrency=concurrency, queues=queues, loglevel=loglevel,
+                                emulator=emulator, hostname=hostname))
     from linkmeter.web.jobs.commands import run_worker
 
     sys.exit(run_worker(concurrency=concurrency, queues=queues, loglevel=loglevel, emulator=emulator,

@@ -19,6 +19,12 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
                hostname: str | None) -> int:
     """A Celery worker process: the threads pool (``concurrency`` chunk tasks at once) feeding this
     process's one event loop and engine. Returns the exit status."""
+    from linkmeter.web.jobs.supervisor import follow_supervisor
+
+    if not follow_supervisor():  # started by `--processes N`: stop with the supervisor, even a kill -9'd one
+        print("linkmeter worker: the supervising `linkmeter worker --processes` is gone; not starting",
+              file=sys.stderr)
+        return EXIT_OK
     try:
         environ = _setup(loglevel, need_broker=True)
         if emulator:
