@@ -184,6 +184,107 @@ async def test_the_default_probe_lease_is_the_cooldown(link: MakeLink) -> None:
     assert await b.allow("p", 1, cooldown=0.5)
 
 
+# --- the mirror: breaker states and pauses by pub/sub -----------------------------------------------------
+
+
+class _Counting:
+    """Counts the Redis calls a link makes (each is one round trip)."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.calls: list[str] = []
+        original = link.call
+
+        async def call(store: str, make: Callable[[], Any]) -> Any:
+            self.calls.append(store)
+            return await original(store, make)
+
+        link.call = call  # type: ignore[method-assign]
+
+
+async def _mirrored(link: RedisLink) -> None:
+    """Wait until the link's mirror is subscribed (it starts on first use)."""
+    for _ in range(200):
+        if link.mirror.ready:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the mirror never subscribed")
+
+
+async def test_calls_to_a_healthy_provider_cost_no_breaker_or_pause_round_trip(link: MakeLink) -> None:
+    shared = link()
+    breakers, limiter = RedisCircuitBreakers(shared), RedisRateLimiter(shared)
+    await _mirrored(shared)
+    assert await breakers.allow("p", 3, cooldown=1) and await limiter.paused_for("p") == 0.0  # first: synced
+    counting = _Counting(shared)
+    for _ in range(50):
+        assert await breakers.allow("p", 3, cooldown=1)
+        assert await limiter.paused_for("p") == 0.0
+        await breakers.record("p", True, threshold=3)
+    assert counting.calls == []
+    await breakers.record("p", False, threshold=3)  # a failure goes to Redis, so does the success after it
+    await breakers.record("p", True, threshold=3)
+    await breakers.record("p", True, threshold=3)
+    assert counting.calls == ["breakers", "breakers"]
+
+
+async def test_a_breaker_opened_by_one_worker_is_seen_by_another_without_asking(link: MakeLink) -> None:
+    one, other = link(), link()
+    a, b = RedisCircuitBreakers(one), RedisCircuitBreakers(other)
+    await _mirrored(one)
+    await _mirrored(other)
+    assert await b.allow("p", 2, cooldown=0.3)  # b mirrors "p" from here on
+    counting = _Counting(other)
+    await a.record("p", False, threshold=2)
+    await asyncio.sleep(0.05)  # events take well under a millisecond on loopback; leave plenty
+    await b.record("p", True, threshold=2)  # b learnt of a's failure: this success resets the count
+    await asyncio.sleep(0.05)
+    await a.record("p", False, threshold=2)  # so this is the first of a new streak: still closed
+    await asyncio.sleep(0.05)
+    assert await b.allow("p", 2, cooldown=0.3)
+    assert counting.calls == ["breakers"]
+    await a.record("p", False, threshold=2)  # two in a row: open
+    await asyncio.sleep(0.05)
+    assert not await b.allow("p", 2, cooldown=0.3)
+    assert counting.calls == ["breakers"]  # b knew it from the event
+    await asyncio.sleep(0.3)
+    assert await b.allow("p", 2, cooldown=0.3)  # the probe: decided in Redis
+    assert not await a.allow("p", 2, cooldown=0.3)
+    await b.record("p", True, threshold=2)
+    await asyncio.sleep(0.05)
+    assert await a.allow("p", 2, cooldown=0.3)
+
+
+async def test_a_pause_reaches_every_worker_by_event(link: MakeLink) -> None:
+    one, other = link(), link()
+    a, b = RedisRateLimiter(one), RedisRateLimiter(other)
+    await _mirrored(one)
+    await _mirrored(other)
+    assert await b.paused_for("p") == 0.0
+    counting = _Counting(other)
+    await a.pause("p", 1.0)
+    await asyncio.sleep(0.05)
+    assert 0.8 < await b.paused_for("p") <= 1.0
+    assert counting.calls == []
+    await a.pause("p", 0.2)  # shorter: changes nothing
+    assert await b.paused_for("p") > 0.7
+
+
+async def test_a_lost_subscription_is_re_established_and_nothing_is_missed(
+        link: MakeLink, admin: aioredis.Redis) -> None:
+    one, other = link(retry_after=0.1), link(retry_after=0.1)
+    a, b = RedisCircuitBreakers(one), RedisCircuitBreakers(other)
+    await _mirrored(one)
+    await _mirrored(other)
+    assert await b.allow("p", 1, cooldown=5)
+    await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # every subscription drops
+    await a.record("p", False, threshold=1)  # opened while b may not be listening
+    await asyncio.sleep(0.02)
+    assert not await b.allow("p", 1, cooldown=5)  # asked Redis, or re-synced: either way it knows
+    await asyncio.sleep(0.3)
+    assert other.mirror.ready
+    assert not await b.allow("p", 1, cooldown=5)
+
+
 # --- cache ----------------------------------------------------------------------------------------------
 
 
@@ -201,6 +302,21 @@ async def test_a_cached_result_round_trips_between_workers(link: MakeLink, admin
     assert await b.get(long_key) == entry
     keys = [key async for key in admin.scan_iter(match=prefix + "cache:*")]
     assert len(keys) == 2 and all(len(key) < len(prefix) + 100 for key in keys)
+
+
+async def test_the_near_cache_answers_repeated_reads_without_redis(link: MakeLink) -> None:
+    one, other = link(), link()
+    a, b = RedisCache(one), RedisCache(other)
+    await a.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
+    counting = _Counting(other)
+    assert await b.get("p:k") is not None and await b.get("p:k") is not None
+    assert counting.calls == ["cache"]  # the first read from Redis, the second from b's near-cache
+    writer = _Counting(one)
+    assert await a.get("p:k") is not None and writer.calls == []  # the writer kept its own
+    await a.set("p:short", CacheEntry({"p.x": 2}, None, 0.0), ttl=0.3)
+    assert await b.get("p:short") is not None
+    await asyncio.sleep(0.35)
+    assert await b.get("p:short") is None and await a.get("p:short") is None  # near entries expire with it
 
 
 async def test_cached_results_expire_after_their_ttl(link: MakeLink) -> None:
@@ -246,7 +362,8 @@ async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
             assert 1.5 < await limiter.paused_for("q") <= 2.0
 
             await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
-            assert await cache.get("p:k") is None  # a miss
+            assert await cache.get("p:k") is not None  # this process's near-cache still answers
+            assert await RedisCache(link, near_entries=0).get("p:k") is None  # without one: a miss
 
             for _ in range(3):
                 await breakers.record("p", False, threshold=3)
@@ -335,8 +452,9 @@ async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
         results = [await engine.analyze(f"https://example.org/{n}") for n in range(2)]
     finally:
         await engine.close()
-    assert [r.providers["p"].status for r in results] == [CallStatus.OK, CallStatus.OK]  # no cache: 2 calls
-    assert provider.calls == 2
+    # Redis is out of reach, so only this process's near-cache holds the result for the second URL.
+    assert [r.providers["p"].status for r in results] == [CallStatus.OK, CallStatus.CACHED]
+    assert provider.calls == 1
 
 
 async def test_build_engine_uses_redis_when_linkmeter_redis_url_is_set(prefix: str) -> None:
@@ -367,3 +485,22 @@ async def test_engine_close_closes_the_state() -> None:
     engine = make_engine(_cached_provider(), state=EngineState(closer=closer))
     await engine.close()
     assert closed == [True]
+
+
+async def test_a_providers_cache_entries_are_counted(link: MakeLink) -> None:
+    cache = RedisCache(link())
+    memory = MemoryCache()
+    for store in (cache, memory):
+        for n in range(5):
+            await store.set(f"rdap:example{n}.org", CacheEntry({"rdap.x": n}, None, 0.0), ttl=60)
+        await store.set("rdap:" + "x" * 500, CacheEntry({"rdap.x": 1}, None, 0.0), ttl=60)  # hashed in Redis
+        await store.set("dns:example.org", CacheEntry({"dns.x": 1}, None, 0.0), ttl=60)
+        assert await store.entries("rdap", limit=100) == 6
+        assert await store.entries("rdap", limit=3) == 4  # "more than 3"
+        assert await store.entries("dns", limit=100) == 1
+        assert await store.entries("wayback", limit=100) == 0
+    unreachable = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    try:
+        assert await RedisCache(unreachable).entries("rdap", limit=10) is None
+    finally:
+        await unreachable.aclose()

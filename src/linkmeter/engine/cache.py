@@ -25,6 +25,15 @@ class ResultCache(Protocol):
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None: ...
 
 
+class CountingCache(Protocol):
+    """A cache that can tell how many entries a provider has in it (for the providers page)."""
+
+    async def entries(self, provider: str, *, limit: int) -> int | None:
+        """Live entries of ``provider`` (keys ``provider:...``), counting stops past ``limit`` (so a result of
+        ``limit + 1`` means "more than limit"); None when the cache cannot tell right now."""
+        ...
+
+
 class MemoryCache:
     """A bounded LRU cache with per-entry expiry, for one process."""
 
@@ -54,6 +63,15 @@ class MemoryCache:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    async def entries(self, provider: str, *, limit: int) -> int | None:
+        start, now, count = f"{provider}:", self._clock(), 0
+        for key, (expires, _) in list(self._data.items()):
+            if expires > now and key.startswith(start):
+                count += 1
+                if count > limit:
+                    break
+        return count
 
 
 class SingleFlight[T]:

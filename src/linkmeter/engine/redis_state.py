@@ -11,15 +11,23 @@ with the same semantics, but the state lives in Redis, so it holds for every pro
   cooldown): a probe that never reports (its worker died) lets the next probe through when its lease ends.
   An idle breaker's hash expires after ``idle_ttl`` (one day).
 - ``RedisCache``: JSON values under ``<prefix>cache:<key>`` (keys over 200 characters are hashed) with a TTL
-  (``SET PX``). A value that JSON cannot encode is not cached (a debug log line), never an error.
+  (``SET PX``). A value that JSON cannot encode is not cached (a debug log line), never an error. In front
+  of it each process keeps a small LRU near-cache of the entries it wrote or read, until their own expiry
+  (a cached result never changes during its TTL, so the near-cache shows nothing another process would not).
+
+Round trips: breaker states and pauses are mirrored in each process by pub/sub (``redis_events``), so a
+call that succeeds costs no breaker or pause round trip; a near-cache hit costs none at all. What is left per
+upstream call: the cache read on a miss and the write, and ``reserve`` for a provider with a rate limit (the
+limit must hold exactly across processes, so every slot is taken in Redis).
 
 Failure policy: Redis being slow or unreachable never hangs or crashes the engine. Every call has a short
 timeout (socket connect and read timeouts, 0.5 s by default, no client retries, plus an overall bound).
 When a call fails, the process stops asking Redis for ``retry_after`` seconds (1 s); then one call at a time
-tries again until one succeeds. Meanwhile cache reads are misses and writes are dropped, the rate limiter and
-the breakers fall back to this process's in-memory ones (so while Redis is down each process enforces each
-provider's rate on its own: N workers may together send up to N times the rate). A warning is logged when
-Redis becomes unavailable (at most once a minute per store) and an info line when it is back.
+tries again until one succeeds. Meanwhile cache reads are misses (but for the near-cache) and writes are
+dropped, the rate limiter and the breakers fall back to this process's in-memory ones (so while Redis is
+down each process enforces each provider's rate on its own: N workers may together send up to N times the
+rate). A warning is logged when Redis becomes unavailable (at most once a minute per store) and an info line
+when it is back. Cache reads and writes go through one auto-pipeline per process (``redis_pipeline``).
 """
 
 from __future__ import annotations
@@ -38,8 +46,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from linkmeter.engine.cache import CacheEntry
+from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState, CircuitBreakers, MemoryCircuitBreakers, MemoryRateLimiter, RateLimiter
+from linkmeter.engine.redis_events import StateMirror
+from linkmeter.engine.redis_pipeline import AutoPipeline
 from linkmeter.engine.runner import EngineState
 
 log = logging.getLogger(__name__)
@@ -53,6 +63,8 @@ BREAKER_IDLE_TTL = 86_400.0
 # Per process. With ~200 URLs in flight a call can need three commands at once (limiter, breaker, cache):
 # 50 connections ran out under load and turned cache hits into misses (docs/benchmarks.md); 500 did not.
 MAX_CONNECTIONS = 500
+ENTRIES_TIMEOUT = 2.0  # seconds for counting a provider's cache entries (a SCAN)
+NEAR_CACHE_ENTRIES = 10_000  # per process, in front of the Redis cache
 
 
 class RedisUnavailable(Exception):
@@ -80,6 +92,8 @@ class RedisLink:
         self._down_until = 0.0
         self._probing = False
         self._warned_at: dict[str, float] = {}
+        self.mirror = StateMirror(client.pubsub, f"{prefix}events", retry_after=retry_after, clock=clock)
+        self.pipeline = AutoPipeline(lambda: self.client)  # cache reads and writes, sent together
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = DEFAULT_TIMEOUT,
@@ -126,7 +140,7 @@ class RedisLink:
         self._down_until = now + self.retry_after
         if now - self._warned_at.get(store, -math.inf) >= LOG_EVERY:
             self._warned_at[store] = now
-            degraded = {"cache": "cache misses", "rate limiter": "this process's own rate limiter",
+            degraded = {"cache": "this process's near-cache alone", "rate limiter": "this process's own rate limiter",
                         "breakers": "this process's own circuit breakers"}.get(store, "local state")
             log.warning("Redis unavailable for the %s (%s: %s): using %s until it is back",
                         store, type(exc).__name__, exc, degraded)
@@ -139,7 +153,11 @@ class RedisLink:
             return False
 
     async def aclose(self) -> None:
-        await self.client.aclose(close_connection_pool=True)
+        try:
+            await self.mirror.aclose()
+            await self.pipeline.aclose()
+        finally:
+            await self.client.aclose(close_connection_pool=True)
 
 
 # Server time in microseconds (integers stay exact in Lua's doubles up to 2^53 us, about 285 years).
@@ -161,13 +179,17 @@ redis.call('SET', KEYS[1], fmt(tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
 return math.ceil(wait)
 """
 
-# KEYS: pause. ARGV: seconds in us. A shorter pause never shortens a longer one.
+# KEYS: pause. ARGV: seconds in us, channel, name. A shorter pause never shortens a longer one; a pause that
+# lengthens the current one is published ("p <name> <us left>") for every process's mirror. Returns us left.
 _PAUSE = _NOW + """
 local untl = now + tonumber(ARGV[1])
-if untl > tonumber(redis.call('GET', KEYS[1]) or '0') then
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if untl > current then
   redis.call('SET', KEYS[1], fmt(untl), 'PX', math.ceil((untl - now) / 1000) + 1000)
+  redis.call('PUBLISH', ARGV[2], 'p ' .. ARGV[3] .. ' ' .. fmt(untl - now))
+  return fmt(untl - now)
 end
-return 0
+return fmt(math.max(0, current - now))
 """
 
 # KEYS: pause. Returns the us left of the pause.
@@ -208,22 +230,45 @@ class RedisRateLimiter:
     async def pause(self, name: str, seconds: float) -> None:
         if seconds <= 0:
             return
+        mirror = self._link.mirror
+        args = [_us(seconds), mirror.channel, name]
         try:
-            await self._link.call("rate limiter",
-                                  lambda: self._pause(self._keys(name)[1:], [_us(seconds)]))
+            left = await self._link.call("rate limiter", lambda: self._pause(self._keys(name)[1:], args))
         except RedisUnavailable:
             await self._fallback.pause(name, seconds)
+            return
+        mirror.note_pause(name, int(left) / 1e6)  # ours at once; the others' through the event
 
     async def paused_for(self, name: str) -> float:
+        mirror = self._link.mirror
+        left = mirror.paused_for(name)
+        if left is None and mirror.ready:
+            await mirror.sync("p", name, lambda: self._link.call(
+                "rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
+            left = mirror.paused_for(name)
+        if left is not None:
+            return left
         try:
-            left = int(await self._link.call("rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
+            us = int(await self._link.call("rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
         except RedisUnavailable:
             return await self._fallback.paused_for(name)
-        return left / 1e6
+        return us / 1e6
 
 
 # Breaker hash fields: f = consecutive failures, o = opened at (us), p = the probe's lease ends (us).
-# KEYS: breaker. ARGV: cooldown us, lease us, idle ttl ms. Returns 1 (go ahead) or 0.
+# A breaker's state as an event for the mirrors: "b <name> <seq> <failures> <opened us ago, or -1>".
+# KEYS: breaker, seq. ARGV[4]: the name.
+_STATE_EVENT = """
+local function state_event(seq)
+  local f = tonumber(redis.call('HGET', KEYS[1], 'f') or '0')
+  local o = redis.call('HGET', KEYS[1], 'o')
+  local ago = -1
+  if o then ago = now - tonumber(o) end
+  return 'b ' .. ARGV[4] .. ' ' .. seq .. ' ' .. f .. ' ' .. fmt(ago)
+end
+"""
+
+# KEYS: breaker, seq. ARGV: cooldown us, lease us, idle ttl ms. Returns 1 (go ahead) or 0.
 _ALLOW = _NOW + """
 local opened = redis.call('HGET', KEYS[1], 'o')
 if not opened then return 1 end
@@ -235,16 +280,27 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 """
 
-# KEYS: breaker. ARGV: success (1/0), threshold, idle ttl ms.
-_RECORD = _NOW + """
-if ARGV[1] == '1' then redis.call('DEL', KEYS[1]) return 0 end
-local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
-if redis.call('HEXISTS', KEYS[1], 'p') == 1 or failures >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'o', fmt(now))
-  redis.call('HDEL', KEYS[1], 'p')
+# KEYS: breaker, seq. ARGV: success (1/0), threshold, idle ttl ms, name, channel. Returns the state event,
+# published when the state changed. The seq key has no expiry: one small key per provider name.
+_RECORD = _NOW + _STATE_EVENT + """
+if ARGV[1] == '1' then
+  if redis.call('DEL', KEYS[1]) == 0 then return state_event(redis.call('GET', KEYS[2]) or '0') end
+else
+  local failures = redis.call('HINCRBY', KEYS[1], 'f', 1)
+  if redis.call('HEXISTS', KEYS[1], 'p') == 1 or failures >= tonumber(ARGV[2]) then
+    redis.call('HSET', KEYS[1], 'o', fmt(now))
+    redis.call('HDEL', KEYS[1], 'p')
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 0
+local event = state_event(redis.call('INCR', KEYS[2]))
+redis.call('PUBLISH', ARGV[5], event)
+return event
+"""
+
+# KEYS: breaker, seq. ARGV[4]: the name. Returns the state event (for a mirror to start from).
+_READ = _NOW + _STATE_EVENT + """
+return state_event(redis.call('GET', KEYS[2]) or '0')
 """
 
 # KEYS: breaker. ARGV: cooldown us. Returns 0 closed, 1 open, 2 half open.
@@ -256,6 +312,10 @@ return 1
 """
 
 _STATES = {0: BreakerState.CLOSED, 1: BreakerState.OPEN, 2: BreakerState.HALF_OPEN}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class RedisCircuitBreakers:
@@ -271,72 +331,137 @@ class RedisCircuitBreakers:
         self._ttl_ms = max(1, math.ceil(idle_ttl * 1000))
         client = link.client
         self._allow, self._record = client.register_script(_ALLOW), client.register_script(_RECORD)
-        self._state = client.register_script(_STATE)
+        self._read, self._state = client.register_script(_READ), client.register_script(_STATE)
 
-    def _key(self, name: str) -> list[str]:
-        return [f"{self._link.prefix}cb:{{{name}}}"]
+    def _keys(self, name: str) -> list[str]:
+        base = f"{self._link.prefix}cb:{{{name}}}"
+        return [base, f"{base}:seq"]
+
+    async def _mirrored(self, name: str) -> Any:
+        mirror = self._link.mirror
+        entry = mirror.breaker(name)
+        if entry is None and mirror.ready:
+            await mirror.sync("b", name, lambda: self._link.call(
+                "breakers", lambda: self._read(self._keys(name), [0, 0, 0, name])))
+            entry = mirror.breaker(name)
+        return entry
 
     async def allow(self, name: str, threshold: int, cooldown: float) -> bool:
+        entry = await self._mirrored(name)
+        if entry is not None:
+            if entry.opened_at is None:
+                return True
+            if self._link.mirror.now() - entry.opened_at < cooldown:
+                return False
+            # After the cooldown, Redis decides which one call (in all processes) is the probe.
         lease = cooldown if self._lease is None else self._lease
         args: list[str | int] = [_us(cooldown), _us(max(lease, 0.001)), self._ttl_ms]
         try:
-            return bool(int(await self._link.call("breakers", lambda: self._allow(self._key(name), args))))
+            return bool(int(await self._link.call("breakers", lambda: self._allow(self._keys(name), args))))
         except RedisUnavailable:
             return await self._fallback.allow(name, threshold, cooldown)
 
     async def record(self, name: str, success: bool, threshold: int) -> None:
-        args: list[int] = [int(success), threshold, self._ttl_ms]
+        if success:
+            entry = await self._mirrored(name)
+            if entry is not None and entry.failures == 0 and entry.opened_at is None:
+                return  # nothing to reset anywhere
+        mirror = self._link.mirror
+        args: list[str | int] = [int(success), threshold, self._ttl_ms, name, mirror.channel]
         try:
-            await self._link.call("breakers", lambda: self._record(self._key(name), args))
+            event = await self._link.call("breakers", lambda: self._record(self._keys(name), args))
         except RedisUnavailable:
             await self._fallback.record(name, success, threshold)
+            return
+        mirror.apply_breaker(_text(event))  # ours at once; the others' through the event
 
     async def state(self, name: str, cooldown: float) -> BreakerState:
         try:
-            code = await self._link.call("breakers", lambda: self._state(self._key(name), [_us(cooldown)]))
+            code = await self._link.call("breakers", lambda: self._state(self._keys(name)[:1], [_us(cooldown)]))
         except RedisUnavailable:
             return await self._fallback.state(name, cooldown)
         return _STATES[int(code)]
 
 
 class RedisCache:
-    """Provider results as JSON with a TTL, shared by every process using the same Redis and prefix."""
+    """Provider results as JSON with a TTL, shared by every process using the same Redis and prefix, with a
+    near-cache of ``near_entries`` in this process (0: none)."""
 
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, *, near_entries: int = NEAR_CACHE_ENTRIES) -> None:
         self._link = link
+        self._near = MemoryCache(near_entries) if near_entries > 0 else None
 
     def redis_key(self, key: str) -> str:
+        """``<prefix>cache:<provider>:<key>``; a key over 200 characters as its SHA-256 (the provider kept, so
+        a provider's entries can be counted)."""
         if len(key) > MAX_KEY_LENGTH:
-            key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+            provider, _, rest = key.partition(":")
+            key = f"{provider[:40]}:sha256:" + hashlib.sha256(rest.encode("utf-8", "surrogatepass")).hexdigest()
         return f"{self._link.prefix}cache:{key}"
 
+    async def entries(self, provider: str, *, limit: int) -> int | None:
+        """SCANs Redis (a bounded walk: at most ``limit`` + 1 keys counted); None when Redis is unavailable."""
+        pattern = f"{self._link.prefix}cache:{_glob_escape(provider)}:*"
+
+        async def count() -> int:
+            found = 0
+            async for _ in self._link.client.scan_iter(match=pattern, count=1000):
+                found += 1
+                if found > limit:
+                    break
+            return found
+
+        if self._link.down:
+            return None
+        try:  # not through RedisLink.call: a long walk must not mark Redis down for the engine's own calls
+            async with asyncio.timeout(ENTRIES_TIMEOUT):
+                return await count()
+        except (RedisError, OSError, TimeoutError):
+            return None
+
     async def get(self, key: str) -> CacheEntry | None:
+        if self._near is not None and (near := await self._near.get(key)) is not None:
+            return near
         try:
-            data: Any = await self._link.call("cache", lambda: self._link.client.get(self.redis_key(key)))
+            data: Any = await self._link.call(
+                "cache", lambda: self._link.pipeline.execute("GET", self.redis_key(key)))
         except RedisUnavailable:
             return None
         if data is None:
             return None
         try:
             value = json.loads(data)
-            return CacheEntry(dict(value["s"]), value["r"], float(value["t"]))
-        except (ValueError, TypeError, KeyError) as exc:
+            entry = CacheEntry(dict(value["s"]), value["r"], float(value["t"]))
+            expires = float(value.get("x", 0.0))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             log.debug("unreadable cache entry %s ignored: %s", key, exc)
             return None
+        if self._near is not None and (left := expires - time.time()) > 0:
+            await self._near.set(key, entry, left)
+        return entry
 
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
         if ttl <= 0:
             return
+        expires = time.time() + ttl  # wall clock: other processes (hosts) keep it in their near-caches until then
         try:
-            text = json.dumps({"s": entry.signals, "r": entry.raw, "t": entry.stored_at}, separators=(",", ":"))
+            text = json.dumps({"s": entry.signals, "r": entry.raw, "t": entry.stored_at, "x": expires},
+                              separators=(",", ":"))
         except (TypeError, ValueError, RecursionError) as exc:
             log.debug("result for %s not cached: not JSON-serialisable (%s)", key, exc)
             return
+        if self._near is not None:
+            await self._near.set(key, entry, ttl)
         px = max(1, math.ceil(ttl * 1000))
         try:
-            await self._link.call("cache", lambda: self._link.client.set(self.redis_key(key), text, px=px))
+            await self._link.call("cache", lambda: self._link.pipeline.execute("SET", self.redis_key(key), text,
+                                                                              "PX", px))
         except RedisUnavailable:
             return
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def redis_state(url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = DEFAULT_TIMEOUT) -> EngineState:
