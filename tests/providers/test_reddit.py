@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -188,6 +189,39 @@ async def test_429_prefers_retry_after_when_sent(aiohttp_server: ServerFactory, 
         await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/"})
 
     assert caught.value.retry_after == 5.0
+
+
+async def test_the_variants_are_asked_at_once(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    variants = url_variants("https://e.com/a")
+    arrived: list[str] = []
+    all_arrived = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        arrived.append(request.query["url"])
+        if len(arrived) == len(variants):
+            all_arrived.set()
+        await asyncio.wait_for(all_arrived.wait(), 5)  # answers only once every variant is being asked
+        return web.json_response({"kind": "Listing", "data": {"children": []}})
+
+    collected = await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)),
+                              {"url": "https://e.com/a"})
+    assert sorted(arrived) == sorted(variants) and len(variants) > 1
+    assert collected.signals["reddit.posts"] == 0
+
+
+async def test_a_429_on_one_variant_is_the_error_reported(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+    first = url_variants("https://e.com/a")[0]
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.query["url"] == first:
+            return web.Response(status=502, text="bad gateway")
+        if request.query["url"].endswith("/"):
+            return reddit_api.rate_limited_response(7.0)
+        return web.json_response({"kind": "Listing", "data": {"children": []}})
+
+    with pytest.raises(ProviderError) as caught:
+        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/a"})
+    assert caught.value.rate_limited and caught.value.retry_after == 7.0
 
 
 async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
