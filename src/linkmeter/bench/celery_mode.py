@@ -37,12 +37,20 @@ class CeleryRun:
     cpu_seconds: float  # the workers and the server, over the run
     worker_cpu_seconds: float
     threads_per_worker: int
+    urls_per_worker: int  # LINKMETER_WORKER_URLS: URLs in flight per worker process
     memory: list[Memory] = field(default_factory=list)  # per worker process
 
 
+def slots_for(concurrency: int, workers: int) -> int:
+    """URLs in flight per worker (LINKMETER_WORKER_URLS) so that ``concurrency`` are in flight in all."""
+    return max(1, math.ceil(concurrency / workers))
+
+
 def threads_for(concurrency: int, workers: int, chunk_size: int = CHUNK_SIZE) -> int:
-    """Chunk tasks each worker runs at once so that about ``concurrency`` URLs are in flight in all."""
-    return max(1, math.ceil(concurrency / (workers * chunk_size)))
+    """Chunk tasks each worker runs at once: twice what fills its slots, so the next chunks are claimed and
+    waiting for slots while the last URLs of the running ones finish (the slots, not the threads, cap the
+    URLs in flight)."""
+    return 2 * max(1, math.ceil(slots_for(concurrency, workers) / chunk_size))
 
 
 async def run_celery(urls: list[str], *, emulator_url: str, services: Services, workers: int, concurrency: int,
@@ -52,12 +60,13 @@ async def run_celery(urls: list[str], *, emulator_url: str, services: Services, 
     is stored, read the timings from PostgreSQL, stop everything."""
     token = secrets.token_hex(4)
     queue, prefix = f"linkmeter-bench-{token}", f"linkmeter-bench-{token}:"
-    threads = threads_for(concurrency, workers)
+    threads, slots = threads_for(concurrency, workers), slots_for(concurrency, workers)
     with temporary_database(services.postgres) as database:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_") and k != "DATABASE_URL"}
         env.update({
             "DATABASE_URL": database, "LINKMETER_BROKER_URL": services.broker, "LINKMETER_REDIS_URL": services.redis,
             "LINKMETER_REDIS_PREFIX": prefix, "LINKMETER_QUEUE": queue, "LINKMETER_CHUNK_SIZE": str(CHUNK_SIZE),
+            "LINKMETER_WORKER_URLS": str(slots),
             "LINKMETER_DATA_DIR": str(workdir / "celery-data"), "LINKMETER_MAX_URLS_PER_REQUEST": str(CHUNK),
             "LINKMETER_LOG_LEVEL": "WARNING", "LINKMETER_LOG_FORMAT": "text",
         })
@@ -95,6 +104,7 @@ async def run_celery(urls: list[str], *, emulator_url: str, services: Services, 
         cpu_seconds=cpu,
         worker_cpu_seconds=worker_cpu,
         threads_per_worker=threads,
+        urls_per_worker=slots,
         memory=memory,
     )
 
@@ -176,6 +186,7 @@ def figures_of(run: CeleryRun) -> dict[str, Any]:
         "submit_seconds": round(run.submit_seconds, 3),
         "statuses": run.statuses,
         "threads_per_worker": run.threads_per_worker,
+        "urls_per_worker": run.urls_per_worker,
         "worker_cpu_seconds": round(run.worker_cpu_seconds, 2),
         "worker_rss_mb": [m.rss_mb for m in run.memory],
         "worker_hwm_mb": [m.hwm_mb for m in run.memory],

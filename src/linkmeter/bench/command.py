@@ -138,7 +138,8 @@ def _print(figures: dict[str, Any]) -> None:
         celery = figures["celery"]
         click.echo(f"ratio celery/ceiling: {figures['ratio_celery']:.3f}   URL statuses: {celery['statuses']}   "
                    f"submitting took {celery['submit_seconds']} s")
-        click.echo(f"celery workers: {figures['workers']} x {celery['threads_per_worker']} chunk threads, RSS "
+        click.echo(f"celery workers: {figures['workers']} x {celery['threads_per_worker']} chunk threads, "
+                   f"{celery['urls_per_worker']} URLs in flight each, RSS "
                    f"{celery['worker_rss_mb']} MB (peak {celery['worker_hwm_mb']} MB, PSS {celery['worker_pss_mb']} "
                    "MB)")
     if figures["chord_per_call"] is not None:

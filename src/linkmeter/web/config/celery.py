@@ -27,6 +27,7 @@ class CelerySettings:
     redis_url: str | None = None  # LINKMETER_REDIS_URL: the chord (result) backend, and the engine's state
     queue: str = "linkmeter"  # LINKMETER_QUEUE
     chunk_size: int = 25  # LINKMETER_CHUNK_SIZE: analyses per task
+    worker_urls: int = 200  # LINKMETER_WORKER_URLS: URLs in flight per worker process, whatever its chunks
     url_deadline: float = 60.0  # LINKMETER_URL_DEADLINE (the engine's): sizes the chunk backstop
     watchdog_interval: float = 15.0  # LINKMETER_WATCHDOG_INTERVAL
     watchdog_grace: float = 30.0  # LINKMETER_WATCHDOG_GRACE
@@ -62,6 +63,7 @@ class CelerySettings:
             redis_url=redis_url,
             queue=queue,
             chunk_size=int(_number(environ, "LINKMETER_CHUNK_SIZE", cls.chunk_size, whole=True)),
+            worker_urls=int(_number(environ, "LINKMETER_WORKER_URLS", cls.worker_urls, whole=True)),
             url_deadline=_number(environ, "LINKMETER_URL_DEADLINE", cls.url_deadline),
             watchdog_interval=_number(environ, "LINKMETER_WATCHDOG_INTERVAL", cls.watchdog_interval),
             watchdog_grace=_number(environ, "LINKMETER_WATCHDOG_GRACE", cls.watchdog_grace, minimum=0),

@@ -2,13 +2,17 @@
 DNS client, the shared Redis state) on it; task threads hand their chunks to it and wait.
 
 Task threads do every database call (the ORM is synchronous); the loop only runs the engine, so nothing
-blocks it, and many chunks (each many URLs) are in flight at once.
+blocks it, and many chunks (each many URLs) are in flight at once. ``url_slots`` caps the URLs in flight in the
+process whatever the chunks: with more chunk threads than the slots need, the next chunks are claimed and ready
+while the last URLs of earlier ones finish, so the process keeps its slots full instead of idling through every
+chunk's slowest URL.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -57,12 +61,14 @@ class WorkerRuntime:
     ``run_chunk`` from any number of task threads; ``close()`` when the process stops."""
 
     def __init__(self, environ: Mapping[str, str], *, relax_rate_limits: bool = False,
-                 chunk_time_limit: float = 180.0,
+                 chunk_time_limit: float = 180.0, url_slots: int | None = None,
                  engine_factory: Callable[[], Engine] | None = None) -> None:
         self._environ = dict(environ)
         self._relax = relax_rate_limits
         self._factory = engine_factory
         self.chunk_time_limit = chunk_time_limit
+        self.url_slots = url_slots
+        self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
@@ -148,7 +154,10 @@ class WorkerRuntime:
         """Claim these analyses, run them concurrently on the loop, store the results (call from a task
         thread). Idempotent: final analyses are skipped and a provider result is written once.
         ``takeover``: also run analyses marked running (this chunk's previous delivery died with them)."""
-        claimed = services.analyses_claim_ids(analysis_ids=analysis_ids, deadline_seconds=self.engine.url_deadline,
+        # A claimed URL may wait for a slot up to about one URL deadline (the URLs ahead of it each end by
+        # theirs), so the claim allows two before the watchdog takes it back.
+        deadline = self.engine.url_deadline * (2 if self.url_slots else 1)
+        claimed = services.analyses_claim_ids(analysis_ids=analysis_ids, deadline_seconds=deadline,
                                               takeover=takeover)
         if not claimed:
             return ChunkSummary(asked=len(analysis_ids), claimed=0, stored=0, failed=0)
@@ -166,10 +175,15 @@ class WorkerRuntime:
         outcomes: list[tuple[int, UrlResult]] = []
         failures: list[tuple[int, str]] = []
 
+        if self.url_slots and self._slots is None:
+            self._slots = asyncio.Semaphore(self.url_slots)  # made on the loop, used only there
+        slots = self._slots or contextlib.nullcontext()
+
         async def one(item: ClaimedWork) -> None:
             with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
                 try:
-                    result = await self._engine_for(item.providers).analyze(item.url)
+                    async with slots:
+                        result = await self._engine_for(item.providers).analyze(item.url)
                 except PlanError as exc:
                     failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
                 except Exception as exc:  # the engine never raises for provider failures; a bug costs one
@@ -222,12 +236,14 @@ _options: dict[str, Any] = {}
 
 
 def configure(*, environ: Mapping[str, str] | None = None, relax_rate_limits: bool = False,
-              chunk_time_limit: float | None = None) -> None:
+              chunk_time_limit: float | None = None, url_slots: int | None = None) -> None:
     """Set how ``runtime()`` builds the engine (`linkmeter worker --emulator` points it at an emulator);
     call before the first task."""
     _options.update(environ=dict(environ) if environ is not None else None, relax_rate_limits=relax_rate_limits)
     if chunk_time_limit is not None:
         _options["chunk_time_limit"] = chunk_time_limit
+    if url_slots is not None:
+        _options["url_slots"] = url_slots
 
 
 def runtime() -> WorkerRuntime:
@@ -241,6 +257,7 @@ def runtime() -> WorkerRuntime:
                 _options.get("environ") or os.environ,
                 relax_rate_limits=bool(_options.get("relax_rate_limits")),
                 chunk_time_limit=float(_options.get("chunk_time_limit") or SETTINGS.chunk_time_limit),
+                url_slots=int(_options.get("url_slots") or SETTINGS.worker_urls),
             )
             started.start()
             _runtime = started
