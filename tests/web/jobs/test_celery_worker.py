@@ -155,3 +155,35 @@ async def test_a_workers_calls_are_counted_in_its_metrics(runtime: WorkerRuntime
     ids = await sync_to_async(submit)(URLS[:2])
     await run_chunk(runtime, ids)
     assert page_ok() - before == 2
+
+
+async def test_url_slots_cap_the_urls_in_flight_across_chunks(emulator: RunningEmulator, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(emulator.ca_pem)
+    capped = WorkerRuntime({**emulator.env(str(ca)), "LINKMETER_URL_DEADLINE": "10"}, relax_rate_limits=True,
+                           chunk_time_limit=30, url_slots=3)
+    capped.start()
+    in_flight, peak = 0, 0
+    analyze = capped.engine.analyze
+
+    async def counted(url: str, **options: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            return await analyze(url, **options)
+        finally:
+            in_flight -= 1
+
+    capped.engine.analyze = counted  # type: ignore[method-assign]
+    try:
+        ids = await sync_to_async(submit)(URLS)
+        before = timezone.now()
+        summaries = await asyncio.gather(run_chunk(capped, ids[:5]), run_chunk(capped, ids[5:]))
+    finally:
+        capped.close()
+    assert [s.stored for s in summaries] == [5, 5]
+    assert peak == 3  # two chunks of five, never more than the three slots at once
+    # A claimed URL may wait for a slot: its claim allows two URL deadlines before the watchdog steps in.
+    deadlines = await sync_to_async(lambda: list(Analysis.objects.values_list("deadline_at", flat=True)))()
+    assert all(d is not None and d >= before + timedelta(seconds=19) for d in deadlines)
