@@ -355,6 +355,30 @@ async def test_a_429_pauses_every_caller_of_that_provider_for_its_retry_after() 
     assert (await first).providers["p"].status is CallStatus.OK
 
 
+async def test_calls_already_waiting_for_their_slots_hold_back_during_a_pause() -> None:
+    # Under load, slots are booked well ahead: a 429 (here from "another worker") must still hold back every
+    # call that is already waiting for one, not only the calls that book after it.
+    started: list[float] = []
+
+    async def record(signals: Signals, n: int) -> dict[str, Any]:
+        started.append(time.monotonic())
+        return {"p.x": n}
+
+    provider = FakeProvider("p", provides=("p.x",), behave=record,
+                            policy=Policy(timeout=1, retries=0, rate_per_sec=40, burst=1))
+    engine = make_engine(provider)
+    urls = [f"{URL}?n={i}" for i in range(40)]  # a second of slots at 40/s
+    running = asyncio.ensure_future(asyncio.gather(*(engine.analyze(u) for u in urls)))
+    await asyncio.sleep(0.2)
+    paused_at = time.monotonic()
+    await engine.state.limiter.pause("p", 0.5)
+    results = await running
+    assert all(r.providers["p"].status is CallStatus.OK for r in results)
+    inside = [t for t in started if paused_at + 0.01 < t < paused_at + 0.5]
+    assert inside == []
+    assert len(started) == 40
+
+
 async def test_a_pause_longer_than_the_deadline_ends_rate_limited_without_calling() -> None:
     provider = FakeProvider("p", provides=("p.x",))
     engine = make_engine(provider, url_deadline=0.5)

@@ -222,16 +222,22 @@ class Engine:
                                    f"concurrency cap ({policy.concurrency}) full until the deadline", None)
             try:
                 async def wait_for_slot() -> None:
-                    limiter, left = self.state.limiter, deadline - self._clock() - SLOT_WAIT_MARGIN
-                    if policy.rate_per_sec:
-                        wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
-                    else:
-                        paused = await limiter.paused_for(name)
-                        wait = paused if paused <= left else None
-                    if wait is None:
-                        raise _RateLimitWait(policy.rate_per_sec)
-                    if wait > 0:
-                        await asyncio.sleep(wait)
+                    limiter = self.state.limiter
+                    while True:
+                        left = deadline - self._clock() - SLOT_WAIT_MARGIN
+                        if policy.rate_per_sec:
+                            wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
+                        else:
+                            paused = await limiter.paused_for(name)
+                            wait = paused if paused <= left else None
+                        if wait is None:
+                            raise _RateLimitWait(policy.rate_per_sec)
+                        if wait > 0:
+                            await asyncio.sleep(wait)
+                        # A 429 anywhere while we waited (slots are booked seconds ahead under load) pauses
+                        # the provider: our slot is void, take a new one after the pause.
+                        if wait == 0 or await limiter.paused_for(name) <= 0:
+                            return
 
                 async def attempt() -> Collected:
                     try:
