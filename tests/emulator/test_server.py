@@ -367,6 +367,46 @@ async def test_rate_limit_answers_429_with_retry_after_above_the_rate(
     assert (await get(f"{running.url}/_emulator/info"))[0] == 200
 
 
+async def test_stats_count_requests_429s_and_requests_that_ignore_retry_after(
+    fake_apis: None, emulator_factory: MakeEmulator,
+) -> None:
+    running = await emulator_factory(knobs=Knobs(rate_limits={"fakeapi": 0.5}))
+    # 0.5 req/s, burst one: 200, then 429 "Retry-After: 2"; the third request comes straight after the 429,
+    # within the grace (it may have been sent before the 429 arrived); after a pause past the grace, the
+    # fourth one is early.
+    statuses = [(await get(f"{running.url}/fakeapi/echo"))[0] for _ in range(3)]
+    await asyncio.sleep(running.stats.grace + 0.05)
+    statuses.append((await get(f"{running.url}/fakeapi/echo"))[0])
+    assert statuses == [200, 429, 429, 429]
+    await get(f"{running.url}/plainapi/hello")
+    await get(f"{running.url}/a/1", headers={"Host": "news.example.org"})
+    status, headers, body = await get(f"{running.url}/_emulator/stats")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    document = json.loads(body)
+    fake = document["providers"]["fakeapi"]
+    assert fake["requests"] == 4 and fake["rate_limited"] == 3
+    assert fake["early"] in (1, 2)  # the third request is early only if it came after the grace
+    assert fake["max_rate_per_s"] >= 3 and fake["limit_per_s"] == 0.5 and fake["limit_burst"] == 1.0
+    assert document["providers"]["plainapi"]["requests"] == 1
+    assert document["providers"]["plainapi"]["limit_per_s"] is None
+    assert document["providers"]["page"]["requests"] == 1
+    assert document["grace_seconds"] == running.stats.grace
+    # Another grace on request (each arrival during a Retry-After is kept with its delay after the 429).
+    none_early = json.loads((await get(f"{running.url}/_emulator/stats?grace=60"))[2])
+    assert none_early["grace_seconds"] == 60 and none_early["providers"]["fakeapi"]["early"] == 0
+    assert none_early["providers"]["fakeapi"]["in_retry_after"] == 2
+    for bad in ("-1", "soon", "nan", "inf"):
+        assert (await get(f"{running.url}/_emulator/stats?grace={bad}"))[0] == 400
+    # Reading the stats is no request to any provider; a reset starts the counters again.
+    again = json.loads((await get(f"{running.url}/_emulator/stats"))[2])
+    assert sum(p["requests"] for p in again["providers"].values()) == 6
+    async with aiohttp.ClientSession() as session, session.post(f"{running.url}/_emulator/stats/reset") as resp:
+        assert resp.status == 200
+        cleared = await resp.json()
+    assert cleared["providers"]["fakeapi"]["requests"] == 0 and cleared["providers"]["fakeapi"]["early"] == 0
+    assert running.stats.snapshot() == cleared
+
+
 async def test_hang_never_answers_and_close_still_returns(
     fake_apis: None, emulator_factory: MakeEmulator,
 ) -> None:

@@ -148,11 +148,14 @@ class Emulator:
 
 
 def start_emulator(processes: Processes, *, latency_ms: float = 10, hang: tuple[str, ...] = (),
-                   error_rate: float = 0.0) -> Emulator:
+                   error_rate: float = 0.0, rate_limits: tuple[str, ...] = ()) -> Emulator:
+    """``rate_limits``: ``--rate-limit`` values, e.g. ``("hackernews=20/s",)``."""
     args = ["emulate", "--port", "0", "--https-port", "0", "--dns-port", "0", "--ready-json",
             "--latency-ms", str(latency_ms), "--error-rate", str(error_rate), "--seed", "3"]
     for name in hang:
         args += ["--hang", name]
+    for limit in rate_limits:
+        args += ["--rate-limit", limit]
     proc = processes.start("emulator", linkmeter(*args), dict(os.environ), stdout_pipe=True)
     return Emulator(proc, json.loads(read_line(proc, START_SECONDS)))
 
@@ -247,10 +250,11 @@ class Cluster:
                  self.processes)
         return self.base
 
-    def worker(self, name: str, *, concurrency: int = 4) -> Proc:
+    def worker(self, name: str, *, concurrency: int = 4, extra_env: dict[str, str] | None = None) -> Proc:
+        """``extra_env``: settings for this worker only (e.g. LINKMETER_METRICS_PORT)."""
         return self.processes.start(name, linkmeter("worker", "--concurrency", str(concurrency), "--loglevel",
                                                     "warning", "--hostname", f"{name}-{secrets.token_hex(3)}@%h"),
-                                    self.env)
+                                    {**self.env, **(extra_env or {})})
 
     def beat(self) -> Proc:
         return self.processes.start("beat", linkmeter("beat", "--loglevel", "warning", "--schedule",
@@ -317,7 +321,7 @@ class Cluster:
 
 @contextlib.contextmanager
 def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = (),
-            extra_env: dict[str, str] | None = None) -> Iterator[Cluster]:
+            rate_limits: tuple[str, ...] = (), extra_env: dict[str, str] | None = None) -> Iterator[Cluster]:
     """A fresh database (migrated), vhost, Redis namespace and emulator, for one test; torn down after it,
     with every shared service left running."""
     processes = Processes(workdir)
@@ -326,7 +330,7 @@ def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = ()
     check_redis(redis_url)  # fail now, not after a batch that cannot close without it
     try:
         with temporary_database(POSTGRES_SERVER, prefix="linkmeter_it") as database, rabbitmq_vhost() as broker:
-            emulator = start_emulator(processes, latency_ms=latency_ms, hang=hang)
+            emulator = start_emulator(processes, latency_ms=latency_ms, hang=hang, rate_limits=rate_limits)
             env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_") and k != "DATABASE_URL"}
             env.update({
                 "DATABASE_URL": database,

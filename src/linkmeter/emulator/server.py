@@ -20,6 +20,7 @@ from aiohttp import hdrs, web
 
 from linkmeter.emulator import apis as apis_package
 from linkmeter.emulator.knobs import Faults, Knobs
+from linkmeter.emulator.stats import RequestStats
 from linkmeter.emulator.tls import EmulatorTLS
 from linkmeter.emulator.web import SyntheticWeb
 from linkmeter.emulator.world import World
@@ -98,6 +99,8 @@ class _Dispatch:
         # Counted on arrival, before any knob: tests prove coalescing by what reaches the upstream.
         self.request_counts: Counter[str] = Counter()  # by provider mount name ("page": the web)
         self.path_counts: Counter[str] = Counter()  # API requests by path, e.g. "/rdap/dns.json"
+        # Requests, 429s and requests before a Retry-After passed, per provider: GET /_emulator/stats.
+        self.stats = RequestStats(limits=knobs.rate_limits, always=[WEB_PROVIDER, *self.mounts])
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -113,7 +116,10 @@ class _Dispatch:
         return await self._with_knobs(provider, request, handler)
 
     async def _with_knobs(self, provider: str, request: web.Request, handler: Handler) -> web.StreamResponse:
-        verdict = self.faults.decide(provider, asyncio.get_running_loop().time())
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self.stats.arrived(provider, now)
+        verdict = self.faults.decide(provider, now)
         if verdict.hang:
             await self.closing.wait()
             return web.Response(status=503, text="emulator shutting down\n", headers={"Connection": "close"})
@@ -122,6 +128,7 @@ class _Dispatch:
                 async with asyncio.timeout(verdict.delay):
                     await self.closing.wait()
         if verdict.retry_after is not None:
+            self.stats.rate_limited(provider, loop.time(), verdict.retry_after)  # sent now, after the delay
             return self._rate_limited(provider, verdict.retry_after)
         if verdict.error_status is not None:
             return self._error(provider, verdict.error_status)
@@ -169,7 +176,7 @@ class RunningEmulator:
     def __init__(self, *, host: str, http_port: int, https_port: int, dns_port: int, ca_pem: str, seed: int,
                  providers: list[str], runner: web.AppRunner, dns: DnsServer | None,
                  closing: asyncio.Event, request_counts: Counter[str] | None = None,
-                 path_counts: Counter[str] | None = None) -> None:
+                 path_counts: Counter[str] | None = None, stats: RequestStats | None = None) -> None:
         self.host = host
         self.http_port = http_port
         self.https_port = https_port
@@ -181,6 +188,8 @@ class RunningEmulator:
         # HTTP requests received so far, by provider mount name and by API path (live counters).
         self.request_counts: Counter[str] = request_counts if request_counts is not None else Counter()
         self.path_counts: Counter[str] = path_counts if path_counts is not None else Counter()
+        # Per provider: requests, 429s, early requests, busiest second (the GET /_emulator/stats document).
+        self.stats = stats if stats is not None else RequestStats()
         self._runner = runner
         self._dns = dns
         self._closing = closing
@@ -250,10 +259,27 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
         return web.json_response(holder[0].info())
 
     async def index(_request: web.Request) -> web.Response:
-        return web.json_response({"emulator": "linkmeter", "info": "/_emulator/info",
+        return web.json_response({"emulator": "linkmeter", "info": "/_emulator/info", "stats": "/_emulator/stats",
                                   "providers": [f"/{mount.name}" for mount in mounts]})
 
+    async def stats(request: web.Request) -> web.Response:
+        text = request.query.get("grace")
+        try:
+            grace = float(text) if text is not None else None
+        except ValueError:
+            grace = -1.0
+        if grace is not None and not 0 <= grace < float("inf"):
+            return web.json_response({"error": f"grace must be a number of seconds >= 0, not {text!r}"},
+                                     status=400)
+        return web.json_response(dispatch.stats.snapshot(grace))
+
+    async def reset_stats(_request: web.Request) -> web.Response:
+        dispatch.stats.reset()
+        return web.json_response(dispatch.stats.snapshot())
+
     app.router.add_get("/_emulator/info", info)
+    app.router.add_get("/_emulator/stats", stats)
+    app.router.add_post("/_emulator/stats/reset", reset_stats)
     app.router.add_get("/", index)
 
     plain = _listen(host, port)
@@ -274,7 +300,7 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
         host=host, http_port=plain.getsockname()[1], https_port=secure.getsockname()[1],
         dns_port=dns.port if dns is not None else 0, ca_pem=tls.ca_pem, seed=knobs.seed,
         providers=[mount.name for mount in mounts], runner=runner, dns=dns, closing=closing,
-        request_counts=dispatch.request_counts, path_counts=dispatch.path_counts,
+        request_counts=dispatch.request_counts, path_counts=dispatch.path_counts, stats=dispatch.stats,
     )
     holder.append(emulator)
     return emulator
