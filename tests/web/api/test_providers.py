@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 
 from linkmeter.assembly import build_engine
+from linkmeter.engine.cache import CacheEntry
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.health import register_engine
+from linkmeter.web.jobs import health
+from linkmeter.web.jobs.health import forget_counts, register_engine
+from linkmeter.web.links.models import Analysis, ProviderResult
 from tests.web.api.conftest import complete_queued
+from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,9 +29,14 @@ def no_engine() -> Iterator[None]:
     register_engine(None)
 
 
+def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in body["providers"]}
+
+
 def test_every_provider_is_reported_with_its_recent_numbers(client: Client, no_engine: None,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LINKMETER_REDDIT_ENABLED", "false")
+    monkeypatch.delenv("LINKMETER_REDIS_URL", raising=False)
     client.post("/api/v1/analyses", {"urls": ["https://example.org/a"]}, content_type="application/json")
     complete_queued()
     body = client.get("/api/v1/providers").json()
@@ -39,6 +51,8 @@ def test_every_provider_is_reported_with_its_recent_numbers(client: Client, no_e
     assert reddit["enabled"] is False and "LINKMETER_REDDIT_ENABLED" in reddit["disabled_reason"]
     assert health["wayback"]["calls"] == 0 and health["wayback"]["success_rate"] is None
     assert {p["breaker"] for p in body["providers"]} == {"unknown"}  # no engine running in this process
+    assert page["hit_ratio"] == 0.0 and rdap["hit_ratio"] is None  # ok 1, cached 0; no success at all
+    assert rdap["cache"] == {"ttl_seconds": 86400.0, "store": "unknown", "entries": None, "entries_more": False}
 
 
 async def test_breaker_states_come_from_the_running_engine(async_client: Client) -> None:
@@ -51,3 +65,67 @@ async def test_breaker_states_come_from_the_running_engine(async_client: Client)
         await engine.close()
     assert response.status_code == 200
     assert {p["name"]: p["breaker"] for p in response.json()["providers"]}["page"] == "closed"
+
+
+async def test_the_cache_of_the_running_engine_is_counted(async_client: Client,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(health, "ENTRIES_LIMIT", 10)
+    engine = build_engine({})
+    register_engine(engine)
+    try:
+        for number in range(11):
+            await engine.state.cache.set(f"rdap:key-{number}", CacheEntry({}, None, 0.0), 600.0)
+        await engine.state.cache.set("page:key", CacheEntry({}, None, 0.0), 600.0)
+        response = await async_client.get("/api/v1/providers")
+    finally:
+        register_engine(None)
+        await engine.close()
+    health_ = by_name(response.json())
+    assert health_["page"]["cache"] == {"ttl_seconds": 60.0, "store": "memory", "entries": 1, "entries_more": False}
+    assert health_["rdap"]["cache"] == {"ttl_seconds": 86400.0, "store": "memory", "entries": 10,
+                                        "entries_more": True}  # more than 10
+    assert health_["wayback"]["cache"]["entries"] == 0
+
+
+def test_the_hit_ratio_is_over_the_stored_results_of_the_window(client: Client, no_engine: None) -> None:
+    client.post("/api/v1/analyses", {"urls": [f"https://example.org/{i}" for i in range(3)]},
+                content_type="application/json")
+    complete_queued()  # page: ok, rdap: error (three of each)
+    first = Analysis.objects.order_by("id").first()
+    ProviderResult.objects.filter(analysis=first, provider="page").update(status="cached")
+    ProviderResult.objects.filter(analysis=first, provider="rdap").update(status="cached")
+    health_ = by_name(client.get("/api/v1/providers").json())
+    assert health_["page"]["hit_ratio"] == round(1 / 3, 4)
+    assert health_["rdap"]["hit_ratio"] == 1.0  # one cached, the other calls failed
+    assert health_["dns"]["hit_ratio"] is None  # nothing ran
+
+
+def test_celery_mode_counts_the_cache_the_workers_share(client: Client, no_engine: None,
+                                                        worker_redis: SharedRedis) -> None:
+    async_to_sync(worker_redis.fill)("hackernews", 5)
+    health_ = by_name(client.get("/api/v1/providers").json())
+    assert health_["hackernews"]["cache"] == {"ttl_seconds": 3600.0, "store": "redis", "entries": 5,
+                                              "entries_more": False}
+    assert health_["page"]["cache"]["entries"] == 0 and health_["page"]["breaker"] == "closed"
+
+
+def test_an_unreachable_redis_leaves_the_counts_unknown(client: Client, no_engine: None,
+                                                        worker_redis: SharedRedis,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKMETER_REDIS_URL", UNREACHABLE_REDIS_URL)
+    forget_counts()
+    started = time.monotonic()
+    response = client.get("/api/v1/providers")
+    assert time.monotonic() - started < 2.0 and response.status_code == 200
+    caches = [p["cache"] for p in response.json()["providers"]]
+    assert {c["entries"] for c in caches} == {None} and {c["store"] for c in caches} == {"redis"}
+
+
+def test_the_openapi_document_describes_the_cache_fields(client: Client) -> None:
+    schemas = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    health_ = schemas["ProviderHealthOut"]["properties"]
+    assert {"hit_ratio", "cache", "breaker", "success_rate", "last_error_at"} <= set(health_)
+    cache = schemas["ProviderCacheOut"]["properties"]
+    assert set(cache) == {"ttl_seconds", "store", "entries", "entries_more"}
+    assert all(field.get("description") for field in cache.values())
+    assert "redis" in cache["store"]["description"] and "memory" in cache["store"]["description"]

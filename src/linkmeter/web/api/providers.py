@@ -1,4 +1,5 @@
-"""GET /providers: every provider's health over the recent window, with the running engine's view."""
+"""GET /providers: every provider's health over the recent window, with the running engine's view (disabled
+providers, breakers, caches)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.http import HttpRequest
 from ninja import Router
 
 from linkmeter.web.api.schemas import ProvidersOut
-from linkmeter.web.jobs.health import engine_health
+from linkmeter.web.jobs.health import engine_view
 from linkmeter.web.links import selectors
 
 router = Router(tags=["providers"])
@@ -18,9 +19,9 @@ WINDOW_MINUTES = 15
 
 
 @router.get("", url_name="providers_health", response=ProvidersOut,
-            summary="Per provider: enabled, breaker, success rate, p50/p95 latency, last error")
+            summary="Per provider: enabled, breaker, success rate, p50/p95 latency, last error, cache")
 async def providers_health(request: HttpRequest) -> dict[str, Any]:
-    disabled, breakers = await engine_health()
-    health = await sync_to_async(selectors.provider_health)(disabled=disabled, breakers=breakers,
-                                                            window_minutes=WINDOW_MINUTES)
+    view = await engine_view()
+    health = await sync_to_async(selectors.provider_health)(disabled=view.disabled, breakers=view.breakers,
+                                                            caches=view.caches, window_minutes=WINDOW_MINUTES)
     return {"window_minutes": WINDOW_MINUTES, "providers": [h.as_dict() for h in health]}

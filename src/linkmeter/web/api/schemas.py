@@ -166,6 +166,16 @@ class FeedbackOut(Schema):
     created_at: str
 
 
+class ProviderCacheOut(Schema):
+    ttl_seconds: float = Field(description="how long a result is cached (the provider's policy); 0 = not cached")
+    store: str = Field(description="where the cache lives: redis (shared by every process using the same Redis), "
+                                   "memory (the serving process's own engine) or unknown (no engine runs in "
+                                   "the serving process and no Redis is configured)")
+    entries: int | None = Field(description="entries cached now (counted at most every 30 s); null when it "
+                                            "cannot tell (e.g. Redis unavailable)")
+    entries_more: bool = Field(description="true when counting stopped at its limit: more than `entries` entries")
+
+
 class ProviderHealthOut(Schema):
     name: str
     enabled: bool
@@ -178,6 +188,9 @@ class ProviderHealthOut(Schema):
     statuses: dict[str, int]
     last_error: str | None
     last_error_at: str | None
+    hit_ratio: float | None = Field(description="cache hits over the window: cached / (ok + cached); null when "
+                                                "neither happened")
+    cache: ProviderCacheOut = Field(description="the provider's result cache: policy, where it lives, its entries")
 
 
 class ProvidersOut(Schema):

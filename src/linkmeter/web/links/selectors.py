@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.web.jobs.health import STORE_UNKNOWN, ProviderCache
 from linkmeter.web.links.models import (
     FINAL_STATUSES,
     Analysis,
@@ -167,6 +168,8 @@ class ProviderHealth:
     statuses: dict[str, int]
     last_error: str | None
     last_error_at: datetime | None
+    cache: ProviderCache  # the engine's view of the provider's cache (policy, where, entries)
+    hit_ratio: float | None  # cached / (ok + cached) over the window; None when neither happened
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -181,16 +184,23 @@ class ProviderHealth:
             "statuses": self.statuses,
             "last_error": self.last_error,
             "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+            "hit_ratio": None if self.hit_ratio is None else round(self.hit_ratio, 4),
+            "cache": {"ttl_seconds": self.cache.ttl, "store": self.cache.store, "entries": self.cache.entries,
+                      "entries_more": self.cache.more},
         }
 
 
 PROBLEM_STATUSES = ("error", "timeout", "rate_limited", "circuit_open")
 
 
-def provider_health(*, disabled: dict[str, str], breakers: dict[str, str], window_minutes: int = 15,
+def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
+                    caches: Mapping[str, ProviderCache] | None = None, window_minutes: int = 15,
                     sample: int = 2000) -> list[ProviderHealth]:
-    """Per provider over the recent window: calls by status, success rate (of calls that ran), latency
-    percentiles of calls that reached upstream, and the last error."""
+    """Per provider over the recent window: calls by status, success rate (of calls that ran), cache hit
+    ratio, latency percentiles of calls that reached upstream, and the last error; with the engine's view
+    (``linkmeter.web.jobs.health.engine_view``) of what is disabled, the breakers and the caches."""
+    caches = caches or {}
+    policies = {cls.name: cls.policy for cls in PROVIDER_CLASSES}
     since = timezone.now() - timedelta(minutes=window_minutes)
     health = []
     for name in PROVIDER_NAMES:
@@ -201,6 +211,7 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str], windo
         ok = sum(1 for row in ran if row["status"] in ("ok", "cached"))
         latencies = sorted(row["latency_ms"] for row in ran if row["status"] == "ok")
         problem = next((row for row in recent if row["status"] in PROBLEM_STATUSES), None)
+        succeeded = statuses["ok"] + statuses["cached"]  # results from the cache or from upstream
         health.append(ProviderHealth(
             name=name,
             enabled=name not in disabled,
@@ -213,6 +224,8 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str], windo
             statuses=dict(statuses),
             last_error=f"{problem['status']}: {problem['message']}" if problem else None,
             last_error_at=problem["created_at"] if problem else None,
+            cache=caches.get(name) or ProviderCache(policies[name].cache_ttl, STORE_UNKNOWN, None),
+            hit_ratio=statuses["cached"] / succeeded if succeeded else None,
         ))
     return health
 

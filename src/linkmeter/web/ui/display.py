@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
+
+if TYPE_CHECKING:
+    from linkmeter.web.links.selectors import ProviderHealth
 
 # The results table's number columns: (signal, heading). Any numeric signal can still sort and filter.
 MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -96,3 +99,43 @@ def chart_labels(signals: list[str]) -> dict[str, str]:
         unit = f" ({spec.unit})" if spec and spec.unit else ""
         labels[signal] = f"{signal}{unit}"
     return labels
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    """A row of the providers table: the provider's health and its cache in words."""
+
+    health: ProviderHealth
+    cache_ttl: str  # "1 h", or "not cached"
+    cache_location: str  # "shared (Redis)", "this process (memory)" or "unknown"
+    cache_entries: str  # "1,234", "more than 100,000" or "unknown"
+    hit_ratio: str  # "42 %" or "—"
+
+
+def provider_row(health: ProviderHealth) -> ProviderRow:
+    cache = health.cache
+    if cache.entries is None:
+        entries = "unknown"
+    else:
+        entries = f"more than {cache.entries:,}" if cache.more else f"{cache.entries:,}"
+    return ProviderRow(health=health, cache_ttl=duration_text(cache.ttl) if cache.ttl > 0 else "not cached",
+                       cache_location=cache.location, cache_entries=entries,
+                       hit_ratio="—" if health.hit_ratio is None else percent_text(health.hit_ratio))
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in its largest whole unit: "1 d", "6 h", "3 min", "45 s" (else seconds, e.g. "1.5 s")."""
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "min")):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:,.0f} {unit}"
+    return f"{seconds:,.0f} s" if seconds == int(seconds) else f"{seconds:,.1f} s"
+
+
+def percent_text(ratio: float) -> str:
+    """A ratio as a percentage: whole percents, but never "0 %" or "100 %" for what is not exactly that."""
+    percent = ratio * 100
+    if 0 < percent < 1:
+        return "< 1 %"
+    if 99 < percent < 100:
+        return "> 99 %"
+    return f"{percent:.0f} %"

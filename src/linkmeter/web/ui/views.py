@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from linkmeter.web.jobs.health import engine_health
+from linkmeter.web.jobs.health import engine_view
 from linkmeter.web.links import selectors, services
 from linkmeter.web.links.models import Analysis, Batch, FeedbackLabel, Link
 from linkmeter.web.ui import csvimport, display
@@ -227,10 +227,11 @@ async def providers_table(request: HttpRequest) -> HttpResponse:
 async def _providers(request: HttpRequest, template: str) -> HttpResponse:
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET"})
-    disabled, breakers = await engine_health()
+    view = await engine_view()
 
     def page() -> HttpResponse:  # the ORM and the session (messages) are synchronous
-        health = selectors.provider_health(disabled=disabled, breakers=breakers)
-        return render(request, template, {"health": health, "styles": display.STATUS_STYLES})
+        health = selectors.provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches)
+        rows = [display.provider_row(item) for item in health]
+        return render(request, template, {"rows": rows, "styles": display.STATUS_STYLES})
 
     return await sync_to_async(page)()

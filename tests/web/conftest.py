@@ -1,0 +1,63 @@
+"""Fixtures for the web tests that need the Redis the workers share: a real Redis (LINKMETER_TEST_REDIS_URL,
+default 127.0.0.1:6379) under a key prefix of the test's own, deleted afterwards. They fail (never skip) when
+Redis is not reachable: CI starts one."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from redis.exceptions import RedisError
+
+from linkmeter.engine.cache import CacheEntry
+from linkmeter.web.jobs.health import forget_counts
+
+REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused
+
+
+@dataclass(frozen=True, slots=True)
+class SharedRedis:
+    url: str
+    prefix: str
+
+    async def fill(self, provider: str, count: int, *, ttl: float = 600.0) -> None:
+        """Caches ``count`` results of ``provider`` as a worker's engine would (through RedisCache)."""
+        from linkmeter.engine.redis_state import RedisCache, RedisLink
+
+        link = RedisLink.from_url(self.url, prefix=self.prefix, timeout=2.0)
+        try:
+            cache = RedisCache(link, near_entries=0)
+            for number in range(count):
+                await cache.set(f"{provider}:key-{number}", CacheEntry({"n": number}, None, 0.0), ttl)
+            assert not link.down, "Redis failed while filling the cache"
+        finally:
+            await link.aclose()
+
+
+@pytest.fixture
+def worker_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[SharedRedis]:
+    """The environment of a web process in Celery mode: LINKMETER_REDIS_URL and a LINKMETER_REDIS_PREFIX of
+    this test's own (its keys are deleted afterwards)."""
+    admin = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        admin.ping()
+    except (RedisError, OSError) as exc:
+        admin.close()
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc!r}); these tests need a running Redis")
+    prefix = f"linkmeter-test:{uuid.uuid4().hex}:"
+    monkeypatch.setenv("LINKMETER_REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("LINKMETER_REDIS_PREFIX", prefix)
+    forget_counts()
+    try:
+        yield SharedRedis(REDIS_URL, prefix)
+    finally:
+        forget_counts()
+        keys = list(admin.scan_iter(match=prefix + "*"))
+        if keys:
+            admin.delete(*keys)
+        admin.close()
