@@ -252,9 +252,10 @@ def _process_count(ctx: click.Context, param: click.Parameter, value: str) -> in
 
 
 @main.command()
-@click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=16, show_default=True,
+@click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=32, show_default=True,
               help="Chunk tasks each worker process holds at once; their URLs share the process's "
-                   "LINKMETER_WORKER_URLS slots (200), so spare chunks wait ready while others finish.")
+                   "LINKMETER_WORKER_URLS slots (200), highest priority first, so spare chunks wait ready "
+                   "while others finish their slowest URLs.")
 @click.option("--processes", default="1", show_default=True, metavar="N|auto", callback=_process_count,
               help="Worker processes to run, under this one command: 'auto' or 0 for one per CPU it may use "
                    "(affinity and cgroup CPU quota). Each is a full worker (its own event loop, engine and Celery "

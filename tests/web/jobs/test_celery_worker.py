@@ -161,7 +161,7 @@ async def test_url_slots_cap_the_urls_in_flight_across_chunks(emulator: RunningE
     ca = tmp_path / "ca.pem"
     ca.write_text(emulator.ca_pem)
     capped = WorkerRuntime({**emulator.env(str(ca)), "LINKMETER_URL_DEADLINE": "10"}, relax_rate_limits=True,
-                           chunk_time_limit=30, url_slots=3)
+                           chunk_time_limit=30, url_slots=3, waves=4)
     capped.start()
     in_flight, peak = 0, 0
     analyze = capped.engine.analyze
@@ -184,6 +184,8 @@ async def test_url_slots_cap_the_urls_in_flight_across_chunks(emulator: RunningE
         capped.close()
     assert [s.stored for s in summaries] == [5, 5]
     assert peak == 3  # two chunks of five, never more than the three slots at once
-    # A claimed URL may wait for a slot: its claim allows two URL deadlines before the watchdog steps in.
+    # A claimed URL may wait for a slot behind three others: its claim allows four URL deadlines before the
+    # watchdog steps in, and the chunk's backstop three more.
     deadlines = await sync_to_async(lambda: list(Analysis.objects.values_list("deadline_at", flat=True)))()
-    assert all(d is not None and d >= before + timedelta(seconds=19) for d in deadlines)
+    assert all(d is not None and d >= before + timedelta(seconds=39) for d in deadlines)
+    assert capped.chunk_time_limit == 30 + 3 * 10

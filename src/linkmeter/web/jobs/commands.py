@@ -40,7 +40,7 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
 
             from linkmeter.web import metrics
 
-            worker.configure(environ=environ, relax_rate_limits=bool(emulator))
+            worker.configure(environ=environ, relax_rate_limits=bool(emulator), chunk_threads=concurrency)
             worker.runtime()  # bad settings fail here, before any message is taken
             metrics.worker_exporter_from_env(environ)  # this process's /metrics, when LINKMETER_METRICS_PORT is set
         except (SettingsError, PlanError, OSError) as exc:

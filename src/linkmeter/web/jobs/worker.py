@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from linkmeter.engine.observe import logging_context
 from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
+from linkmeter.web.jobs.slots import PrioritySlots
 from linkmeter.web.links import services
 from linkmeter.web.links.services import ClaimedWork
 
@@ -61,14 +63,18 @@ class WorkerRuntime:
     ``run_chunk`` from any number of task threads; ``close()`` when the process stops."""
 
     def __init__(self, environ: Mapping[str, str], *, relax_rate_limits: bool = False,
-                 chunk_time_limit: float = 180.0, url_slots: int | None = None,
+                 chunk_time_limit: float = 180.0, url_slots: int | None = None, waves: int = 1,
                  engine_factory: Callable[[], Engine] | None = None) -> None:
+        """``waves``: how many times over the claimed URLs (chunk threads x chunk size) can fill the slots:
+        a claimed URL may wait for a slot while up to ``waves - 1`` others run in it before it, so its claim
+        and the chunk's backstop allow that many more URL deadlines."""
         self._environ = dict(environ)
         self._relax = relax_rate_limits
         self._factory = engine_factory
-        self.chunk_time_limit = chunk_time_limit
         self.url_slots = url_slots
-        self._slots: asyncio.Semaphore | None = None
+        self.waves = max(1, waves) if url_slots else 1
+        self._base_time_limit = chunk_time_limit
+        self._slots: PrioritySlots | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
@@ -150,13 +156,18 @@ class WorkerRuntime:
 
     # -- chunks --------------------------------------------------------------------------------------------
 
+    @property
+    def chunk_time_limit(self) -> float:
+        """The backstop for one chunk: the configured one plus the URL deadlines its URLs may wait for slots."""
+        return self._base_time_limit + (self.waves - 1) * (self._engine.url_deadline if self._engine else 0.0)
+
     def run_chunk(self, analysis_ids: Sequence[int], *, takeover: bool = False) -> ChunkSummary:
         """Claim these analyses, run them concurrently on the loop, store the results (call from a task
         thread). Idempotent: final analyses are skipped and a provider result is written once.
         ``takeover``: also run analyses marked running (this chunk's previous delivery died with them)."""
-        # A claimed URL may wait for a slot up to about one URL deadline (the URLs ahead of it each end by
-        # theirs), so the claim allows two before the watchdog takes it back.
-        deadline = self.engine.url_deadline * (2 if self.url_slots else 1)
+        # A claimed URL may wait for its slot behind waves - 1 others (each ends by its URL deadline), so the
+        # claim allows that many more deadlines before the watchdog takes it back.
+        deadline = self.engine.url_deadline * self.waves
         claimed = services.analyses_claim_ids(analysis_ids=analysis_ids, deadline_seconds=deadline,
                                               takeover=takeover)
         if not claimed:
@@ -176,13 +187,13 @@ class WorkerRuntime:
         failures: list[tuple[int, str]] = []
 
         if self.url_slots and self._slots is None:
-            self._slots = asyncio.Semaphore(self.url_slots)  # made on the loop, used only there
-        slots = self._slots or contextlib.nullcontext()
+            self._slots = PrioritySlots(self.url_slots)  # used on the loop only
+        slots = self._slots
 
         async def one(item: ClaimedWork) -> None:
             with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
                 try:
-                    async with slots:
+                    async with slots.slot(item.priority) if slots else contextlib.nullcontext():
                         result = await self._engine_for(item.providers).analyze(item.url)
                 except PlanError as exc:
                     failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
@@ -236,7 +247,8 @@ _options: dict[str, Any] = {}
 
 
 def configure(*, environ: Mapping[str, str] | None = None, relax_rate_limits: bool = False,
-              chunk_time_limit: float | None = None, url_slots: int | None = None) -> None:
+              chunk_time_limit: float | None = None, url_slots: int | None = None,
+              chunk_threads: int | None = None) -> None:
     """Set how ``runtime()`` builds the engine (`linkmeter worker --emulator` points it at an emulator);
     call before the first task."""
     _options.update(environ=dict(environ) if environ is not None else None, relax_rate_limits=relax_rate_limits)
@@ -244,6 +256,8 @@ def configure(*, environ: Mapping[str, str] | None = None, relax_rate_limits: bo
         _options["chunk_time_limit"] = chunk_time_limit
     if url_slots is not None:
         _options["url_slots"] = url_slots
+    if chunk_threads is not None:
+        _options["chunk_threads"] = chunk_threads
 
 
 def runtime() -> WorkerRuntime:
@@ -253,11 +267,13 @@ def runtime() -> WorkerRuntime:
         if _runtime is None:
             from linkmeter.web.config.celery import SETTINGS
 
+            slots = int(_options.get("url_slots") or SETTINGS.worker_urls)
             started = WorkerRuntime(
                 _options.get("environ") or os.environ,
                 relax_rate_limits=bool(_options.get("relax_rate_limits")),
                 chunk_time_limit=float(_options.get("chunk_time_limit") or SETTINGS.chunk_time_limit),
-                url_slots=int(_options.get("url_slots") or SETTINGS.worker_urls),
+                url_slots=slots,
+                waves=math.ceil(int(_options.get("chunk_threads") or 1) * SETTINGS.chunk_size / slots),
             )
             started.start()
             _runtime = started

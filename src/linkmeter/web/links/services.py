@@ -238,6 +238,7 @@ class ClaimedWork:
     url: str
     providers: tuple[str, ...]  # the selection asked for; () = all
     batch_id: int | None = None  # the submission that queued it (for log lines)
+    priority: int = 0  # higher runs first (a worker's URL slots go to the highest waiting)
 
 
 def analysis_claim_work(*, limit: int, deadline_seconds: float) -> list[ClaimedWork]:
@@ -250,8 +251,9 @@ def analysis_claim_work(*, limit: int, deadline_seconds: float) -> list[ClaimedW
         first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
         rows = (Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
                 .annotate(batch_id=Subquery(first_batch))
-                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id"))
-        return [ClaimedWork(pk, url, tuple(providers or ()), batch) for pk, url, providers, batch in rows]
+                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id", "priority"))
+        return [ClaimedWork(pk, url, tuple(providers or ()), batch, priority)
+                for pk, url, providers, batch, priority in rows]
 
 
 def _claim_queued(limit: int, deadline_seconds: float) -> tuple[list[int], datetime]:
@@ -292,8 +294,9 @@ def analyses_claim_ids(*, analysis_ids: Sequence[int], deadline_seconds: float,
         )
         first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
         rows = (Analysis.objects.filter(id__in=ids).annotate(batch_id=Subquery(first_batch))
-                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id"))
-        return [ClaimedWork(pk, url, tuple(providers or ()), batch) for pk, url, providers, batch in rows]
+                .order_by("-priority", "id").values_list("id", "link__url", "providers", "batch_id", "priority"))
+        return [ClaimedWork(pk, url, tuple(providers or ()), batch, priority)
+                for pk, url, providers, batch, priority in rows]
 
 
 def analyses_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
