@@ -64,6 +64,9 @@ async def test_a_chunk_runs_its_analyses_to_final_results_with_one_result_per_pr
     assert set(final) == set(ids) and set(final.values()) == {"done"}
     stored = await sync_to_async(results)()
     assert sorted(stored) == sorted((pk, name) for pk in ids for name in ALL_PROVIDERS)
+    page = await sync_to_async(lambda: ProviderResult.objects.filter(provider="page").first())()
+    assert page is not None and isinstance(page.signals, dict) and page.signals["page.status"] == 200
+    assert isinstance(page.raw, dict)  # JSON columns read back as JSON, on SQLite and PostgreSQL alike
 
 
 async def test_the_same_chunk_run_again_repeats_no_work(runtime: WorkerRuntime, emulator: RunningEmulator) -> None:

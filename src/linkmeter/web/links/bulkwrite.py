@@ -75,8 +75,14 @@ def json_value(value: Any) -> Any:
         value = jsonable(value)
         text = json.dumps(value)
     if connection.vendor == "postgresql":
-        return connection.ops.adapt_json_value(value, _LenientEncoder)
+        from psycopg.types.json import Jsonb
+
+        return Jsonb(text, dumps=_as_is)  # a jsonb parameter of the text encoded above, not encoded again
     return text  # what the base backend's adapt_json_value returns, without encoding twice
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 def jsonable(value: Any) -> Any:
