@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from linkmeter import __version__
+from linkmeter import __version__, loops
 from linkmeter.assembly import build_engine
 from linkmeter.emulator.knobs import Knobs, parse_rate_limit
 from linkmeter.engine.plan import PlanError
@@ -36,6 +36,10 @@ def main() -> None:
     Start with `linkmeter serve --demo` (the web service; no internet needed), or `linkmeter demo`, then
     `linkmeter analyze URL...`.
     """
+    try:
+        loops.loop_factory()  # every command runs on this loop: a bad LINKMETER_EVENT_LOOP stops them all here
+    except loops.LoopSettingError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @main.command()
@@ -78,7 +82,7 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
     try:
         with _environment(emulator) as (environ, relaxed):
             engine = build_engine(environ, select=select, relax_rate_limits=relaxed, url_deadline=timeout)
-            results = asyncio.run(_run(engine, url_list, concurrency, err))
+            results = loops.run(_run(engine, url_list, concurrency, err))
     except (PlanError, SettingsError, EmulatorUnreachable) as exc:
         err.print(f"linkmeter: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
@@ -204,8 +208,8 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
                       highlight=False)
 
     try:
-        asyncio.run(serve_forever(host=host, port=port, https_port=https_port, dns_port=dns_port,
-                                  knobs=knobs, ready=ready))
+        loops.run(serve_forever(host=host, port=port, https_port=https_port, dns_port=dns_port,
+                                knobs=knobs, ready=ready))
     except OSError as exc:
         raise click.ClickException(f"cannot start the emulator: {exc}") from exc
     except KeyboardInterrupt:

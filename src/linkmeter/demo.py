@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from pathlib import Path
 
 from rich.console import Console
 
+from linkmeter import loops
 from linkmeter.assembly import build_engine
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import start_emulator
@@ -19,7 +19,7 @@ from linkmeter.output import print_table, render_json, stdout_console
 
 def run_demo(*, as_json: bool = False, latency_ms: float = 40.0) -> int:
     """Returns the exit status: 0 when every sample URL was analysed."""
-    return asyncio.run(_demo(as_json=as_json, latency_ms=latency_ms))
+    return loops.run(_demo(as_json=as_json, latency_ms=latency_ms))
 
 
 async def _demo(*, as_json: bool, latency_ms: float) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from linkmeter import loops
 from linkmeter.assembly import build_engine
 from linkmeter.bench.ceiling import replay
 from linkmeter.bench.recorder import Recording, instrument
@@ -111,7 +112,7 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     PostgreSQL) against the same emulator. It lives in the benchmark code only.
     """
     try:
-        figures = asyncio.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
+        figures = loops.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
                                      chord_processes=chord_processes, chord_urls=chord_urls))
     except ServiceUnavailable as exc:
         raise click.ClickException(f"--mode {mode} needs PostgreSQL, RabbitMQ and Redis: {exc}") from exc

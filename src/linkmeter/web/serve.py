@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from linkmeter import loops
 from linkmeter.emulator.knobs import Knobs
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None
             raise ServeError(f"the database is not usable: {exc}") from exc
         connections.close_all()  # the runner and the requests open their own
         _tune_garbage_collector()
-        return asyncio.run(_serve(sock, demo=demo, emulator=emulator, data_dir=data_dir))
+        return loops.run(_serve(sock, demo=demo, emulator=emulator, data_dir=data_dir))
     except ServeError as exc:
         print(f"linkmeter serve: {exc}", file=sys.stderr)
         return EXIT_USAGE

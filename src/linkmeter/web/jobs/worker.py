@@ -25,6 +25,7 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections
 
+from linkmeter import loops
 from linkmeter.assembly import build_engine
 from linkmeter.engine.observe import logging_context
 from linkmeter.engine.plan import PlanError
@@ -93,7 +94,7 @@ class WorkerRuntime:
         settings."""
         if self._loop is not None:
             return
-        loop = asyncio.new_event_loop()
+        loop = loops.new_event_loop()
         ready = threading.Event()
 
         def serve() -> None:
