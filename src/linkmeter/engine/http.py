@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 from multidict import CIMultiDictProxy
 from yarl import URL
 
@@ -149,6 +150,10 @@ class HttpResponse:
     url: str
 
     def json(self) -> Any:
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            pass  # what orjson refuses and the standard parser may take (NaN, integers over 64 bits) or explain
         try:
             return json.loads(self.body)
         except ValueError as exc:

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -430,7 +430,7 @@ class RedisCache:
         if data is None:
             return None
         try:
-            value = json.loads(data)
+            value = orjson.loads(data)
             entry = CacheEntry(dict(value["s"]), value["r"], float(value["t"]))
             expires = float(value.get("x", 0.0))
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -445,9 +445,9 @@ class RedisCache:
             return
         expires = time.time() + ttl  # wall clock: other processes (hosts) keep it in their near-caches until then
         try:
-            text = json.dumps({"s": entry.signals, "r": entry.raw, "t": entry.stored_at, "x": expires},
-                              separators=(",", ":"))
-        except (TypeError, ValueError, RecursionError) as exc:
+            text = orjson.dumps({"s": entry.signals, "r": entry.raw, "t": entry.stored_at, "x": expires},
+                                option=orjson.OPT_NON_STR_KEYS)
+        except (TypeError, ValueError, RecursionError) as exc:  # orjson.JSONEncodeError is a TypeError
             log.debug("result for %s not cached: not JSON-serialisable (%s)", key, exc)
             return
         if self._near is not None:
