@@ -1,11 +1,14 @@
-"""Fixtures shared by the engine tests: HTTP clients that are closed after the test."""
+"""Fixtures shared by the engine tests: HTTP clients closed after the test, a client of the real Redis."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from linkmeter.engine.http import HttpClient, HttpSettings
 from linkmeter.engine.ssrf import AddressLookup
@@ -27,3 +30,19 @@ async def make_client() -> AsyncIterator[MakeClient]:
     yield make
     for client in clients:
         await client.close()
+
+
+REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[aioredis.Redis]:
+    """A client of the test Redis (LINKMETER_TEST_REDIS_URL); the test fails, never skips, without one."""
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        await client.aclose()
+        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc!r}); these tests need a running Redis")
+    yield client
+    await client.aclose()

@@ -5,29 +5,14 @@ when Redis is not reachable."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from linkmeter.engine.redis_pipeline import AutoPipeline
-
-REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc!r}); these tests need a running Redis")
-    yield client
-    await client.aclose()
+from tests.engine.conftest import REDIS_URL
 
 
 @pytest.fixture
@@ -35,27 +20,27 @@ def prefix() -> str:
     return f"linkmeter-test:{uuid.uuid4().hex}:"
 
 
-async def test_commands_issued_together_share_one_round_trip(client: aioredis.Redis, prefix: str) -> None:
-    pipeline = AutoPipeline(lambda: client)
+async def test_commands_issued_together_share_one_round_trip(admin: aioredis.Redis, prefix: str) -> None:
+    pipeline = AutoPipeline(lambda: admin)
     try:
         await asyncio.gather(*(pipeline.execute("SET", f"{prefix}{n}", str(n), "PX", 5000) for n in range(50)))
         values = await asyncio.gather(*(pipeline.execute("GET", f"{prefix}{n}") for n in range(50)),
                                       pipeline.execute("GET", f"{prefix}missing"))
     finally:
-        await client.delete(*(f"{prefix}{n}" for n in range(50)))
+        await admin.delete(*(f"{prefix}{n}" for n in range(50)))
         await pipeline.aclose()
     assert values == [str(n).encode() for n in range(50)] + [None]
     assert pipeline.commands == 101 and pipeline.round_trips == 2
 
 
-async def test_one_command_failing_fails_only_its_caller(client: aioredis.Redis, prefix: str) -> None:
-    pipeline = AutoPipeline(lambda: client)
-    await client.set(f"{prefix}text", "x", px=5000)
+async def test_one_command_failing_fails_only_its_caller(admin: aioredis.Redis, prefix: str) -> None:
+    pipeline = AutoPipeline(lambda: admin)
+    await admin.set(f"{prefix}text", "x", px=5000)
     try:
         results = await asyncio.gather(pipeline.execute("INCR", f"{prefix}text"),
                                        pipeline.execute("GET", f"{prefix}text"), return_exceptions=True)
     finally:
-        await client.delete(f"{prefix}text")
+        await admin.delete(f"{prefix}text")
         await pipeline.aclose()
     assert isinstance(results[0], ResponseError) and results[1] == b"x"
 
@@ -77,9 +62,9 @@ async def test_a_failed_round_trip_reaches_every_caller_and_the_next_one_works(p
         await live.aclose()
 
 
-async def test_a_caller_that_gives_up_does_not_disturb_the_others(client: aioredis.Redis, prefix: str) -> None:
-    pipeline = AutoPipeline(lambda: client, max_in_flight=1)
-    await client.set(f"{prefix}k", "v", px=5000)
+async def test_a_caller_that_gives_up_does_not_disturb_the_others(admin: aioredis.Redis, prefix: str) -> None:
+    pipeline = AutoPipeline(lambda: admin, max_in_flight=1)
+    await admin.set(f"{prefix}k", "v", px=5000)
     try:
         impatient = asyncio.ensure_future(pipeline.execute("GET", f"{prefix}k"))
         patient = asyncio.ensure_future(pipeline.execute("GET", f"{prefix}k"))
@@ -88,5 +73,5 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others(client: aiored
         assert await patient == b"v"
         assert impatient.cancelled()
     finally:
-        await client.delete(f"{prefix}k")
+        await admin.delete(f"{prefix}k")
         await pipeline.aclose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry, MemoryCache
@@ -31,24 +29,12 @@ from linkmeter.engine.redis_state import (
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.runner import EngineState
 from linkmeter.engine.settings import SettingsError
+from tests.engine.conftest import REDIS_URL
 from tests.engine.fakes import FakeProvider, make_engine
 
-REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
 MakeLink = Callable[..., RedisLink]
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        await client.ping()
-    except (RedisError, OSError) as exc:
-        await client.aclose()
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc!r}); these tests need a running Redis")
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
