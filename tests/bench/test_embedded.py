@@ -20,6 +20,8 @@ async def test_a_small_embedded_bench_stores_every_url_and_reports_it_beside_the
     assert embedded["urls_per_s"] > 0 and 0 < embedded["p50_url_ms"] <= embedded["p99_url_ms"]
     assert embedded["seconds"] > 0 and embedded["submit_seconds"] > 0
     assert figures["ratio_embedded"] > 0 and figures["ceiling"]["calls"] == figures["engine"]["calls"]
+    runs = figures["ceiling"]["runs_urls_per_s"]  # replayed right after the engine and at the end; the mean counts
+    assert len(runs) == 2 and all(rate > 0 for rate in runs)
 
 
 async def test_the_engine_mode_reports_no_embedded_figures() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import gc
 import logging
 import os
 import signal
@@ -19,6 +18,7 @@ import uvicorn
 
 from linkmeter import loops
 from linkmeter.emulator.knobs import Knobs
+from linkmeter.web.gctune import tune_garbage_collector
 
 if TYPE_CHECKING:
     from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher
@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_USAGE = 0, 2
 DEMO_LATENCY_MS = 40.0  # the built-in emulator answers like a real API: a little slow, never instant
 ASGI_APP = "linkmeter.web.config.asgi:application"
-GC_YOUNG_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
 
 
 class ServeError(RuntimeError):
@@ -58,7 +57,7 @@ def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None
         except DatabaseError as exc:
             raise ServeError(f"the database is not usable: {exc}") from exc
         connections.close_all()  # the runner and the requests open their own
-        _tune_garbage_collector()
+        tune_garbage_collector()
         return loops.run(_serve(sock, demo=demo, emulator=emulator, data_dir=data_dir))
     except ServeError as exc:
         print(f"linkmeter serve: {exc}", file=sys.stderr)
@@ -67,14 +66,6 @@ def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None
         return EXIT_OK
     finally:
         sock.close()
-
-
-def _tune_garbage_collector() -> None:
-    """A long-running server allocating many short-lived objects (the engine, the ORM) spent about a fifth
-    of its CPU in the cycle collector with the default thresholds (measured with `linkmeter bench --mode
-    embedded`): collect young objects less often, and never rescan what start-up loaded."""
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, 20, 50)
 
 
 def _listen(host: str, port: int) -> socket.socket:

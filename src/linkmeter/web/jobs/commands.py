@@ -34,6 +34,7 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
 
         try:
             from linkmeter.web.config.celery import SETTINGS, app
+            from linkmeter.web.gctune import tune_garbage_collector
             from linkmeter.web.jobs import tasks, worker
 
             del tasks  # imported to register the tasks
@@ -42,6 +43,7 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
 
             worker.configure(environ=environ, relax_rate_limits=bool(emulator), chunk_threads=concurrency)
             worker.runtime()  # bad settings fail here, before any message is taken
+            tune_garbage_collector()  # after start-up: what it loaded is never rescanned
             metrics.worker_exporter_from_env(environ)  # this process's /metrics, when LINKMETER_METRICS_PORT is set
         except (SettingsError, PlanError, OSError) as exc:
             raise CommandError(str(exc)) from exc
