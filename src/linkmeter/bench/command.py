@@ -92,11 +92,12 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
           chord_urls: int | None, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
-    The emulator runs in a separate process; the engine and then the ceiling run in this one. Reports
+    The emulator runs in a separate process; the engine and then the ceiling run in this one, and the
+    ceiling once more at the end (ratios use the mean of the two: the machine's speed drifts). Reports
     URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling.
 
     --mode embedded also starts `linkmeter serve` (a separate process, SQLite in a temporary directory,
-    the runner at the same concurrency) between the two, submits the same URLs through POST
+    the runner at the same concurrency) between the two ceilings, submits the same URLs through POST
     /api/v1/analyses and measures from the first submission until every analysis is stored; p50/p99 are
     queued-to-stored per URL, CPU is the server's, calls are the engine run's. Adds the ratio
     embedded/ceiling.
