@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from linkmeter.engine.limits import MemoryCircuitBreakers
+from linkmeter.engine.plan import PlanError
 from linkmeter.engine.provider import Policy, ProviderError, Signals
 from linkmeter.engine.results import CallStatus, UrlStatus
 from linkmeter.engine.runner import EngineState
@@ -385,3 +386,14 @@ async def test_a_pause_longer_than_the_deadline_ends_rate_limited_without_callin
     await engine.state.limiter.pause("p", 30)
     call = (await engine.analyze(URL)).providers["p"]
     assert call.status is CallStatus.RATE_LIMITED and "429" in call.message and provider.calls == 0
+
+
+async def test_a_provider_selection_is_a_view_made_once_and_no_selection_is_the_engine() -> None:
+    first, second = FakeProvider("a", provides=("a.x",)), FakeProvider("b", provides=("b.x",))
+    engine = make_engine(first, second)
+    assert engine.for_selection(()) is engine
+    view = engine.for_selection(("b",))
+    assert view is engine.for_selection(["b"]) and [p.name for p in view.plan.providers] == ["b"]
+    assert engine.for_selection(("a", "b")) is not view
+    with pytest.raises(PlanError):
+        engine.for_selection(("nope",))

@@ -84,6 +84,7 @@ class Engine:
         }
         self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in plan.providers}
         self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
+        self._selections: dict[frozenset[str], Engine] = {}
 
     async def close(self) -> None:
         """Close the shared HTTP client and the shared state (their connection pools). Call once, when the
@@ -104,6 +105,17 @@ class Engine:
                       state=self.state, url_deadline=self.url_deadline, clock=self._clock, observer=self.observer)
         view._flights = self._flights
         view._semaphores = self._semaphores
+        return view
+
+    def for_selection(self, providers: Iterable[str]) -> Engine:
+        """This engine for an empty selection, else its ``narrowed`` view for these providers, made once per
+        distinct selection and kept. Raises PlanError for an unknown name."""
+        key = frozenset(providers)
+        if not key:
+            return self
+        view = self._selections.get(key)
+        if view is None:
+            view = self._selections[key] = self.narrowed(sorted(key))
         return view
 
     async def analyze(self, url: str, *, deadline: float | None = None) -> UrlResult:

@@ -81,7 +81,6 @@ class InlineRunner:
         self._failures: list[tuple[int, str]] = []
         self._tries: dict[int, int] = {}
         self._unfinished: list[int] = []
-        self._engines: dict[frozenset[str], Engine] = {}
         self._refill = max(1, self.settings.concurrency // 10)  # claim once this many slots are free
         self._max_backlog = max(4 * self.settings.flush_size, 2 * self.settings.concurrency)
 
@@ -180,7 +179,7 @@ class InlineRunner:
 
     async def _analyse_in_context(self, item: ClaimedWork) -> None:
         try:
-            engine = self._engine_for(item.providers)
+            engine = self.engine.for_selection(item.providers)
             result = await engine.analyze(item.url)
         except PlanError as exc:
             self._failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
@@ -194,17 +193,6 @@ class InlineRunner:
             self._outcomes.append((item.analysis_id, result))
         if len(self._outcomes) + len(self._failures) >= self.settings.flush_size:
             self._flush_now.set()
-
-    def _engine_for(self, providers: tuple[str, ...]) -> Engine:
-        """The engine for a provider selection: the selected providers plus what they need, nothing else
-        (no upstream calls nobody asked for), sharing the main engine's clients, caches and limits."""
-        if not providers:
-            return self.engine
-        key = frozenset(providers)
-        engine = self._engines.get(key)
-        if engine is None:
-            engine = self._engines[key] = self.engine.narrowed(sorted(key))
-        return engine
 
     # -- storing ---------------------------------------------------------------------------------------
 

@@ -42,7 +42,7 @@ class PrioritySlots:
             self.release()
 
     async def acquire(self, priority: int = 0) -> None:
-        if self._free > 0 and not self.waiting:
+        if self._free > 0:  # release() hands a slot straight to a live waiter, so none is waiting now
             self._free -= 1
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -79,7 +79,6 @@ class WorkerRuntime:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
-        self._engines: dict[frozenset[str], Engine] = {}
 
     # -- the loop ----------------------------------------------------------------------------------------
 
@@ -195,7 +194,7 @@ class WorkerRuntime:
             with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
                 try:
                     async with slots.slot(item.priority) if slots else contextlib.nullcontext():
-                        result = await self._engine_for(item.providers).analyze(item.url)
+                        result = await self.engine.for_selection(item.providers).analyze(item.url)
                 except PlanError as exc:
                     failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
                 except Exception as exc:  # the engine never raises for provider failures; a bug costs one
@@ -206,17 +205,6 @@ class WorkerRuntime:
 
         await asyncio.gather(*(one(item) for item in claimed))
         return outcomes, failures
-
-    def _engine_for(self, providers: tuple[str, ...]) -> Engine:
-        """The engine for a provider selection (the selected providers and what they need), sharing the
-        main engine's clients, caches and limits. Called on the loop only."""
-        if not providers:
-            return self.engine
-        key = frozenset(providers)
-        engine = self._engines.get(key)
-        if engine is None:
-            engine = self._engines[key] = self.engine.narrowed(sorted(key))
-        return engine
 
     def _store(self, outcomes: list[tuple[int, UrlResult]]) -> int:
         pause = STORE_PAUSE
