@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import psycopg
@@ -31,6 +31,7 @@ from tests.integration.harness import (
     Cluster,
     cluster,
     duplicate_results,
+    local_http_server,
     query,
     results_per_analysis,
     wait_for,
@@ -86,16 +87,9 @@ def webhook_receiver() -> Iterator[Receiver]:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    receiver.base = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with local_http_server(Handler) as base:
+        receiver.base = base
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def signed_correctly(hook: Hook) -> bool:

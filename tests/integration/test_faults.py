@@ -5,6 +5,7 @@ hanging or failing), every analysis ends final, once, with its results in Postgr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -84,25 +85,14 @@ def test_a_worker_killed_with_sigkill_mid_batch_loses_no_analysis_and_duplicates
         assert started_more_than_once(it.database) > 0  # the killed worker did hold analyses in flight
 
 
-def test_rabbitmq_restarted_mid_batch_the_batch_still_completes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restart", [restart_rabbitmq, restart_postgresql], ids=["rabbitmq", "postgresql"])
+def test_a_service_restarted_mid_batch_the_batch_still_completes(tmp_path: Path, restart: Callable[[], None]) -> None:
     urls = workload(1200)
     with cluster(tmp_path, latency_ms=20) as it:
         running(it)
         batch = it.submit(urls)
         at_fault = it.wait_until_finished(batch["batch_id"], at_least=150, timeout=FINISH)
-        restart_rabbitmq()
-        assert at_fault["finished"] < at_fault["total"]
-        it.wait_until_finished(batch["batch_id"], timeout=FINISH)
-        assert_all_final_once(it, batch["batch_id"], 1200)
-
-
-def test_postgresql_restarted_mid_batch_the_batch_still_completes(tmp_path: Path) -> None:
-    urls = workload(1200)
-    with cluster(tmp_path, latency_ms=20) as it:
-        running(it)
-        batch = it.submit(urls)
-        at_fault = it.wait_until_finished(batch["batch_id"], at_least=150, timeout=FINISH)
-        restart_postgresql()
+        restart()
         assert at_fault["finished"] < at_fault["total"]
         it.wait_until_finished(batch["batch_id"], timeout=FINISH)
         assert_all_final_once(it, batch["batch_id"], 1200)
