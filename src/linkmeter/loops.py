@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 CHOICES = ("auto", "uvloop", "asyncio")
@@ -18,7 +18,7 @@ class LoopSettingError(ValueError):
     """LINKMETER_EVENT_LOOP names an unknown loop, or uvloop when it is not installed."""
 
 
-def loop_factory(environ: dict[str, str] | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
+def loop_factory(environ: Mapping[str, str] | None = None) -> Callable[[], asyncio.AbstractEventLoop]:
     """The factory for new event loops under LINKMETER_EVENT_LOOP (auto: uvloop if installed)."""
     choice = (environ if environ is not None else os.environ).get("LINKMETER_EVENT_LOOP", "auto").strip().lower()
     if choice not in CHOICES:

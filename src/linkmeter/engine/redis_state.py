@@ -48,7 +48,7 @@ from redis.exceptions import RedisError
 
 from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState, CircuitBreakers, MemoryCircuitBreakers, MemoryRateLimiter, RateLimiter
-from linkmeter.engine.redis_events import StateMirror
+from linkmeter.engine.redis_events import MirroredBreaker, StateMirror
 from linkmeter.engine.redis_pipeline import AutoPipeline
 from linkmeter.engine.runner import EngineState
 
@@ -337,7 +337,7 @@ class RedisCircuitBreakers:
         base = f"{self._link.prefix}cb:{{{name}}}"
         return [base, f"{base}:seq"]
 
-    async def _mirrored(self, name: str) -> Any:
+    async def _mirrored(self, name: str) -> MirroredBreaker | None:
         mirror = self._link.mirror
         entry = mirror.breaker(name)
         if entry is None and mirror.ready:
