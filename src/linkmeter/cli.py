@@ -256,7 +256,7 @@ def _process_count(ctx: click.Context, param: click.Parameter, value: str) -> in
 
 
 @main.command()
-@click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=48, show_default=True,
+@click.option("--concurrency", "-c", type=click.IntRange(1, 1000), default=32, show_default=True,
               help="Chunk tasks each worker process holds at once; their URLs share the process's "
                    "LINKMETER_WORKER_URLS slots (200), highest priority first, so spare chunks wait ready "
                    "while others finish their slowest URLs.")

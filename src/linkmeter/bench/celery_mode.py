@@ -22,7 +22,7 @@ from linkmeter.bench.services import Services, conninfo, delete_queues, delete_r
 
 CHUNK_SIZE = 25  # analyses per chunk task (the worker's default, LINKMETER_CHUNK_SIZE)
 START_SECONDS = 60.0
-WAVES = 6  # claimed URLs per URL slot, as `linkmeter worker`'s default (2, 4, 6 measured: docs/benchmarks.md)
+WAVES = 4  # claimed URLs per URL slot, as `linkmeter worker`'s default (2, 4, 6 measured: docs/benchmarks.md)
 
 
 class CeleryBenchError(RuntimeError):
@@ -48,7 +48,7 @@ def slots_for(concurrency: int, workers: int) -> int:
 
 
 def threads_for(concurrency: int, workers: int, chunk_size: int = CHUNK_SIZE) -> int:
-    """Chunk tasks each worker holds at once: six times what fills its slots (`linkmeter worker`'s default
+    """Chunk tasks each worker holds at once: four times what fills its slots (`linkmeter worker`'s default
     ratio), so the next chunks are claimed and waiting for slots while the last URLs of the running ones
     finish (the slots, not the threads, cap the URLs in flight)."""
     return WAVES * max(1, math.ceil(slots_for(concurrency, workers) / chunk_size))
