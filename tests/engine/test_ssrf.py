@@ -393,6 +393,24 @@ def test_public_numeric_spellings_are_sent_in_canonical_form(make_client: MakeCl
     assert client.check_url(URL("http://example.com/")) == URL("http://example.com/")
 
 
+def test_the_kept_verdict_for_a_host_decides_the_same_every_time(make_client: MakeClient) -> None:
+    """check_url keeps each host's verdict (it runs on every request): a kept refusal is still a fresh
+    refusal, a kept canonical spelling still rewrites the URL, whatever the path or port."""
+    client = make_client()
+    for path in ("/a", "/b?x=1"):
+        with pytest.raises(FetchRefused) as info:
+            client.check_url(URL(f"http://0x7f000001{path}"))
+        assert info.value.code == "blocked_address"
+        assert "loopback" in str(info.value)
+        with pytest.raises(FetchRefused) as bad:
+            client.check_url(URL(f"http://999999999999{path}"))
+        assert bad.value.code == "bad_url"
+        assert client.check_url(URL(f"http://134744072:81{path}")) == URL(f"http://8.8.8.8:81{path}")
+    allowed = make_client(allow=["127.0.0.0/8"])
+    assert allowed.check_url(URL("http://2130706433/x")) == URL("http://127.0.0.1/x")
+    assert allowed.check_url(URL("http://2130706433/y")) == URL("http://127.0.0.1/y")
+
+
 def test_an_all_numeric_host_that_is_no_address_is_refused() -> None:
     with pytest.raises(FetchRefused) as info:
         host_address("256.256.256.256")

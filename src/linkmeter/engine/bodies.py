@@ -67,7 +67,8 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bo
     raw_limit = 2 * limit + _CHUNK
     body = bytearray()
     raw = 0
-    async for chunk in resp.content.iter_chunked(_CHUNK):
+    content = resp.content
+    while chunk := await content.read(_CHUNK):  # not iter_chunked: one frame less per read
         raw += len(chunk)
         body += decoder.decode(chunk, limit - len(body) + 1) if decoder else chunk
         if len(body) > limit:

@@ -6,12 +6,11 @@ import ipaddress
 import json
 import ssl
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -43,6 +42,7 @@ PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 
+_HOST_VERDICTS = 4096  # hosts whose guard verdict is kept (then the memo starts over)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HTTP_SCHEMES = frozenset({"http", "https"})
 # Headers kept when a redirect leaves the origin: anything else (API keys, auth, cookies) stays behind.
@@ -235,27 +235,21 @@ def _redirect_target(base: URL, location: str) -> URL:
     return target
 
 
-@contextmanager
-def _provider_errors(url: str) -> Iterator[None]:
-    """Turn aiohttp failures into ProviderError: connection trouble is retryable, TLS failures are not."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except aiohttp.ClientConnectorCertificateError as exc:
-        raise ProviderError(
-            f"TLS certificate of {exc.host} not trusted ({exc.certificate_error}); fetching {url}",
-            retryable=False) from exc
-    except aiohttp.ClientSSLError as exc:
-        raise ProviderError(f"TLS handshake with {exc.host} failed: {exc}; fetching {url}",
-                            retryable=False) from exc
-    except aiohttp.InvalidURL as exc:
-        raise FetchRefused("bad_url", f"invalid URL {url}: {exc}") from exc
-    except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-        raise ProviderError(f"connection error to {url}: {exc or type(exc).__name__}",
-                            retryable=True) from exc
-    except aiohttp.ClientError as exc:
-        raise ProviderError(f"HTTP error from {url}: {exc}") from exc
+def _as_provider_error(exc: Exception, url: str) -> Exception:
+    """The ProviderError to raise for an aiohttp failure (connection trouble is retryable, TLS failures are
+    not); any other exception comes back unchanged."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return ProviderError(
+            f"TLS certificate of {exc.host} not trusted ({exc.certificate_error}); fetching {url}", retryable=False)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return ProviderError(f"TLS handshake with {exc.host} failed: {exc}; fetching {url}", retryable=False)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return FetchRefused("bad_url", f"invalid URL {url}: {exc}")
+    if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        return ProviderError(f"connection error to {url}: {exc or type(exc).__name__}", retryable=True)
+    if isinstance(exc, aiohttp.ClientError):
+        return ProviderError(f"HTTP error from {url}: {exc}")
+    return exc
 
 
 class HttpClient:
@@ -276,6 +270,7 @@ class HttpClient:
         self._resolver = GuardedResolver(lookup, self._allow, self.settings.port_map)
         self._ssl = _ssl_setting(self.settings.ca_pem)
         self._session: aiohttp.ClientSession | None = None
+        self._host_verdicts: dict[str, Literal[True] | str | FetchRefused] = {}
 
     async def __aenter__(self) -> HttpClient:
         self.session()
@@ -321,30 +316,50 @@ class HttpClient:
         """One API call. A status outside ``accept`` raises ProviderError (429/5xx retryable); a body over
         ``max_bytes`` (after decoding) raises ProviderError."""
         limit = max_bytes or self.settings.max_body
-        with _provider_errors(url):
-            async with self._exchange(method, url, params=params, headers=headers, data=data,
-                                      json_body=json_body) as (resp, _):
+        # Plain try/finally rather than context managers: this is every provider call's path, and each
+        # generator-based context manager adds a frame that every resumption of the call passes through.
+        try:
+            resp, _ = await self._send(method, url, params=params, headers=headers, data=data, json_body=json_body)
+            try:
                 body, truncated = await read_body(resp, limit)
-                if resp.status not in accept:
-                    raise error_for_status(resp.status, resp.headers, str(resp.url),
-                                           body[:200].decode("utf-8", "replace"))
-                if truncated:
-                    raise ProviderError(f"response from {resp.url} larger than {limit} bytes")
-                return HttpResponse(resp.status, resp.headers, body, str(resp.url))
+            finally:
+                resp.release()
+        except ProviderError:
+            raise
+        except Exception as exc:
+            mapped = _as_provider_error(exc, url)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        if resp.status not in accept:
+            raise error_for_status(resp.status, resp.headers, str(resp.url), body[:200].decode("utf-8", "replace"))
+        if truncated:
+            raise ProviderError(f"response from {resp.url} larger than {limit} bytes")
+        return HttpResponse(resp.status, resp.headers, body, str(resp.url))
 
     async def fetch_page(self, url: str, *, max_bytes: int | None = None) -> PageFetch:
         """GET a user-supplied URL behind the SSRF guard, following at most ``max_redirects`` re-checked
         redirects. Any status is a result; a body over ``max_bytes`` is cut and marked ``truncated``."""
         limit = max_bytes or self.settings.max_body
         started = time.perf_counter()
-        with _provider_errors(url):
-            async with self._exchange("GET", url, headers={"Accept": PAGE_ACCEPT}) as (resp, redirects):
+        try:
+            resp, redirects = await self._send("GET", url, headers={"Accept": PAGE_ACCEPT})
+            try:
                 body, truncated = await read_body(resp, limit)
-                return PageFetch(
-                    url=url, final_url=str(resp.url), status=resp.status, redirects=redirects,
-                    headers=resp.headers, body=body, truncated=truncated,
-                    elapsed_ms=(time.perf_counter() - started) * 1000.0,
-                )
+            finally:
+                resp.release()
+        except ProviderError:
+            raise
+        except Exception as exc:
+            mapped = _as_provider_error(exc, url)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return PageFetch(
+            url=url, final_url=str(resp.url), status=resp.status, redirects=redirects,
+            headers=resp.headers, body=body, truncated=truncated,
+            elapsed_ms=(time.perf_counter() - started) * 1000.0,
+        )
 
     def check_url(self, url: URL) -> URL:
         """Refuse a non-http(s) URL or a blocked IP-literal host; numeric IPv4 spellings come back canonical.
@@ -353,18 +368,34 @@ class HttpClient:
         """
         if url.scheme not in _HTTP_SCHEMES or not url.host:
             raise FetchRefused("bad_url", f"refused {url}: only http(s) URLs with a host are fetched")
-        ip = host_address(url.host)
+        host = url.host
+        verdict = self._host_verdicts.get(host)
+        if verdict is None:
+            verdict = self._host_verdict(host)
+            if len(self._host_verdicts) >= _HOST_VERDICTS:
+                self._host_verdicts.clear()
+            self._host_verdicts[host] = verdict
+        if isinstance(verdict, FetchRefused):
+            raise FetchRefused(verdict.code, verdict.message)
+        return url.with_host(verdict) if isinstance(verdict, str) else url
+
+    def _host_verdict(self, host: str) -> Literal[True] | str | FetchRefused:
+        """For one host: True (fetch as is: a name, or an allowed canonical IP), the canonical spelling of
+        an allowed IPv4 literal, or the refusal. Pure for a given host and allow-list, so it is kept."""
+        try:
+            ip = host_address(host)
+        except FetchRefused as exc:
+            return exc
         if ip is None:
-            return url
+            return True
         reason = blocked_reason(ip)
         if reason is not None and not self._allow.allows_address(ip):
-            raise refused_address(url.host, ip, reason, literal=True)
-        if ip.version == 4 and url.host != str(ip):
-            return url.with_host(str(ip))
-        return url
+            return refused_address(host, ip, reason, literal=True)
+        if ip.version == 4 and host != str(ip):
+            return str(ip)
+        return True
 
-    @asynccontextmanager
-    async def _exchange(
+    async def _send(
         self,
         method: str,
         url: str,
@@ -373,9 +404,9 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         data: Mapping[str, str] | bytes | None = None,
         json_body: Any = None,
-    ) -> AsyncIterator[tuple[aiohttp.ClientResponse, int]]:
-        """Send, following redirects by hand so each hop is checked; yields the last response and the
-        number of redirects followed."""
+    ) -> tuple[aiohttp.ClientResponse, int]:
+        """Send, following redirects by hand so each hop is checked. Returns the last response (the caller
+        releases it) and the number of redirects followed."""
         try:
             current = URL(url)
         except (ValueError, TypeError) as exc:
@@ -385,14 +416,14 @@ class HttpClient:
         redirects = 0
         while True:
             target = self.check_url(current)
-            async with session.request(
+            resp = await session.request(
                 method, target, params=params, headers=send_headers, data=data, json=json_body,
                 allow_redirects=False,
-            ) as resp:
-                location = resp.headers.get("Location") if resp.status in _REDIRECT_STATUSES else None
-                if location is None:
-                    yield resp, redirects
-                    return
+            )
+            location = resp.headers.get("Location") if resp.status in _REDIRECT_STATUSES else None
+            if location is None:
+                return resp, redirects
+            try:
                 if redirects >= self.settings.max_redirects:
                     raise FetchRefused(
                         "too_many_redirects",
@@ -400,6 +431,8 @@ class HttpClient:
                     )
                 following = _redirect_target(resp.url, location)
                 status, origin = resp.status, resp.url
+            finally:
+                resp.release()
             redirects += 1
             params = None
             if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):

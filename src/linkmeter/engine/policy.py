@@ -78,8 +78,16 @@ async def call_with_retries(
 
     try:
         # Fast path: most calls succeed at once, and tenacity's machinery costs more than the call's
-        # own bookkeeping; it takes over only after a retryable failure.
-        return await one_attempt(), attempts
+        # own bookkeeping; it takes over only after a retryable failure. (one_attempt() inlined: every
+        # frame between the call and its I/O is passed through again on each resumption.)
+        if before_attempt is not None:
+            await before_attempt()
+        attempts = 1
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise TimeoutError("deadline reached")
+        async with asyncio.timeout(min(policy.timeout, remaining)):
+            return await attempt(), attempts
     except Exception as exc:
         if not is_retryable(exc) or policy.retries <= 0:
             exc.attempts = attempts  # type: ignore[attr-defined]
