@@ -305,6 +305,16 @@ async def test_the_near_cache_answers_repeated_reads_without_redis(link: MakeLin
     assert await b.get("p:short") is None and await a.get("p:short") is None  # near entries expire with it
 
 
+async def test_peek_hands_out_only_what_the_near_cache_holds(link: MakeLink) -> None:
+    a, b = RedisCache(link()), RedisCache(link())
+    entry = CacheEntry({"p.x": 1}, None, 0.0)
+    await a.set("p:k", entry, ttl=60)
+    assert a.peek("p:k") == entry  # the writer holds it
+    assert b.peek("p:k") is None  # not in b's process yet: "ask get()", not "absent"
+    assert await b.get("p:k") == entry and b.peek("p:k") == entry
+    assert RedisCache(link(), near_entries=0).peek("p:k") is None
+
+
 async def test_cached_results_expire_after_their_ttl(link: MakeLink) -> None:
     a, b = RedisCache(link()), RedisCache(link())
     await a.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=0.5)

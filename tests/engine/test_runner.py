@@ -250,6 +250,42 @@ async def test_results_are_cached_per_key_for_the_ttl() -> None:
     assert other.status is CallStatus.OK and provider.calls == 2
 
 
+async def test_a_result_held_in_process_is_final_at_once_and_starts_its_dependents() -> None:
+    """A cache hit this process holds needs no task: the result is final before analyze() first waits, the
+    providers that need it start from it, and disabled providers are still reported as disabled."""
+    whois = FakeProvider("whois", needs=("domain",), provides=("whois.age",), key_signal="domain",
+                         behave=returns({"whois.age": 42}), policy=Policy(timeout=1, cache_ttl=60))
+    report = FakeProvider("report", needs=("whois.age",), provides=("report.x",),
+                          behave=returns({"report.x": 1}))
+    engine = make_engine(whois, report)
+    await engine.analyze("https://a.example.org/1")
+    called: list[str] = []  # providers run as a task through call()
+    original = engine.call
+
+    async def counting_call(provider: Any, signals: Any, deadline: float) -> Any:
+        called.append(provider.name)
+        return await original(provider, signals, deadline)
+
+    engine.call = counting_call  # type: ignore[method-assign]
+    result = await engine.analyze("https://b.example.org/2")
+    cached = result.providers["whois"]
+    assert cached.status is CallStatus.CACHED and cached.message == "from cache" and cached.attempts == 0
+    assert cached.signals == {"whois.age": 42} and whois.calls == 1
+    assert result.providers["report"].status is CallStatus.OK and report.calls == 2
+    assert called == ["report"]  # whois never needed a task
+
+
+async def test_a_disabled_provider_is_reported_disabled_even_with_a_cached_result() -> None:
+    state = EngineState()
+    first = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
+                         policy=Policy(timeout=1, cache_ttl=60))
+    await make_engine(first, state=state).analyze("https://example.org/")
+    disabled = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
+                            policy=Policy(timeout=1, cache_ttl=60), requires_key=True)
+    result = await make_engine(disabled, state=state).analyze("https://example.org/x")
+    assert result.providers["p"].status is CallStatus.DISABLED
+
+
 async def test_failures_are_not_cached() -> None:
     provider = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
                             behave=fails(ProviderError("HTTP 400"), times=1, then={"p.x": 1}),

@@ -25,6 +25,15 @@ class ResultCache(Protocol):
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None: ...
 
 
+class PeekableCache(Protocol):
+    """A cache that holds some entries in this process and can hand them out without I/O (``MemoryCache``,
+    the Redis cache's near-cache): the engine then finalises such a call at once, without a task."""
+
+    def peek(self, key: str) -> CacheEntry | None:
+        """The live entry when this process holds it; None means "ask ``get``", not "absent"."""
+        ...
+
+
 class CountingCache(Protocol):
     """A cache that can tell how many entries a provider has in it (for the providers page)."""
 
@@ -43,6 +52,10 @@ class MemoryCache:
         self._clock = clock
 
     async def get(self, key: str) -> CacheEntry | None:
+        return self.peek(key)
+
+    def peek(self, key: str) -> CacheEntry | None:
+        """``get`` without awaiting: everything this cache holds is in this process."""
         item = self._data.get(key)
         if item is None:
             return None

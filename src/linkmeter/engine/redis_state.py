@@ -419,8 +419,12 @@ class RedisCache:
         except (RedisError, OSError, TimeoutError):
             return None
 
+    def peek(self, key: str) -> CacheEntry | None:
+        """The near-cache's entry, without a round trip (None: ask ``get``)."""
+        return self._near.peek(key) if self._near is not None else None
+
     async def get(self, key: str) -> CacheEntry | None:
-        if self._near is not None and (near := await self._near.get(key)) is not None:
+        if self._near is not None and (near := self._near.peek(key)) is not None:
             return near
         try:
             data: Any = await self._link.call(

@@ -85,6 +85,7 @@ class Engine:
         self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in plan.providers}
         self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
         self._selections: dict[frozenset[str], Engine] = {}
+        self._peek: Callable[[str], CacheEntry | None] | None = getattr(self.state.cache, "peek", None)
 
     async def close(self) -> None:
         """Close the shared HTTP client and the shared state (their connection pools). Call once, when the
@@ -175,6 +176,22 @@ class Engine:
         finally:
             for task in pending:
                 task.cancel()
+
+    def cached(self, provider: Provider, signals: dict[str, Any]) -> CallResult | None:
+        """The call's result when this process holds it in its cache (a ``PeekableCache``), at once: no task,
+        no I/O. None means "run ``call``", which also reports a disabled provider or a failing key()."""
+        if self._peek is None or provider.policy.cache_ttl <= 0 or self._disabled.get(provider.name):
+            return None
+        started = self._clock()
+        try:
+            key = provider.key(signals)
+        except Exception:  # call() says what went wrong
+            return None
+        entry = self._peek(f"{provider.name}:{key}")
+        if entry is None:
+            return None
+        return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0, "from cache",
+                          dict(entry.signals), entry.raw, key)
 
     async def call(self, provider: Provider, signals: dict[str, Any], deadline: float) -> CallResult:
         """One provider call for one URL, with every policy applied; never raises."""
@@ -315,9 +332,9 @@ class _UrlRun:
         self.ending = False  # deadline reached or cancelled: start nothing more
 
     async def execute(self) -> dict[str, CallResult]:
-        for name, deps in self.waiting.items():
-            if not deps:
-                self._start(name)
+        # Roots first, listed before any starts: a cached root finishes at once and starts its dependents.
+        for name in [name for name, deps in self.waiting.items() if not deps]:
+            self._start(name)
         if len(self.results) < len(self.plan.providers):
             remaining = self.deadline - self.engine._clock()
             try:
@@ -338,6 +355,10 @@ class _UrlRun:
         missing = [s for s in provider.needs if s not in self.signals]
         if missing:
             self._final(name, CallResult(name, CallStatus.SKIPPED, message=self._why_missing(missing)))
+            return
+        cached = self.engine.cached(provider, self.signals)
+        if cached is not None:
+            self._final(name, cached)
             return
         self.tasks[name] = asyncio.create_task(self._run(provider))
 
