@@ -13,23 +13,34 @@ from typing import Any
 import aiohttp
 import dns.asyncresolver
 import dns.nameserver
+import dns.rdatatype
 import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from linkmeter.bench.recorder import Call, Recording
+from linkmeter.engine.http import DNS_CACHE_SECONDS
 
 
-class _EmulatorResolver(AbstractResolver):
-    """Every name is the emulator: the ceiling skips DNS for page hosts (the engine does not)."""
+class _EmulatorDnsResolver(AbstractResolver):
+    """Page hosts resolved as the engine's client resolves them: A and AAAA asked of the emulator's DNS server
+    together (the connector caches answers for as long as the engine's does), with no guard around them.
+    The emulator names itself in every answer; its ports stand in for 80 and 443 (the demo's port map)."""
 
-    def __init__(self, address: str, port_map: dict[int, int]) -> None:
-        self._address = address
+    def __init__(self, resolver: dns.asyncresolver.Resolver, port_map: dict[int, int]) -> None:
+        self._resolver = resolver
         self._port_map = port_map
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
                       ) -> list[ResolveResult]:
-        return [ResolveResult(hostname=host, host=self._address, port=self._port_map.get(port, port),
-                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)]
+        answers = await asyncio.gather(*(self._resolver.resolve(host, kind, raise_on_no_answer=False)
+                                         for kind in ("A", "AAAA")), return_exceptions=True)
+        addresses = [record.to_text() for answer in answers if isinstance(answer, dns.resolver.Answer)
+                     for record in answer if record.rdtype == dns.rdatatype.A]
+        if not addresses:
+            raise OSError(f"cannot resolve {host}")
+        return [ResolveResult(hostname=host, host=address, port=self._port_map.get(port, port),
+                              family=socket.AF_INET, proto=0, flags=socket.AI_NUMERICHOST)
+                for address in addresses]
 
     async def close(self) -> None:
         return None
@@ -44,14 +55,15 @@ class CeilingRun:
     errors: int
 
 
-async def replay(recording: Recording, *, concurrency: int, emulator_host: str, port_map: dict[int, int],
+async def replay(recording: Recording, *, concurrency: int, port_map: dict[int, int],
                  dns_server: tuple[str, int], ca_pem: str) -> CeilingRun:
     context = ssl.create_default_context()
     context.load_verify_locations(cadata=ca_pem)
-    connector = aiohttp.TCPConnector(limit=0, resolver=_EmulatorResolver(emulator_host, port_map), ssl=context)
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [dns.nameserver.Do53Nameserver(*dns_server)]
     resolver.cache = None
+    connector = aiohttp.TCPConnector(limit=0, resolver=_EmulatorDnsResolver(resolver, port_map), ssl=context,
+                                     use_dns_cache=True, ttl_dns_cache=DNS_CACHE_SECONDS)
     urls = list(recording.calls)
     queue: asyncio.Queue[str] = asyncio.Queue()
     for url in urls:

@@ -180,7 +180,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
 
             async def replay_ceiling() -> CeilingRun:
                 before = _cpu_seconds(process.pid)
-                run = await replay(recording, concurrency=concurrency, emulator_host=host,
+                run = await replay(recording, concurrency=concurrency,
                                    port_map={80: info["http_port"], 443: info["https_port"]},
                                    dns_server=(host, int(dns_port)), ca_pem=info["ca_pem"])
                 after = _cpu_seconds(process.pid)
