@@ -39,3 +39,10 @@ def test_not_a_number_is_stored_as_null_never_as_invalid_json() -> None:
 
 def test_none_is_sql_null() -> None:
     assert json_value(None) is None
+
+
+def test_nul_characters_become_replacement_characters_and_a_literal_escape_stays() -> None:
+    # PostgreSQL's jsonb refuses \u0000: one such answer would fail its whole chunk's write.
+    assert stored({"t": "a\x00b", "k\x00": ["\x00"]}) == {"t": "a\ufffdb", "k\ufffd": ["\ufffd"]}
+    assert stored({"t": "\\u0000 as text"}) == {"t": "\\u0000 as text"}
+    assert stored({"big": 2**70, "t": "x\x00"}) == {"big": 2**70, "t": "x\ufffd"}  # the slow path too
