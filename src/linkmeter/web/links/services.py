@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from linkmeter.engine.results import UrlResult
@@ -307,15 +307,14 @@ def analyses_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
     now = timezone.now()
     by_id = dict(outcomes)
     with transaction.atomic():
-        open_ids = set(Analysis.objects.filter(id__in=list(by_id))
-                       .exclude(status__in=[AnalysisStatus.DONE, AnalysisStatus.PARTIAL, AnalysisStatus.FAILED])
-                       .values_list("id", flat=True))
-        finished = [(pk, by_id[pk]) for pk in sorted(open_ids)]
+        open_links = dict(Analysis.objects.filter(id__in=list(by_id)).exclude(status__in=list(FINAL_STATUSES))
+                          .values_list("id", "link_id"))
+        finished = [(pk, by_id[pk]) for pk in sorted(open_links)]
         bulkwrite.insert_provider_results(finished, now)
         bulkwrite.update_analyses(finished, now)
-        _point_links_at_latest(Analysis.objects.filter(id__in=open_ids).only("id", "link_id"))
-        _close_finished_batches(open_ids, now)
-    return len(open_ids)
+        _point_links_at_latest(set(open_links.values()))
+        _close_finished_batches(set(open_links), now)
+    return len(open_links)
 
 
 def analysis_fail(*, analysis_ids: Sequence[int], reason: str) -> int:
@@ -327,7 +326,7 @@ def analysis_fail(*, analysis_ids: Sequence[int], reason: str) -> int:
                    .values_list("id", flat=True))
         Analysis.objects.filter(id__in=ids).update(status=AnalysisStatus.FAILED, finished_at=now,
                                                    error=reason[:2000])
-        _point_links_at_latest(Analysis.objects.filter(id__in=ids).select_related("link"))
+        _point_links_at_latest(set(Analysis.objects.filter(id__in=ids).values_list("link_id", flat=True)))
         _close_finished_batches(set(ids), now)
     return len(ids)
 
@@ -439,9 +438,8 @@ def feedback_create(*, link: Link, label: str, user: User | AnonymousUser | None
     return Feedback.objects.create(link=link, label=label, analysis=link.latest_analysis, user=requester)
 
 
-def _point_links_at_latest(analyses: Iterable[Analysis]) -> None:
-    """Each link of these (just finished) analyses points at its newest final analysis: one statement."""
-    link_ids = {analysis.link_id for analysis in analyses}
+def _point_links_at_latest(link_ids: set[int]) -> None:
+    """Each of these links (of just finished analyses) points at its newest final analysis: one statement."""
     if not link_ids:
         return
     newest = (Analysis.objects.filter(link=OuterRef("pk"), status__in=list(FINAL_STATUSES))
@@ -450,11 +448,11 @@ def _point_links_at_latest(analyses: Iterable[Analysis]) -> None:
 
 
 def _close_finished_batches(analysis_ids: set[int], now: datetime) -> None:
+    """Set the finish time of the open batches of these analyses that have nothing left to run: one
+    statement."""
     if not analysis_ids:
         return
-    batch_ids = set(BatchItem.objects.filter(analysis_id__in=analysis_ids).values_list("batch_id", flat=True))
-    for batch_id in batch_ids:
-        pending = BatchItem.objects.filter(batch_id=batch_id).exclude(
-            analysis__status__in=[AnalysisStatus.DONE, AnalysisStatus.PARTIAL, AnalysisStatus.FAILED]).exists()
-        if not pending:
-            Batch.objects.filter(pk=batch_id, finished_at__isnull=True).update(finished_at=now)
+    pending = BatchItem.objects.filter(batch_id=OuterRef("pk")).exclude(analysis__status__in=list(FINAL_STATUSES))
+    (Batch.objects.filter(pk__in=BatchItem.objects.filter(analysis_id__in=analysis_ids).values("batch_id"),
+                          finished_at__isnull=True)
+     .exclude(Exists(pending)).update(finished_at=now))
