@@ -133,9 +133,16 @@ def _strict_json(value: Any) -> bytes | None:
     """``value`` as JSON bytes, or None when it needs json_value()'s per-value fallback (keys JSON cannot
     take, integers over 64 bits)."""
     try:
-        return _without_nul_escapes(orjson.dumps(value, default=_lenient, option=orjson.OPT_NON_STR_KEYS), value)
+        data = _encode(value)
+        # PostgreSQL's jsonb refuses a NUL character (\\u0000) in a string, and one such answer would fail its
+        # whole chunk's write: NULs become U+FFFD. The scan is cheap; re-encoding happens only on a hit.
+        return _encode(_replace_nul(value)) if b"\\u0000" in data else data
     except (TypeError, ValueError):
         return None
+
+
+def _encode(value: Any) -> bytes:
+    return orjson.dumps(value, default=_lenient, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _jsonb(data: bytes) -> Any:
@@ -148,21 +155,12 @@ def json_value(value: Any) -> Any:
     """A JSON column's parameter: tuples become lists, sets lists, odd objects their text; None is NULL."""
     if value is None:
         return None
-    try:
-        data = _without_nul_escapes(orjson.dumps(value, default=_lenient, option=orjson.OPT_NON_STR_KEYS), value)
-    except (TypeError, ValueError):  # keys JSON cannot take, integers over 64 bits, ...: the slow, sure way
+    data = _strict_json(value)
+    if data is None:  # keys JSON cannot take, integers over 64 bits, ...: the slow, sure way
         data = json.dumps(_replace_nul(jsonable(value))).encode()
     if connection.vendor == "postgresql":
         return _jsonb(data)  # a jsonb parameter of the bytes encoded above, not encoded again
     return data.decode()  # what the base backend's adapt_json_value returns, without encoding twice
-
-
-def _without_nul_escapes(data: bytes, value: Any) -> bytes:
-    """PostgreSQL's jsonb refuses a NUL character (\\u0000) in a string, and one such answer would fail its
-    whole chunk's write: NULs become U+FFFD. The scan is cheap; re-encoding happens only on a hit."""
-    if b"\\u0000" not in data:
-        return data
-    return orjson.dumps(_replace_nul(value), default=_lenient, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _replace_nul(value: Any) -> Any:
