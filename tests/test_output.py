@@ -129,7 +129,7 @@ def test_table_formats_numbers_shows_missing_values_and_counts_providers_ok() ->
     by_header = dict(zip(headers, cells, strict=True))
     assert by_header["HTTP"] == "200"
     assert by_header["HN points"] == "12,345"
-    assert by_header["Age (days)"] == "-" and by_header["Archived"] == "-"
+    assert by_header["Domain age (d)"] == "-" and by_header["Captures"] == "-"
     assert by_header["Providers ok"] == "2/4"
 
 

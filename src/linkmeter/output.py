@@ -16,23 +16,11 @@ from rich.text import Text
 from linkmeter.engine.plan import Plan
 from linkmeter.engine.results import SUCCESS, UrlResult
 from linkmeter.inputs import InvalidLine
+from linkmeter.providers.registry import headlines
 
 MISSING = "-"
 FORMULA_STARTS = frozenset("=+-@\t\r")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-# (header, signal, formatter) for the human table: the numbers people look at first.
-TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("HTTP", "page.status"),
-    ("Title", "page.title"),
-    ("Age (days)", "rdap.domain_age_days"),
-    ("Blocklists", "dnsbl.listed_count"),
-    ("Archived", "wayback.capture_count"),
-    ("HN points", "hackernews.points"),
-    ("Reddit score", "reddit.score"),
-    ("Engagement", "engagement.total"),
-)
-
 
 def stdout_console() -> Console:
     """A console for results: the terminal's width, or a wide fixed one when output goes to a file or pipe."""
@@ -94,14 +82,18 @@ def printable(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+def table_columns(plan: Plan) -> list[tuple[str, str, bool]]:
+    """(heading, signal, numeric) of the human table: the plan's headline signals (``SignalSpec.headline``)."""
+    return [(str(spec.headline), signal, spec.type in (int, float))
+            for signal, spec in headlines(type(provider) for provider in plan.providers)]
+
+
 def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> None:
-    present = {signal for signal in plan.producer}
-    columns = [(header, signal) for header, signal in TABLE_COLUMNS if signal in present]
+    columns = table_columns(plan)
     table = Table(show_lines=False, header_style="bold", expand=False)
     table.add_column("URL", no_wrap=True, overflow="ellipsis", max_width=48)
     table.add_column("Status")
-    for header, signal in columns:
-        numeric = signal != "page.title"
+    for header, _, numeric in columns:
         table.add_column(header, justify="right" if numeric else "left",
                          max_width=32 if not numeric else None, overflow="ellipsis", no_wrap=not numeric)
     table.add_column("Providers ok", justify="right")
@@ -110,7 +102,7 @@ def print_table(console: Console, results: Sequence[UrlResult], plan: Plan) -> N
         style = {"done": "green", "partial": "yellow", "failed": "red"}[str(result.status)]
         # Text() never interprets markup: scraped titles are shown exactly as written.
         cells = [Text(printable(result.url)), Text(str(result.status), style=style)]
-        cells += [Text(_cell(result.signals.get(signal))) for _, signal in columns]
+        cells += [Text(_cell(result.signals.get(signal))) for _, signal, _ in columns]
         cells.append(Text(f"{ok}/{len(result.providers)}"))
         table.add_row(*cells)
     console.print(table)

@@ -8,8 +8,17 @@ import pytest
 
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, ProviderConfig, ProviderError
-from linkmeter.indicators.engagement import EngagementIndicator
+from linkmeter.engine.provider import (
+    CallContext,
+    Collected,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    Signals,
+    SignalSpec,
+)
+from linkmeter.indicators.engagement import TERMS, EngagementIndicator, engagement, interaction_terms
+from linkmeter.providers.registry import PROVIDER_CLASSES
 
 
 def _ctx() -> CallContext:
@@ -39,3 +48,29 @@ async def test_zero_engagement_from_an_answering_source_is_a_real_zero() -> None
 async def test_no_source_at_all_is_an_error_not_a_zero() -> None:
     with pytest.raises(ProviderError, match="no social provider answered"):
         await _total({})
+
+
+def test_the_terms_are_the_signals_providers_mark_as_interactions() -> None:
+    assert TERMS == {"hackernews": ("hackernews.points", "hackernews.comments"),
+                     "reddit": ("reddit.score", "reddit.comments")}
+    assert EngagementIndicator.wants == ("hackernews.points", "hackernews.comments", "reddit.score", "reddit.comments")
+
+
+def test_a_new_social_provider_counts_by_marking_its_signals() -> None:
+    class Boosts(Provider):
+        name = "boosts"
+        provides = {"boosts.count": SignalSpec(int, "boosts", interactions=True),
+                    "boosts.accounts": SignalSpec(int, "accounts that boosted")}
+
+        def key(self, signals: Signals) -> str:
+            return ""
+
+        async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
+            return Collected({})
+
+    by_name = {cls.name: cls for cls in PROVIDER_CLASSES}
+    terms = interaction_terms((by_name["hackernews"], Boosts))
+    assert terms == {"hackernews": ("hackernews.points", "hackernews.comments"), "boosts": ("boosts.count",)}
+    found = engagement({"hackernews.points": 3, "boosts.count": 4, "boosts.accounts": 100}, terms)
+    assert found == {"engagement.total": 7, "engagement.sources": ["hackernews", "boosts"]}
+    assert engagement({"reddit.score": 5}, terms) is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -16,11 +16,19 @@ Signals = Mapping[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class SignalSpec:
-    """One signal a provider may produce: its Python type, unit and a one-line description."""
+    """One signal a provider may produce: its Python type, unit and a one-line description.
+
+    ``headline`` makes it a column of the results tables (the CLI table, the web UI's results), under that
+    heading, in the providers' listing order and then the order of ``provides``. ``interactions`` marks a
+    count of people's interactions with the URL (upvotes, comments) that the engagement indicator totals.
+    """
 
     type: type
     description: str
     unit: str = ""
+    _: KW_ONLY
+    headline: str | None = None
+    interactions: bool = False
 
 
 @dataclass(frozen=True, slots=True)

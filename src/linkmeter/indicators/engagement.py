@@ -1,31 +1,57 @@
-"""The engagement indicator: one documented total of the social numbers the providers found.
+"""The engagement indicator: one documented total of the interactions the providers found.
 
-engagement.total = hackernews.points + hackernews.comments + reddit.score + reddit.comments
+engagement.total = the sum of every signal a provider marks ``SignalSpec(..., interactions=True)``
 
-Each term counts one person's interaction with a submission of the URL (an upvote, a comment), so the
-sum reads as "interactions seen across the social sites we ask". A term whose provider did not answer
-is left out and the sources that did count are listed in engagement.sources; with no source at all the
-indicator fails rather than report a misleading zero.
+Each such signal counts people's interactions with a submission of the URL (an upvote, a comment), so the
+sum reads as "interactions seen across the sites we ask". Today the terms are hackernews.points,
+hackernews.comments, reddit.score and reddit.comments; a provider adds its own by marking its signals,
+with no edit here (``linkmeter providers`` lists them as this indicator's wants). A provider whose terms
+are all absent (it failed, was skipped or disabled) is left out, and the providers that do count are listed
+in engagement.sources; with no source at all the indicator fails rather than report a misleading zero.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import linkmeter.providers
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider, ProviderError, Signals, SignalSpec
+from linkmeter.providers.discovery import provider_classes
 
-TERMS: dict[str, tuple[str, ...]] = {
-    "hackernews": ("hackernews.points", "hackernews.comments"),
-    "reddit": ("reddit.score", "reddit.comments"),
-}
+
+def interaction_terms(classes: tuple[type[Provider], ...]) -> dict[str, tuple[str, ...]]:
+    """Per provider (in listing order), the signals it marks as interaction counts; providers with none omitted."""
+    terms = {cls.name: tuple(signal for signal, spec in cls.provides.items() if spec.interactions)
+             for cls in classes}
+    return {name: signals for name, signals in terms.items() if signals}
+
+
+TERMS: dict[str, tuple[str, ...]] = interaction_terms(provider_classes(linkmeter.providers))
+
+
+def engagement(signals: Mapping[str, Any], terms: Mapping[str, tuple[str, ...]] = TERMS) -> dict[str, Any] | None:
+    """engagement.total and engagement.sources of ``signals``; None when no source has a term in them."""
+    total = 0
+    sources: list[str] = []
+    for source, names in terms.items():
+        values = [signals.get(name) for name in names]
+        if all(value is None for value in values):
+            continue
+        sources.append(source)
+        total += sum(int(value) for value in values if value is not None)
+    if not sources:
+        return None
+    return {"engagement.total": total, "engagement.sources": sources}
 
 
 class EngagementIndicator(Provider):
     name = "engagement"
     needs = ("url",)
-    wants = tuple(signal for terms in TERMS.values() for signal in terms)
+    wants = tuple(signal for names in TERMS.values() for signal in names)
     provides = {
-        "engagement.total": SignalSpec(int, "upvotes and comments across Hacker News and Reddit", "interactions"),
+        "engagement.total": SignalSpec(int, "upvotes and comments across the social providers", "interactions",
+                                       headline="Engagement"),
         "engagement.sources": SignalSpec(list, "the social providers whose numbers are in the total"),
     }
     policy = Policy(timeout=1.0, retries=0, cache_ttl=0)
@@ -34,15 +60,7 @@ class EngagementIndicator(Provider):
         return str(signals["url"])
 
     async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
-        total = 0
-        sources: list[str] = []
-        for source, terms in TERMS.items():
-            values = [signals.get(term) for term in terms]
-            if all(value is None for value in values):
-                continue
-            sources.append(source)
-            total += sum(int(value) for value in values if value is not None)
-        if not sources:
+        found = engagement(signals)
+        if found is None:
             raise ProviderError("no social provider answered, so there is nothing to total")
-        result: dict[str, Any] = {"engagement.total": total, "engagement.sources": sources}
-        return Collected(signals=result, raw=None)
+        return Collected(signals=found, raw=None)

@@ -39,6 +39,7 @@ class DnsProvider(Provider):
     """A domain that does not exist (NXDOMAIN) is an answer: every count is 0."""
 
     name: ClassVar[str] = "dns"
+    order: ClassVar[int] = 20  # listing order (linkmeter.providers.discovery)
     needs: ClassVar[tuple[str, ...]] = ("domain",)
     wants: ClassVar[tuple[str, ...]] = ("page.final_domain",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {

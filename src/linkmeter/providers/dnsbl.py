@@ -133,6 +133,7 @@ class DnsblProvider(Provider):
     When all three lookups fail the call fails (retryable)."""
 
     name: ClassVar[str] = "dnsbl"
+    order: ClassVar[int] = 40  # listing order (linkmeter.providers.discovery)
     needs: ClassVar[tuple[str, ...]] = ("domain",)
     wants: ClassVar[tuple[str, ...]] = ("page.final_domain",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {
@@ -142,7 +143,8 @@ class DnsblProvider(Provider):
         "dnsbl.spamhaus_dbl_categories": SignalSpec(list, "DBL categories (spam, phishing, malware, ...)"),
         "dnsbl.surbl_categories": SignalSpec(list, "SURBL lists (phishing, malware, abuse, cracked)"),
         "dnsbl.uribl_categories": SignalSpec(list, "URIBL lists (black, grey, red)"),
-        "dnsbl.listed_count": SignalSpec(int, "how many of the three lists list the domain", "lists"),
+        "dnsbl.listed_count": SignalSpec(int, "how many of the three lists list the domain", "lists",
+                                          headline="Blocklists"),
     }
     policy = Policy(timeout=5.0, cache_ttl=180.0)
 

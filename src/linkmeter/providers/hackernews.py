@@ -36,13 +36,16 @@ class HackerNewsProvider(Provider):
     Stories beyond the first page of hits are not seen (``nbHits`` in the raw response tells)."""
 
     name = "hackernews"
+    order = 60  # listing order (linkmeter.providers.discovery)
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {
         "hackernews.stories": SignalSpec(int, "Hacker News stories linking the URL", "stories"),
-        "hackernews.points": SignalSpec(int, "sum of the stories' points (null points count 0)", "points"),
+        "hackernews.points": SignalSpec(int, "sum of the stories' points (null points count 0)", "points",
+                                         headline="HN points", interactions=True),
         "hackernews.max_points": SignalSpec(int, "points of the best story (None without stories)", "points"),
-        "hackernews.comments": SignalSpec(int, "sum of the stories' comment counts", "comments"),
+        "hackernews.comments": SignalSpec(int, "sum of the stories' comment counts", "comments",
+                                           interactions=True),
         "hackernews.first_posted": SignalSpec(str, "when the URL was first posted (ISO-8601 UTC)"),
         "hackernews.top_story_url": SignalSpec(str, "news.ycombinator.com link of the best story"),
     }

@@ -29,23 +29,27 @@ class PageProvider(Provider):
     response does not have (no <title>, no Content-Type, not HTML) are left out rather than set to None."""
 
     name: ClassVar[str] = "page"
+    order: ClassVar[int] = 10  # listing order (linkmeter.providers.discovery)
     needs: ClassVar[tuple[str, ...]] = ("url",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {
-        "page.status": SignalSpec(int, "HTTP status of the final response (after redirects)"),
+        "page.status": SignalSpec(int, "HTTP status of the final response (after redirects)",
+                                  headline="HTTP"),
         "page.final_url": SignalSpec(str, "URL of the final response, normalised"),
         "page.final_domain": SignalSpec(str, "registered domain of the final URL"),
         "page.redirects": SignalSpec(int, "redirects followed", "redirects"),
         "page.canonical_url": SignalSpec(
             str, "canonical URL the page declares if valid (2xx only), else the final URL"),
         "page.has_canonical": SignalSpec(bool, "the page declares a valid http(s) canonical URL"),
-        "page.title": SignalSpec(str, "<title>, whitespace collapsed, at most 500 characters"),
+        "page.title": SignalSpec(str, "<title>, whitespace collapsed, at most 500 characters",
+                                 headline="Title"),
         "page.description": SignalSpec(str, "meta description, else og:description"),
         "page.language": SignalSpec(str, "BCP 47 tag from <html lang>, Content-Language or meta"),
         "page.word_count": SignalSpec(int, "words of visible text (no script/style/noscript/template)",
-                                      "words"),
+                                      "words", headline="Words"),
         "page.links_internal": SignalSpec(int, "http(s) links to the final URL's registered domain",
                                           "links"),
-        "page.links_external": SignalSpec(int, "http(s) links to other registered domains", "links"),
+        "page.links_external": SignalSpec(int, "http(s) links to other registered domains", "links",
+                                          headline="Ext. links"),
         "page.links_nofollow": SignalSpec(int, "http(s) links with rel=nofollow", "links"),
         "page.has_open_graph": SignalSpec(bool, "the page has Open Graph (og:*) meta tags"),
         "page.bytes": SignalSpec(int, "body bytes read", "bytes"),

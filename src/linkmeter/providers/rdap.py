@@ -38,12 +38,13 @@ class RdapProvider(Provider):
     the registry by longest label match, then asks it for ``domain/<name>``. 404 means not registered."""
 
     name = "rdap"
+    order = 30  # listing order (linkmeter.providers.discovery)
     needs = ("domain",)
     wants = ("page.final_domain",)
     provides = {
         "rdap.registered": SignalSpec(bool, "the domain is registered"),
         "rdap.registration_date": SignalSpec(str, "registration date (ISO-8601 UTC)"),
-        "rdap.domain_age_days": SignalSpec(int, "days since registration", "days"),
+        "rdap.domain_age_days": SignalSpec(int, "days since registration", "days", headline="Domain age (d)"),
         "rdap.expiration_date": SignalSpec(str, "expiration date (ISO-8601 UTC)"),
         "rdap.registrar": SignalSpec(str, "registrar name"),
         "rdap.registrar_iana_id": SignalSpec(str, "registrar IANA id"),

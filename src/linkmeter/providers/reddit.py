@@ -46,12 +46,15 @@ class RedditProvider(Provider):
     key: /api/info with ``Authorization: bearer``; the default base then becomes oauth.reddit.com."""
 
     name = "reddit"
+    order = 70  # listing order (linkmeter.providers.discovery)
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {
         "reddit.posts": SignalSpec(int, "Reddit posts of the URL", "posts"),
-        "reddit.score": SignalSpec(int, "sum of the posts' scores", "points"),
-        "reddit.comments": SignalSpec(int, "sum of the posts' comment counts", "comments"),
+        "reddit.score": SignalSpec(int, "sum of the posts' scores", "points", headline="Reddit score",
+                                   interactions=True),
+        "reddit.comments": SignalSpec(int, "sum of the posts' comment counts", "comments",
+                                      interactions=True),
         "reddit.subreddits": SignalSpec(list, "distinct subreddits the URL was posted to, sorted"),
         "reddit.first_posted": SignalSpec(str, "when the URL was first posted (ISO-8601 UTC)"),
         "reddit.top_permalink": SignalSpec(str, "link to the top-scoring post"),

@@ -33,11 +33,12 @@ class WaybackProvider(Provider):
     captured error pages."""
 
     name = "wayback"
+    order = 50  # listing order (linkmeter.providers.discovery)
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {
         "wayback.archived": SignalSpec(bool, "the Wayback Machine holds a usable capture of the URL"),
-        "wayback.capture_count": SignalSpec(int, "captures of the URL", "captures"),
+        "wayback.capture_count": SignalSpec(int, "captures of the URL", "captures", headline="Captures"),
         "wayback.first_capture": SignalSpec(str, "time of the first capture (ISO-8601 UTC)"),
         "wayback.last_capture": SignalSpec(str, "time of the last capture (ISO-8601 UTC)"),
     }

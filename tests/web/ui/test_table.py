@@ -7,6 +7,9 @@ import re
 import pytest
 from django.test import Client
 
+from linkmeter.engine.plan import Plan
+from linkmeter.output import table_columns
+from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.links.models import Batch
 from linkmeter.web.links.selectors import SignalRange, batch_table
 from tests.web.ui.conftest import Finish
@@ -84,3 +87,15 @@ def test_the_selector_refuses_a_signal_that_is_not_numeric(batch: Batch) -> None
         batch_table(batch, ranges=[SignalRange("nope", 1, 2)])
     page = batch_table(batch, ranges=[SignalRange("page.status", 200, 200)], offset=1, limit=1)
     assert page.total == 5 and page.matching == 3 and [r["url"] for r in page.rows] == [URLS[1]]
+
+
+def test_the_columns_and_headings_are_the_providers_headlines_as_in_the_cli_table(
+        client: Client, batch: Batch) -> None:
+    html = client.get(f"/batches/{batch.pk}/table/").content.decode()
+    headings = dict(re.findall(r'title="sort by ([\w.]+)">([^<&]+)', html))
+    cli = {signal: heading for heading, signal, _ in table_columns(Plan.build([cls() for cls in PROVIDER_CLASSES]))}
+    # Title and HTTP status have their own places (the URL cell, the HTTP column); every other headline
+    # signal is a column, under the same heading as in `linkmeter analyze`.
+    assert {signal: heading.strip() for signal, heading in headings.items()} == {
+        signal: heading for signal, heading in cli.items() if signal not in ("page.title", "page.status")}
+    assert headings["wayback.capture_count"].strip() == "Captures"

@@ -6,22 +6,17 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import PROVIDER_CLASSES, headlines
 
 if TYPE_CHECKING:
     from linkmeter.web.links.selectors import ProviderHealth
 
-# The results table's number columns: (signal, heading). Any numeric signal can still sort and filter.
-MAIN_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("page.word_count", "Words"),
-    ("page.links_external", "Ext. links"),
-    ("rdap.domain_age_days", "Domain age (d)"),
-    ("dnsbl.listed_count", "Blocklists"),
-    ("wayback.capture_count", "Captures"),
-    ("hackernews.points", "HN points"),
-    ("reddit.score", "Reddit score"),
-    ("engagement.total", "Engagement"),
-)
+# Shown in the URL cell and the HTTP column of the results table rather than as columns of their own.
+OWN_PLACE = frozenset({"page.title", "page.status"})
+# The results table's other columns: (signal, heading), from the specs' headlines. Any numeric signal can
+# still sort and filter.
+MAIN_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (signal, str(spec.headline)) for signal, spec in headlines() if signal not in OWN_PLACE)
 
 SIGNAL_SPECS = {signal: spec for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items()}
 
@@ -65,7 +60,8 @@ def table_row(row: dict[str, Any]) -> dict[str, Any]:
         "number": row.get("position", 0) + 1,
         "title": signals.get("page.title") or "",
         "http": signals.get("page.status"),
-        "cells": [Cell(signal, value_text(signals.get(signal)) if signal in signals else "", True)
+        "cells": [Cell(signal, value_text(signals.get(signal)) if signal in signals else "",
+                       SIGNAL_SPECS[signal].type in (int, float))
                   for signal, _ in MAIN_COLUMNS],
         "style": STATUS_STYLES.get(row["status"], "secondary"),
     }

@@ -1,0 +1,87 @@
+"""The registry finds every provider by its file, lists them in a stable order and reads the tables' columns."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import linkmeter.providers
+from linkmeter.engine.plan import Plan
+from linkmeter.providers.discovery import provider_classes
+from linkmeter.providers.registry import INDICATORS, PROVIDER_CLASSES, PROVIDERS, headlines
+
+NEW_PROVIDER = textwrap.dedent('''
+    """A provider file dropped into linkmeter.providers, as a contributor would add one."""
+    from linkmeter.engine.provider import Collected, Provider, SignalSpec
+    from linkmeter.providers.page import PageProvider  # imported, not defined here: listed once
+
+    class ZebraProvider(Provider):
+        name = "zebra"
+        needs = ("url",)
+        provides = {"zebra.stripes": SignalSpec(int, "stripes", headline="Stripes")}
+
+        def key(self, signals):
+            return signals["url"]
+
+        async def collect(self, ctx, signals):
+            return Collected({"zebra.stripes": 1})
+
+    class EarlyProvider(ZebraProvider):
+        name = "early"
+        order = 15
+        provides = {"early.thing": SignalSpec(int, "a thing")}
+''')
+HELPER = '"""A helper module: no provider defined here."""\nfrom linkmeter.engine.provider import Provider\n'
+
+
+@pytest.fixture
+def new_provider_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    folder = tmp_path / "more_providers"
+    folder.mkdir()
+    (folder / "zebra.py").write_text(NEW_PROVIDER)
+    (folder / "parsing.py").write_text(HELPER)
+    monkeypatch.setattr(linkmeter.providers, "__path__", [*linkmeter.providers.__path__, str(folder)])
+    yield
+    for name in ("zebra", "parsing"):
+        sys.modules.pop(f"linkmeter.providers.{name}", None)
+
+
+def test_the_listing_order_is_todays() -> None:
+    assert [cls.name for cls in PROVIDER_CLASSES] == [
+        "page", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "engagement"]
+    assert [cls.name for cls in INDICATORS] == ["engagement"]
+    assert (*PROVIDERS, *INDICATORS) == PROVIDER_CLASSES
+
+
+def test_the_registered_providers_form_a_valid_plan() -> None:
+    plan = Plan.build([cls() for cls in PROVIDER_CLASSES])
+    assert sorted(plan.names) == sorted(cls.name for cls in PROVIDER_CLASSES)
+
+
+def test_a_new_provider_file_is_found_without_editing_a_list(new_provider_file: None) -> None:
+    found = provider_classes(linkmeter.providers)
+    names = [cls.name for cls in found]
+    # Its own order (15) puts "early" after page; without one a provider comes after today's, by name.
+    assert names == ["page", "early", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "zebra"]
+    assert "parsing" not in names and "htmlmeta" not in names and "registry" not in names
+
+
+def test_headline_columns_follow_the_listing_order_and_each_signal_has_one_heading() -> None:
+    columns = [(signal, spec.headline) for signal, spec in headlines()]
+    assert columns == [
+        ("page.status", "HTTP"), ("page.title", "Title"), ("page.word_count", "Words"),
+        ("page.links_external", "Ext. links"), ("rdap.domain_age_days", "Domain age (d)"),
+        ("dnsbl.listed_count", "Blocklists"), ("wayback.capture_count", "Captures"),
+        ("hackernews.points", "HN points"), ("reddit.score", "Reddit score"), ("engagement.total", "Engagement"),
+    ]
+
+
+def test_headlines_of_a_plan_subset_keep_the_listing_order() -> None:
+    by_name = {cls.name: cls for cls in PROVIDER_CLASSES}
+    chosen = [by_name["engagement"], by_name["reddit"], by_name["page"]]
+    assert [signal for signal, _ in headlines(chosen)] == [
+        "page.status", "page.title", "page.word_count", "page.links_external", "reddit.score", "engagement.total"]
