@@ -23,15 +23,15 @@ from linkmeter.providers import hackernews, rdap, reddit, wayback
 from linkmeter.providers.dns import RECORD_TYPES
 from linkmeter.providers.dnsbl import CLEAN, DECODERS, DEFAULT_ZONES, LISTED, LISTS, REFUSED
 from linkmeter.providers.page import page_signals
+from linkmeter.providers.registry import PROVIDERS
 
 PAGE_MAX_BYTES = 5 * 1024 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-# The providers' own call timeouts (their policies), so a slow answer costs the same here as in the engine.
-TIMEOUTS = {"page": 15.0, "dns": 5.0, "dnsbl": 5.0, "rdap": 10.0, "wayback": 15.0, "hackernews": 10.0,
-            "reddit": 10.0}
-CACHE_TTLS = {"page": 60, "dns": 3600, "dnsbl": 180, "rdap": 86400, "wayback": 21600, "hackernews": 3600,
-              "reddit": 3600}
+# The providers' own call timeouts and cache TTLs (their policies), so a slow answer costs the same here as
+# in the engine, and an answer is reused as long.
+TIMEOUTS = {cls.name: cls.policy.timeout for cls in PROVIDERS}
+CACHE_TTLS = {cls.name: int(cls.policy.cache_ttl) for cls in PROVIDERS}
 ROUND_TWO = ("dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit")
 
 

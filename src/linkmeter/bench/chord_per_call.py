@@ -22,6 +22,7 @@ import redis
 from celery import Celery, chord
 
 from linkmeter.bench.chord_calls import CACHE_TTLS, ROUND_TWO, Answer, BlockingCalls, cache_key, facts_of, timed
+from linkmeter.indicators.engagement import engagement
 
 ENV_BROKER = "LINKMETER_BENCH_CHORD_BROKER"
 ENV_BACKEND = "LINKMETER_BENCH_CHORD_BACKEND"  # Redis: chord state and task results, and the answer cache
@@ -127,7 +128,7 @@ def store(results: list[dict[str, Any]], url_id: int, url: str, page_answer: dic
     signals: dict[str, Any] = {}
     for answer in answers.values():
         signals.update(answer["signals"])
-    signals.update(_engagement(signals))
+    signals.update(engagement(signals) or {})
     succeeded = sum(1 for answer in answers.values() if answer["status"] in ("ok", "cached"))
     status = "done" if succeeded == len(answers) else "partial" if succeeded else "failed"
     providers = {name: {k: v for k, v in answer.items() if k != "signals"} for name, answer in answers.items()}
@@ -143,11 +144,3 @@ def submit(url_id: int, url: str) -> None:
     """What the 2012 web view did for each submitted URL: start its first round."""
     chord([page.s(url)])(round_two.s(url_id, url, time.time()))
 
-
-def _engagement(signals: dict[str, Any]) -> dict[str, Any]:
-    terms = {"hackernews": ("hackernews.points", "hackernews.comments"), "reddit": ("reddit.score", "reddit.comments")}
-    sources = [name for name, keys in terms.items() if any(signals.get(key) is not None for key in keys)]
-    if not sources:
-        return {}
-    total = sum(int(signals.get(key) or 0) for name in sources for key in terms[name])
-    return {"engagement.total": total, "engagement.sources": sources}
