@@ -183,9 +183,12 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
     """
     import json
 
-    from linkmeter.emulator.server import RunningEmulator, discover_apis, serve_forever
+    from linkmeter.emulator.parts import served_providers
+    from linkmeter.emulator.server import RunningEmulator, serve_forever
+    from linkmeter.providers.registry import PROVIDERS
 
-    known = {mount.name for mount in discover_apis()} | {"page", "dns", "dnsbl"}
+    served = served_providers()
+    known = {cls.name for cls in PROVIDERS if cls.name in served}  # the providers whose answers it emulates
     try:
         limits = dict(parse_rate_limit(text) for text in rate_limits)
     except ValueError as exc:

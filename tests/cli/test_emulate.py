@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 from linkmeter.emulator.knobs import Knobs
+from linkmeter.providers.registry import PROVIDERS
 from tests.cli.test_analyze import run_linkmeter
 from tests.conftest import MakeEmulator
 
@@ -92,3 +94,11 @@ async def test_an_unknown_provider_name_is_a_usage_error(args: list[str]) -> Non
     run = await run_linkmeter("emulate", "--port", "0", "--https-port", "0", "--dns-port", "0", *args)
     assert run.code == 2
     assert "unknown provider" in run.stderr and "hackernews" in run.stderr
+
+
+async def test_the_known_provider_names_are_every_registered_provider_the_emulator_serves() -> None:
+    run = await run_linkmeter("emulate", "--port", "0", "--https-port", "0", "--dns-port", "0", "--hang", "nope")
+    assert run.code == 2
+    known = re.search(r"known: ([\w, ]+)\)", run.stderr)
+    assert known is not None, run.stderr
+    assert known.group(1).split(", ") == sorted(cls.name for cls in PROVIDERS)

@@ -19,9 +19,9 @@ import pytest
 
 from linkmeter.emulator import apis as apis_package
 from linkmeter.emulator.knobs import Faults, Knobs, TokenBucket
+from linkmeter.emulator.parts import discover_apis
 from linkmeter.emulator.server import (
     RunningEmulator,
-    discover_apis,
     env_for_info,
     is_api_host,
     serve_forever,
@@ -33,16 +33,15 @@ FAKE_API = textwrap.dedent('''
     """A fake provider API used by the server tests."""
     from aiohttp import web
 
+    from linkmeter.emulator.apis import WORLD
+
     NAME = "fakeapi"
+    routes = web.RouteTableDef()
 
-    def create_app(world):
-        app = web.Application()
-
-        async def echo(request):
-            return web.json_response({"seed": world.seed, "path": request.path, "host": request.host})
-
-        app.router.add_get("/echo", echo)
-        return app
+    @routes.get("/echo")
+    async def echo(request):
+        world = request.app[WORLD]
+        return web.json_response({"seed": world.seed, "path": request.path, "host": request.host})
 
     def rate_limited_response(retry_after):
         return web.json_response({"fake": "slow down"}, status=429,
@@ -53,15 +52,11 @@ PLAIN_API = textwrap.dedent('''
     from aiohttp import web
 
     NAME = "plainapi"
+    routes = web.RouteTableDef()
 
-    def create_app(world):
-        app = web.Application()
-
-        async def hello(request):
-            return web.json_response({"hello": True})
-
-        app.router.add_get("/hello", hello)
-        return app
+    @routes.get("/hello")
+    async def hello(request):
+        return web.json_response({"hello": True})
 ''')
 NOT_AN_API = '"""A helper module with no NAME: not mounted."""\nVALUE = 1\n'
 
@@ -335,14 +330,15 @@ async def test_error_rate_one_fails_apis_and_pages_with_plausible_bodies(
 
 
 async def test_error_statuses_are_shaped_like_each_provider() -> None:
-    from linkmeter.emulator.server import error_response
-
-    rdap = error_response("rdap", 503)
+    mounts = {mount.name: mount for mount in discover_apis()}
+    rdap = mounts["rdap"].error_response(503)
     assert rdap.content_type == "application/rdap+json"
     assert b'"errorCode": 503' in rdap.body  # type: ignore[operator]
-    reddit = error_response("reddit", 500)
+    reddit = mounts["reddit"].error_response(500)
     assert b'"error": 500' in reddit.body  # type: ignore[operator]
-    assert error_response("wayback", 503).content_type == "text/html"
+    assert mounts["wayback"].error_response(503).content_type == "text/html"
+    hackernews = mounts["hackernews"].error_response(503)  # no hook: the generic JSON, Algolia's shape
+    assert json.loads(hackernews.body) == {"message": "Service Unavailable", "status": 503}  # type: ignore[arg-type]
 
 
 async def test_rate_limit_answers_429_with_retry_after_above_the_rate(

@@ -11,7 +11,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import hackernews as hn_api
-from linkmeter.emulator.world import Story, World
+from linkmeter.emulator.apis.hackernews import Story
+from linkmeter.emulator.parts import api_app
+from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
@@ -46,7 +48,7 @@ def world() -> World:
 @pytest.fixture
 async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
     root = web.Application()
-    root.add_subapp("/hackernews", hn_api.create_app(world))
+    root.add_subapp("/hackernews", api_app(hn_api, world))
     server = await aiohttp_server(root)
     return str(server.make_url("/hackernews"))
 
@@ -73,7 +75,7 @@ def candidate_urls() -> Iterator[str]:
 def world_stories(world: World, url: str) -> list[Story]:
     found: dict[str, Story] = {}
     for variant in url_variants(url):
-        for story in world.hn_stories(variant):
+        for story in hn_api.stories(world, variant):
             found.setdefault(story.object_id, story)
     return list(found.values())
 

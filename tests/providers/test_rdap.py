@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import rdap as rdap_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
@@ -83,7 +84,7 @@ async def emulator(aiohttp_server: ServerFactory, world: World) -> Emulator:
         return await handler(request)
 
     root = web.Application(middlewares=[count])
-    root.add_subapp("/rdap", rdap_api.create_app(world))
+    root.add_subapp("/rdap", api_app(rdap_api, world))
     server = await aiohttp_server(root)
     return Emulator(str(server.make_url("/rdap")), hits)
 

@@ -12,7 +12,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import reddit as reddit_api
-from linkmeter.emulator.world import RedditPost, World
+from linkmeter.emulator.apis.reddit import RedditPost
+from linkmeter.emulator.parts import api_app
+from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
@@ -48,7 +50,7 @@ def world() -> World:
 @pytest.fixture
 async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
     root = web.Application()
-    root.add_subapp("/reddit", reddit_api.create_app(world))
+    root.add_subapp("/reddit", api_app(reddit_api, world))
     server = await aiohttp_server(root)
     return str(server.make_url("/reddit"))
 
@@ -68,7 +70,7 @@ async def collect(http: HttpClient, config: ProviderConfig, signals: dict[str, A
 
 
 def posts_by_variant(world: World, url: str) -> dict[str, list[RedditPost]]:
-    return {variant: world.reddit_posts(variant) for variant in url_variants(url)}
+    return {variant: reddit_api.posts(world, variant) for variant in url_variants(url)}
 
 
 def find_url(world: World, predicate: Callable[[dict[str, list[RedditPost]]], bool]) -> str:

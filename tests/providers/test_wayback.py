@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import wayback as wayback_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
@@ -37,7 +38,7 @@ def world() -> World:
 @pytest.fixture
 async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
     root = web.Application()
-    root.add_subapp("/wayback", wayback_api.create_app(world))
+    root.add_subapp("/wayback", api_app(wayback_api, world))
     server = await aiohttp_server(root)
     return str(server.make_url("/wayback"))
 
@@ -58,7 +59,7 @@ async def collect(http: HttpClient, base_url: str, signals: dict[str, Any]) -> C
 def find_url(world: World, predicate: Callable[[list[datetime]], bool]) -> str:
     for i in range(5000):
         url = f"https://www.site{i}.com/page/{i}"
-        if predicate(world.wayback_captures(url)):
+        if predicate(wayback_api.captures(world, url)):
             return url
     raise AssertionError("no such URL in this world")
 
@@ -69,7 +70,7 @@ def iso(when: datetime) -> str:
 
 async def test_signals_match_the_worlds_captures(http: HttpClient, emulator: str, world: World) -> None:
     url = find_url(world, lambda captures: len(captures) >= 3)
-    captures = world.wayback_captures(url)
+    captures = wayback_api.captures(world, url)
 
     result = await collect(http, emulator, {"url": url})
 

@@ -9,7 +9,7 @@ import ipaddress
 import re
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import dns.exception
 import dns.flags
@@ -25,7 +25,15 @@ from linkmeter.emulator.knobs import Faults, Knobs
 from linkmeter.emulator.world import World
 from linkmeter.engine.urls import registered_domain
 
-ZONES = {"dbl.spamhaus.org": "dbl", "multi.surbl.org": "surbl", "multi.uribl.com": "uribl"}
+# The providers this server answers for (the knobs' names): plain records of synthetic domains, and per
+# blocklist zone its list key and the provider that asks it.
+RECORDS_PROVIDER = "dns"
+ZONES: dict[str, tuple[str, str]] = {
+    "dbl.spamhaus.org": ("dbl", "dnsbl"),
+    "multi.surbl.org": ("surbl", "dnsbl"),
+    "multi.uribl.com": ("uribl", "dnsbl"),
+}
+SERVES = (RECORDS_PROVIDER, *sorted({provider for _, provider in ZONES.values()}))
 ZONE_TTL = 180  # SURBL's TTL; the emulator uses it for all three lists
 RECORD_TTL = 300
 # World.domain() keys facts by registered domain, so it never sees these two host-level test points.
@@ -52,13 +60,19 @@ class Answer:
     ttl: int = RECORD_TTL
 
 
-def zone_of(name: str) -> tuple[str, str] | None:
-    """(list key, queried part) when ``name`` is inside a DNSBL zone; the part is empty at the apex."""
-    for zone, key in ZONES.items():
+class ZoneQuery(NamedTuple):
+    key: str  # the list, e.g. "dbl"
+    queried: str  # the name before the zone; empty at the apex
+    provider: str  # whose knobs apply
+
+
+def zone_of(name: str) -> ZoneQuery | None:
+    """What ``name`` asks when it is inside a DNSBL zone; None when it is not."""
+    for zone, (key, provider) in ZONES.items():
         if name == zone:
-            return key, ""
+            return ZoneQuery(key, "", provider)
         if name.endswith("." + zone):
-            return key, name[: -len(zone) - 1]
+            return ZoneQuery(key, name[: -len(zone) - 1], provider)
     return None
 
 
@@ -182,9 +196,9 @@ def _quote(text: str) -> str:
 
 class DnsServer:
     """One emulated DNS server on UDP and TCP ``port``. Faults are drawn per query as for the HTTP side,
-    under the provider names ``dnsbl`` (the blocklist zones) and ``dns`` (everything else): hang -> no
-    answer, error -> SERVFAIL, over the rate limit -> the lists' "excessive queries" codes (REFUSED for
-    plain names)."""
+    under the name of the provider asking (``ZONES``: ``dnsbl`` for the blocklist zones; ``dns`` for
+    everything else): hang -> no answer, error -> SERVFAIL, over the rate limit -> the lists' "excessive
+    queries" codes (REFUSED for plain names)."""
 
     def __init__(self, world: World, *, answer_address: str, knobs: Knobs) -> None:
         self.world = world
@@ -244,7 +258,8 @@ class DnsServer:
         question = query.question[0] if query.question else None
         name = question.name.to_text(omit_final_dot=True).lower() if question is not None else ""
         zone = zone_of(name)
-        verdict = self._faults.decide("dnsbl" if zone is not None else "dns", asyncio.get_running_loop().time())
+        provider = zone.provider if zone is not None else RECORDS_PROVIDER
+        verdict = self._faults.decide(provider, asyncio.get_running_loop().time())
         if verdict.hang:
             return None
         if verdict.delay > 0:
@@ -265,7 +280,7 @@ class DnsServer:
         else:
             rdtype = dns.rdatatype.to_text(question.rdtype)
             if zone is not None:
-                answer = answer_zone(self.world, zone[0], zone[1], rdtype, excessive=limited, client=client)
+                answer = answer_zone(self.world, zone.key, zone.queried, rdtype, excessive=limited, client=client)
             else:
                 answer = answer_name(self.world, name, rdtype, self.answer_address)
             response.set_rcode(answer.rcode)

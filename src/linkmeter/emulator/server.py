@@ -6,27 +6,23 @@ import asyncio
 import contextlib
 import importlib
 import ipaddress
-import json
-import pkgutil
 import signal
 import socket
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any, Protocol, cast
 
 from aiohttp import hdrs, web
 
-from linkmeter.emulator import apis as apis_package
 from linkmeter.emulator.knobs import Faults, Knobs
+from linkmeter.emulator.parts import ApiMount, Part, discover_apis, web_answers
 from linkmeter.emulator.stats import RequestStats
 from linkmeter.emulator.tls import EmulatorTLS
+from linkmeter.emulator.web import PROVIDER as WEB_PROVIDER
 from linkmeter.emulator.web import SyntheticWeb
 from linkmeter.emulator.world import World
 
 DNS_MODULE = "linkmeter.emulator.dnsserver"
-WEB_PROVIDER = "page"
 # aiohttp waits this long for in-flight handlers at shutdown; ours end as soon as close() is called.
 SHUTDOWN_TIMEOUT = 2.0
 
@@ -37,38 +33,6 @@ class DnsServer(Protocol):
     port: int
 
     async def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiMount:
-    """One emulated provider API, found as a module of linkmeter.emulator.apis."""
-
-    name: str
-    module: ModuleType
-
-    def create_app(self, world: World) -> web.Application:
-        return cast(web.Application, self.module.create_app(world))
-
-    def rate_limited_response(self, retry_after: float) -> web.Response | None:
-        make = getattr(self.module, "rate_limited_response", None)
-        return cast(web.Response, make(retry_after)) if callable(make) else None
-
-    def error_response(self, status: int) -> web.Response | None:
-        make = getattr(self.module, "error_response", None)
-        return cast(web.Response, make(status)) if callable(make) else None
-
-
-def discover_apis() -> list[ApiMount]:
-    """Every module of linkmeter.emulator.apis with ``NAME`` and ``create_app``: adding a file adds an API."""
-    mounts: list[ApiMount] = []
-    for info in pkgutil.iter_modules(apis_package.__path__, apis_package.__name__ + "."):
-        if info.name.rsplit(".", 1)[-1].startswith("_"):
-            continue
-        module = importlib.import_module(info.name)
-        name = getattr(module, "NAME", None)
-        if isinstance(name, str) and callable(getattr(module, "create_app", None)):
-            mounts.append(ApiMount(name, module))
-    return sorted(mounts, key=lambda mount: mount.name)
 
 
 def is_api_host(host_header: str) -> bool:
@@ -89,10 +53,12 @@ def is_api_host(host_header: str) -> bool:
 
 
 class _Dispatch:
-    """Root middleware: routes by Host, then applies the knobs of the provider being asked."""
+    """Root middleware: routes by Host, then applies the knobs of the provider being asked, answering a
+    fault in that provider's shape (its part's hooks)."""
 
     def __init__(self, world: World, knobs: Knobs, mounts: list[ApiMount], closing: asyncio.Event) -> None:
         self.web = SyntheticWeb(world)
+        self.web_answers = web_answers()
         self.faults = Faults(knobs)
         self.mounts = {mount.name: mount for mount in mounts}
         self.closing = closing
@@ -107,15 +73,16 @@ class _Dispatch:
         # Not request.host: without a Host header aiohttp falls back to this machine's (blocking) FQDN.
         if not is_api_host(request.headers.get(hdrs.HOST, "")):
             self.request_counts[WEB_PROVIDER] += 1
-            return await self._with_knobs(WEB_PROVIDER, request, self.web.handle)
-        provider = request.path.split("/", 2)[1]
-        if provider not in self.mounts:
+            return await self._with_knobs(self.web_answers, request, self.web.handle)
+        mount = self.mounts.get(request.path.split("/", 2)[1])
+        if mount is None:
             return await handler(request)
-        self.request_counts[provider] += 1
+        self.request_counts[mount.name] += 1
         self.path_counts[request.path] += 1
-        return await self._with_knobs(provider, request, handler)
+        return await self._with_knobs(mount, request, handler)
 
-    async def _with_knobs(self, provider: str, request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def _with_knobs(self, part: Part, request: web.Request, handler: Handler) -> web.StreamResponse:
+        provider = part.name
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.stats.arrived(provider, now)
@@ -129,45 +96,10 @@ class _Dispatch:
                     await self.closing.wait()
         if verdict.retry_after is not None:
             self.stats.rate_limited(provider, loop.time(), verdict.retry_after)  # sent now, after the delay
-            return self._rate_limited(provider, verdict.retry_after)
+            return part.rate_limited_response(verdict.retry_after)
         if verdict.error_status is not None:
-            return self._error(provider, verdict.error_status)
+            return part.error_response(verdict.error_status)
         return await handler(request)
-
-    def _rate_limited(self, provider: str, retry_after: float) -> web.Response:
-        mount = self.mounts.get(provider)
-        response = mount.rate_limited_response(retry_after) if mount is not None else None
-        if response is not None:
-            return response
-        seconds = str(int(retry_after))
-        if provider == WEB_PROVIDER:
-            return web.Response(status=429, headers={"Retry-After": seconds}, content_type="text/html",
-                                text="<html><body><h1>429 Too Many Requests</h1></body></html>\n")
-        return web.json_response({"status": 429, "error": "Too Many Requests", "retry_after": int(retry_after)},
-                                 status=429, headers={"Retry-After": seconds})
-
-    def _error(self, provider: str, status: int) -> web.Response:
-        mount = self.mounts.get(provider)
-        response = mount.error_response(status) if mount is not None else None
-        if response is not None:
-            return response
-        return error_response(provider, status)
-
-
-def error_response(provider: str, status: int) -> web.Response:
-    """A 500/503 shaped like the named provider's (what its clients see when it has a bad day)."""
-    reason = "Service Unavailable" if status == 503 else "Internal Server Error"
-    if provider in (WEB_PROVIDER, "wayback"):
-        return web.Response(status=status, content_type="text/html",
-                            text=f"<html><head><title>{status} {reason}</title></head><body><center><h1>"
-                                 f"{status} {reason}</h1></center><hr><center>nginx</center></body></html>\n")
-    if provider == "rdap":  # RFC 9083 error response
-        rdap = {"errorCode": status, "title": reason,
-                "description": ["The server is temporarily unable to service the request."]}
-        return web.Response(status=status, content_type="application/rdap+json", text=json.dumps(rdap))
-    if provider == "reddit":
-        return web.json_response({"message": reason, "error": status}, status=status)
-    return web.json_response({"message": reason, "status": status}, status=status)  # Algolia and most
 
 
 class RunningEmulator:

@@ -11,7 +11,12 @@ from html import escape
 
 from aiohttp import web
 
+from linkmeter.emulator import answers
 from linkmeter.emulator.world import World
+
+# The provider this part serves (the page fetcher): the knobs' name for every request to the synthetic web.
+PROVIDER = "page"
+SERVES = (PROVIDER,)
 
 SHORT_HOSTS = frozenset({"lnk.example", "s.example.net"})
 HOPS_HOST = "hops.example"  # /n/<k> redirects k times, then serves a page
@@ -76,6 +81,16 @@ OTHER_SITES = (
 )
 SPAM_SITES = ("spam-deals.example", "cheap-pills.example", "phish-login.example", "malware-downloads.example")
 CURRENCY_NOTES = "Café crème, naïve façade, Müller & Søn — prices in £ and €, señor"
+
+
+def error_response(status: int) -> web.Response:
+    """A web site's 5xx, as an nginx front end sends it."""
+    return answers.html_error(status)
+
+
+def rate_limited_response(retry_after: float) -> web.Response:
+    """A web site's 429."""
+    return answers.html_rate_limited(retry_after)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,8 @@
-"""Deterministic facts about synthetic domains and URLs, derived from a seed, shared by every emulated API."""
+"""Deterministic facts about synthetic domains, derived from a seed: what several emulated providers share.
+
+A domain's registration, DNS records, popularity and blocklist listings are read by the web, the DNS server
+and several APIs; facts only one API shows (stories, posts, captures) live in that API's module.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,6 @@ REGISTRARS = (
     ("Tucows Domains Inc.", "69"),
     ("Cloudflare, Inc.", "1910"),
 )
-SUBREDDITS = ("technology", "programming", "news", "worldnews", "science", "webdev", "python", "europe")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,29 +44,6 @@ class DomainFacts:
     surbl_bits: int  # SURBL bitmask (0 = clean)
     uribl_bits: int  # URIBL bitmask (0 = clean)
     refused_zones: frozenset[str]  # zones that answer this domain with a refusal code
-
-
-@dataclass(frozen=True, slots=True)
-class Story:
-    object_id: str
-    url: str
-    title: str
-    author: str
-    points: int | None
-    num_comments: int | None
-    created_at_i: int
-
-
-@dataclass(frozen=True, slots=True)
-class RedditPost:
-    id: str
-    url: str
-    subreddit: str
-    title: str
-    author: str
-    score: int
-    num_comments: int
-    created_utc: float
 
 
 class World:
@@ -120,81 +100,9 @@ class World:
             refused_zones=frozenset(refused),
         )
 
-    def wayback_captures(self, url: str) -> list[datetime]:
-        """Capture times of ``url`` (normalised), oldest first; empty when never archived."""
-        facts = self.domain(_host(url))
-        rng = self.rng("wayback", url)
-        if rng.random() > 0.35 + 0.6 * facts.popularity:
-            return []
-        count = 1 + int(rng.paretovariate(1.2) * (1 + 20 * facts.popularity))
-        count = min(count, 400)
-        newest = EPOCH - timedelta(days=rng.randint(0, 30))
-        span_days = max(1, (newest - facts.registration).days)
-        captures = sorted(
-            newest - timedelta(seconds=rng.randint(0, span_days * 86400)) for _ in range(count)
-        )
-        return captures
 
-    def hn_stories(self, url: str) -> list[Story]:
-        """Stories submitted with exactly this URL (normalised)."""
-        facts = self.domain(_host(url))
-        rng = self.rng("hn", url)
-        if rng.random() > 0.15 + 0.5 * facts.popularity:
-            return []
-        stories = []
-        for i in range(1 + int(rng.random() ** 3 * 3)):
-            points: int | None = int(rng.paretovariate(1.1) * 5 * (1 + 10 * facts.popularity))
-            comments: int | None = int((points or 0) * rng.uniform(0.1, 0.9))
-            if rng.random() < 0.05:
-                points, comments = None, None
-            created = EPOCH - timedelta(days=rng.randint(1, 3000), seconds=rng.randint(0, 86399))
-            stories.append(
-                Story(
-                    object_id=str(rng.randint(1_000_000, 44_000_000)),
-                    url=url,
-                    title=f"Story {i + 1} about {_host(url)}",
-                    author=f"user{rng.randint(1, 99999)}",
-                    points=points,
-                    num_comments=comments,
-                    created_at_i=int(created.timestamp()),
-                )
-            )
-        return stories
-
-    def reddit_posts(self, url: str) -> list[RedditPost]:
-        """Posts whose submitted URL is exactly ``url`` as given (Reddit does not normalise)."""
-        facts = self.domain(_host(url))
-        rng = self.rng("reddit", url)
-        if rng.random() > 0.1 + 0.5 * facts.popularity:
-            return []
-        posts = []
-        for _ in range(1 + int(rng.random() ** 2 * 4)):
-            score = int(rng.paretovariate(1.2) * 3 * (1 + 20 * facts.popularity))
-            created = EPOCH - timedelta(days=rng.randint(1, 3000), seconds=rng.randint(0, 86399))
-            posts.append(
-                RedditPost(
-                    id=_base36(rng.randint(36**5, 36**6)),
-                    url=url,
-                    subreddit=rng.choice(SUBREDDITS),
-                    title=f"Discussion: {_host(url)}",
-                    author=f"redditor{rng.randint(1, 99999)}",
-                    score=score,
-                    num_comments=int(score * rng.uniform(0.05, 0.6)),
-                    created_utc=float(int(created.timestamp())),
-                )
-            )
-        return posts
-
-
-def _host(url: str) -> str:
+def url_host(url: str) -> str:
+    """The host of ``url`` as the facts key it: lower-case, without userinfo or port."""
     rest = url.split("://", 1)[-1]
     return rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1].split(":", 1)[0].lower()
 
-
-def _base36(number: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while number:
-        number, rem = divmod(number, 36)
-        out = digits[rem] + out
-    return out or "0"

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import hackernews as hn_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -29,7 +30,7 @@ def world() -> World:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(hn_api.create_app(world))
+    return await aiohttp_client(api_app(hn_api, world))
 
 
 async def search(client: TestClient[Any, Any], path: str = "/api/v1/search", **params: str) -> Any:
@@ -74,8 +75,8 @@ async def test_the_worlds_stories_come_with_prefix_decoys(client: TestClient[Any
 
 
 async def test_answers_are_a_function_of_the_seed(aiohttp_client: ClientFactory) -> None:
-    first = await aiohttp_client(hn_api.create_app(World(1)))
-    again = await aiohttp_client(hn_api.create_app(World(1)))
+    first = await aiohttp_client(api_app(hn_api, World(1)))
+    again = await aiohttp_client(api_app(hn_api, World(1)))
 
     assert await search(first, query="www.site4.com/x") == await search(again, query="www.site4.com/x")
 

@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import rdap as rdap_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -25,7 +26,7 @@ def world() -> World:
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
     root = web.Application()
-    root.add_subapp("/rdap", rdap_api.create_app(world))
+    root.add_subapp("/rdap", api_app(rdap_api, world))
     return await aiohttp_client(root)
 
 
@@ -72,8 +73,8 @@ async def test_a_registered_domain_in_verisigns_shape(client: TestClient[Any, An
 
 
 async def test_answers_depend_only_on_the_seed(aiohttp_client: ClientFactory) -> None:
-    first = await aiohttp_client(rdap_api.create_app(World(1)))
-    again = await aiohttp_client(rdap_api.create_app(World(1)))
+    first = await aiohttp_client(api_app(rdap_api, World(1)))
+    again = await aiohttp_client(api_app(rdap_api, World(1)))
 
     one = await (await first.get("/registry/com/domain/site9.com")).json()
     two = await (await again.get("/registry/com/domain/site9.com")).json()

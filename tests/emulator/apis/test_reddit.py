@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import reddit as reddit_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.urls import url_variants
 
@@ -27,21 +28,21 @@ def world() -> World:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(reddit_api.create_app(world))
+    return await aiohttp_client(api_app(reddit_api, world))
 
 
 def url_posted_under_two_variants(world: World) -> str:
     for i in range(5000):
         url = f"https://www.site{i}.com/a/{i}"
-        if sum(1 for variant in url_variants(url) if world.reddit_posts(variant)) >= 2:
+        if sum(1 for variant in url_variants(url) if reddit_api.posts(world, variant)) >= 2:
             return url
     raise AssertionError("no such URL in this world")
 
 
 async def test_the_listing_envelope_and_t3_fields(client: TestClient[Any, Any], world: World) -> None:
     url = url_posted_under_two_variants(world)
-    variant = next(v for v in url_variants(url) if world.reddit_posts(v))
-    posts = world.reddit_posts(variant)
+    variant = next(v for v in url_variants(url) if reddit_api.posts(world, v))
+    posts = reddit_api.posts(world, variant)
 
     response = await client.get("/api/info.json", params={"url": variant}, headers=AGENT)
 
@@ -72,7 +73,7 @@ async def test_each_variant_is_looked_up_exactly(client: TestClient[Any, Any], w
         body = await response.json()
         ids[variant] = {child["data"]["id"] for child in body["data"]["children"]}
 
-    assert ids == {variant: {p.id for p in world.reddit_posts(variant)} for variant in url_variants(url)}
+    assert ids == {variant: {p.id for p in reddit_api.posts(world, variant)} for variant in url_variants(url)}
     assert sum(1 for found in ids.values() if found) >= 2
 
 

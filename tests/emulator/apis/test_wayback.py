@@ -10,6 +10,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import wayback as wayback_api
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -22,13 +23,13 @@ def world() -> World:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(wayback_api.create_app(world))
+    return await aiohttp_client(api_app(wayback_api, world))
 
 
 def find_url(world: World, *, archived: bool, minimum: int = 1) -> str:
     for i in range(5000):
         url = f"https://www.site{i}.com/page"
-        captures = world.wayback_captures(url)
+        captures = wayback_api.captures(world, url)
         if (len(captures) >= minimum) if archived else not captures:
             return url
     raise AssertionError("no such URL in this world")
@@ -42,7 +43,7 @@ async def cdx(client: TestClient[Any, Any], **params: str) -> Any:
 
 async def test_json_rows_have_a_header_and_string_values(client: TestClient[Any, Any], world: World) -> None:
     url = find_url(world, archived=True, minimum=3)
-    captures = world.wayback_captures(url)
+    captures = wayback_api.captures(world, url)
 
     rows = await cdx(client, url=url)
 
@@ -57,7 +58,7 @@ async def test_json_rows_have_a_header_and_string_values(client: TestClient[Any,
 
 async def test_fl_limit_from_and_to(client: TestClient[Any, Any], world: World) -> None:
     url = find_url(world, archived=True, minimum=4)
-    stamps = [when.strftime("%Y%m%d%H%M%S") for when in world.wayback_captures(url)]
+    stamps = [when.strftime("%Y%m%d%H%M%S") for when in wayback_api.captures(world, url)]
 
     only = await cdx(client, url=url, fl="timestamp,statuscode")
     first = await cdx(client, url=url, fl="timestamp", limit="1")
@@ -92,7 +93,7 @@ async def test_plain_text_output(client: TestClient[Any, Any], world: World) -> 
     response = await client.get("/cdx/search/cdx", params={"url": url, "fl": "timestamp,statuscode"})
 
     lines = (await response.text()).splitlines()
-    assert len(lines) == len(world.wayback_captures(url))
+    assert len(lines) == len(wayback_api.captures(world, url))
     assert all(len(line.split(" ")) == 2 for line in lines)
 
 
@@ -105,7 +106,7 @@ async def test_bad_queries_are_400(client: TestClient[Any, Any]) -> None:
 
 async def test_availability_api(client: TestClient[Any, Any], world: World) -> None:
     url = find_url(world, archived=True, minimum=2)
-    stamps = [when.strftime("%Y%m%d%H%M%S") for when in world.wayback_captures(url)]
+    stamps = [when.strftime("%Y%m%d%H%M%S") for when in wayback_api.captures(world, url)]
 
     latest = await (await client.get("/wayback/available", params={"url": url})).json()
     oldest = await (await client.get("/wayback/available", params={"url": url, "timestamp": "1990"})).json()

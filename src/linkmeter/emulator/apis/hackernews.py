@@ -1,33 +1,45 @@
-"""Emulated Algolia HN Search API: the World's stories for a URL query, plus prefix-sharing decoys."""
+"""Emulated Algolia HN Search API: the stories of a URL query, plus prefix-sharing decoys."""
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.world import EPOCH, Story, World
+from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url, url_variants
 
 NAME = "hackernews"
 DEFAULT_HITS_PER_PAGE = 20
 MAX_HITS_PER_PAGE = 1000
 
+routes = web.RouteTableDef()
 
-def create_app(world: World) -> web.Application:
-    async def search(request: web.Request) -> web.Response:
-        return _search(world, request, by_date=False)
 
-    async def search_by_date(request: web.Request) -> web.Response:
-        return _search(world, request, by_date=True)
+@dataclass(frozen=True, slots=True)
+class Story:
+    object_id: str
+    url: str
+    title: str
+    author: str
+    points: int | None
+    num_comments: int | None
+    created_at_i: int
 
-    app = web.Application()
-    app.router.add_get("/api/v1/search", search)
-    app.router.add_get("/api/v1/search_by_date", search_by_date)
-    return app
+
+@routes.get("/api/v1/search")
+async def search(request: web.Request) -> web.Response:
+    return _search(request.app[WORLD], request, by_date=False)
+
+
+@routes.get("/api/v1/search_by_date")
+async def search_by_date(request: web.Request) -> web.Response:
+    return _search(request.app[WORLD], request, by_date=True)
 
 
 def rate_limited_response(retry_after: float) -> web.Response:
@@ -51,11 +63,38 @@ def query_target(query: str) -> str | None:
         return None
 
 
+def stories(world: World, url: str) -> list[Story]:
+    """Stories submitted with exactly this URL (normalised)."""
+    facts = world.domain(url_host(url))
+    rng = world.rng("hn", url)
+    if rng.random() > 0.15 + 0.5 * facts.popularity:
+        return []
+    found = []
+    for i in range(1 + int(rng.random() ** 3 * 3)):
+        points: int | None = int(rng.paretovariate(1.1) * 5 * (1 + 10 * facts.popularity))
+        comments: int | None = int((points or 0) * rng.uniform(0.1, 0.9))
+        if rng.random() < 0.05:
+            points, comments = None, None
+        created = EPOCH - timedelta(days=rng.randint(1, 3000), seconds=rng.randint(0, 86399))
+        found.append(
+            Story(
+                object_id=str(rng.randint(1_000_000, 44_000_000)),
+                url=url,
+                title=f"Story {i + 1} about {url_host(url)}",
+                author=f"user{rng.randint(1, 99999)}",
+                points=points,
+                num_comments=comments,
+                created_at_i=int(created.timestamp()),
+            )
+        )
+    return found
+
+
 def stories_for(world: World, target: str) -> list[Story]:
-    """The World's stories for every scheme and trailing-slash spelling of ``target``, once each."""
+    """The stories of every scheme and trailing-slash spelling of ``target``, once each."""
     found: dict[str, Story] = {}
     for variant in url_variants(target):
-        for story in world.hn_stories(variant):
+        for story in stories(world, variant):
             found.setdefault(story.object_id, story)
     return list(found.values())
 
@@ -99,19 +138,19 @@ def _search(world: World, request: web.Request, *, by_date: bool) -> web.Respons
     if not 0 <= hits_per_page <= MAX_HITS_PER_PAGE or page < 0:
         return _error(400, f"hitsPerPage must be between 0 and {MAX_HITS_PER_PAGE}, page must be >= 0")
     target = query_target(query)
-    stories: list[Story] = []
+    found: list[Story] = []
     if target is not None:
-        stories = stories_for(world, target) + [decoy_story(world, url) for url in decoy_urls(target)]
+        found = stories_for(world, target) + [decoy_story(world, url) for url in decoy_urls(target)]
     groups = _tag_groups(request.query.get("tags", ""))
-    stories = [story for story in stories if all(group & _tags(story) for group in groups)]
+    found = [story for story in found if all(group & _tags(story) for group in groups)]
     if by_date:
-        stories.sort(key=lambda s: (-s.created_at_i, s.object_id))
+        found.sort(key=lambda s: (-s.created_at_i, s.object_id))
     else:
-        stories.sort(key=lambda s: (-(s.points or 0), -(s.num_comments or 0), s.object_id))
+        found.sort(key=lambda s: (-(s.points or 0), -(s.num_comments or 0), s.object_id))
     words = _words(query)
     start = page * hits_per_page
-    shown = stories[start:start + hits_per_page]
-    total = len(stories)
+    shown = found[start:start + hits_per_page]
+    total = len(found)
     return web.json_response({
         "hits": [_hit(story, words) for story in shown],
         "nbHits": total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
 from datetime import datetime
@@ -12,6 +13,8 @@ from typing import Any
 from aiohttp import web
 from publicsuffixlist import PSLFILE
 
+from linkmeter.emulator import answers
+from linkmeter.emulator.apis import WORLD
 from linkmeter.emulator.world import EPOCH, DomainFacts, World
 from linkmeter.engine.urls import registered_domain
 
@@ -42,22 +45,29 @@ STATUS_SETS = (
 )
 
 
-def create_app(world: World) -> web.Application:
-    async def bootstrap(request: web.Request) -> web.Response:
-        return web.json_response(bootstrap_document(_service_root(request)))
+routes = web.RouteTableDef()
 
-    async def domain(request: web.Request) -> web.Response:
-        return _domain(world, request)
 
-    app = web.Application()
-    app.router.add_get(BOOTSTRAP_PATH, bootstrap)
-    app.router.add_get("/registry/{registry}/domain/{name}", domain)
-    return app
+@routes.get(BOOTSTRAP_PATH)
+async def bootstrap(request: web.Request) -> web.Response:
+    return web.json_response(bootstrap_document(_service_root(request)))
+
+
+@routes.get("/registry/{registry}/domain/{name}")
+async def domain(request: web.Request) -> web.Response:
+    return _domain(request.app[WORLD], request)
 
 
 def rate_limited_response(retry_after: float) -> web.Response:
     return _error(429, "Too Many Requests", "Query rate limit exceeded; retry after the delay given.",
                   headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
+def error_response(status: int) -> web.Response:
+    """An RFC 9083 error response for a 5xx."""
+    body = {"errorCode": status, "title": answers.reason(status),
+            "description": ["The server is temporarily unable to service the request."]}
+    return web.Response(status=status, content_type=RDAP_JSON, text=json.dumps(body))
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""Emulated Reddit /api/info: Listings of the World's posts for the exact URL asked, rate-limit headers."""
+"""Emulated Reddit /api/info: Listings of the posts of the exact URL asked, with rate-limit headers."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import hashlib
 import math
 import re
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.world import RedditPost, World
+from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.world import EPOCH, World, url_host
 
 NAME = "reddit"
 # Requests per 10-minute window: 100/min with OAuth, 10/min without.
@@ -19,19 +22,31 @@ OAUTH_LIMIT = 1000
 ANONYMOUS_LIMIT = 100
 # Reddit drastically limits generic client agents; the emulator refuses them outright.
 THROTTLED_AGENTS = ("python-urllib", "python-requests", "python/", "java", "curl/", "go-http-client")
+SUBREDDITS = ("technology", "programming", "news", "worldnews", "science", "webdev", "python", "europe")
+
+routes = web.RouteTableDef()
 
 
-def create_app(world: World) -> web.Application:
-    async def info_json(request: web.Request) -> web.Response:
-        return _info(world, request, oauth_path=False)
+@dataclass(frozen=True, slots=True)
+class RedditPost:
+    id: str
+    url: str
+    subreddit: str
+    title: str
+    author: str
+    score: int
+    num_comments: int
+    created_utc: float
 
-    async def info_oauth(request: web.Request) -> web.Response:
-        return _info(world, request, oauth_path=True)
 
-    app = web.Application()
-    app.router.add_get("/api/info.json", info_json)
-    app.router.add_get("/api/info", info_oauth)
-    return app
+@routes.get("/api/info.json")
+async def info_json(request: web.Request) -> web.Response:
+    return _info(request.app[WORLD], request, oauth_path=False)
+
+
+@routes.get("/api/info")
+async def info_oauth(request: web.Request) -> web.Response:
+    return _info(request.app[WORLD], request, oauth_path=True)
 
 
 def rate_limited_response(retry_after: float) -> web.Response:
@@ -50,16 +65,41 @@ def error_response(status: int) -> web.Response:
     return web.json_response({"message": reason, "error": status}, status=status, headers=headers)
 
 
-def listing(posts: list[RedditPost]) -> dict[str, Any]:
+def posts(world: World, url: str) -> list[RedditPost]:
+    """Posts whose submitted URL is exactly ``url`` as given (Reddit does not normalise)."""
+    facts = world.domain(url_host(url))
+    rng = world.rng("reddit", url)
+    if rng.random() > 0.1 + 0.5 * facts.popularity:
+        return []
+    found = []
+    for _ in range(1 + int(rng.random() ** 2 * 4)):
+        score = int(rng.paretovariate(1.2) * 3 * (1 + 20 * facts.popularity))
+        created = EPOCH - timedelta(days=rng.randint(1, 3000), seconds=rng.randint(0, 86399))
+        found.append(
+            RedditPost(
+                id=_base36(rng.randint(36**5, 36**6)),
+                url=url,
+                subreddit=rng.choice(SUBREDDITS),
+                title=f"Discussion: {url_host(url)}",
+                author=f"redditor{rng.randint(1, 99999)}",
+                score=score,
+                num_comments=int(score * rng.uniform(0.05, 0.6)),
+                created_utc=float(int(created.timestamp())),
+            )
+        )
+    return found
+
+
+def listing(shown: list[RedditPost]) -> dict[str, Any]:
     """A Listing envelope of t3 children, as /api/info answers."""
     return {
         "kind": "Listing",
         "data": {
             "after": None,
-            "dist": len(posts),
+            "dist": len(shown),
             "modhash": "",
             "geo_filter": "",
-            "children": [{"kind": "t3", "data": post_data(post)} for post in posts],
+            "children": [{"kind": "t3", "data": post_data(post)} for post in shown],
             "before": None,
         },
     }
@@ -113,8 +153,8 @@ def _info(world: World, request: web.Request, *, oauth_path: bool) -> web.Respon
     if not agent or agent.startswith(THROTTLED_AGENTS):
         return rate_limited_response(float(WINDOW))
     url = request.query.get("url", "")
-    posts = world.reddit_posts(url) if "://" in url else []
-    return web.json_response(listing(posts), headers=headers)
+    found = posts(world, url) if "://" in url else []
+    return web.json_response(listing(found), headers=headers)
 
 
 def _ratelimit_headers(limit: int, *, used: int, reset: int) -> dict[str, str]:
@@ -133,3 +173,12 @@ def _digest36(kind: str, value: str, length: int) -> str:
         number, rem = divmod(number, 36)
         out += digits[rem]
     return out
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while number:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+    return out or "0"

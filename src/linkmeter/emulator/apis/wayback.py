@@ -1,4 +1,4 @@
-"""Emulated Wayback Machine: the CDX server (/cdx/search/cdx) and the availability API over the World."""
+"""Emulated Wayback Machine: the CDX server (/cdx/search/cdx) and the availability API, over its captures."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from linkmeter.emulator.world import World
+from linkmeter.emulator import answers
+from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url
 
 NAME = "wayback"
@@ -19,6 +21,8 @@ FIELDS = ("urlkey", "timestamp", "original", "mimetype", "statuscode", "digest",
 SNAPSHOT_BASE = "http://web.archive.org/web"
 # Fills a partial 1-14 digit timestamp up to a valid date.
 TIMESTAMP_FILL = "19700101000000"
+
+routes = web.RouteTableDef()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,17 +40,19 @@ class Row:
         return value
 
 
-def create_app(world: World) -> web.Application:
-    async def cdx(request: web.Request) -> web.Response:
-        return _cdx(world, request)
+@routes.get("/cdx/search/cdx")
+async def cdx(request: web.Request) -> web.Response:
+    return _cdx(request.app[WORLD], request)
 
-    async def available(request: web.Request) -> web.Response:
-        return _available(world, request)
 
-    app = web.Application()
-    app.router.add_get("/cdx/search/cdx", cdx)
-    app.router.add_get("/wayback/available", available)
-    return app
+@routes.get("/wayback/available")
+async def available(request: web.Request) -> web.Response:
+    return _available(request.app[WORLD], request)
+
+
+def error_response(status: int) -> web.Response:
+    """The Wayback Machine's 5xx: its nginx front end's HTML page."""
+    return answers.html_error(status)
 
 
 def rate_limited_response(retry_after: float) -> web.Response:
@@ -57,6 +63,19 @@ def rate_limited_response(retry_after: float) -> web.Response:
         content_type="text/html",
         headers={"Retry-After": str(max(1, math.ceil(retry_after)))},
     )
+
+
+def captures(world: World, url: str) -> list[datetime]:
+    """Capture times of ``url`` (normalised), oldest first; empty when never archived."""
+    facts = world.domain(url_host(url))
+    rng = world.rng("wayback", url)
+    if rng.random() > 0.35 + 0.6 * facts.popularity:
+        return []
+    count = 1 + int(rng.paretovariate(1.2) * (1 + 20 * facts.popularity))
+    count = min(count, 400)
+    newest = EPOCH - timedelta(days=rng.randint(0, 30))
+    span_days = max(1, (newest - facts.registration).days)
+    return sorted(newest - timedelta(seconds=rng.randint(0, span_days * 86400)) for _ in range(count))
 
 
 def capture_key(url: str) -> str | None:
@@ -76,7 +95,7 @@ def rows_for(world: World, url: str) -> list[Row]:
     key = capture_key(url)
     if key is None:
         return []
-    return [_row(world, key, when) for when in world.wayback_captures(key)]
+    return [_row(world, key, when) for when in captures(world, key)]
 
 
 def surt(key: str) -> str:
