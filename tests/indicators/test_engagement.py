@@ -51,9 +51,12 @@ async def test_no_source_at_all_is_an_error_not_a_zero() -> None:
 
 
 def test_the_terms_are_the_signals_providers_mark_as_interactions() -> None:
-    assert TERMS == {"hackernews": ("hackernews.points", "hackernews.comments"),
-                     "reddit": ("reddit.score", "reddit.comments")}
-    assert EngagementIndicator.wants == ("hackernews.points", "hackernews.comments", "reddit.score", "reddit.comments")
+    assert {name: TERMS[name] for name in ("hackernews", "reddit")} == {
+        "hackernews": ("hackernews.points", "hackernews.comments"), "reddit": ("reddit.score", "reddit.comments")}
+    assert EngagementIndicator.wants == tuple(signal for names in TERMS.values() for signal in names)
+    by_name = {cls.name: cls for cls in PROVIDER_CLASSES}
+    for name, names in TERMS.items():
+        assert names == tuple(s for s, spec in by_name[name].provides.items() if spec.interactions)
 
 
 def test_a_new_social_provider_counts_by_marking_its_signals() -> None:

