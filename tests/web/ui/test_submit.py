@@ -10,11 +10,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
+from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.links.models import Analysis, Batch
 
 pytestmark = pytest.mark.django_db
 
-ALL = ["page", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "engagement"]
+ALL = [cls.name for cls in PROVIDER_CLASSES]
 
 
 def post(client: Client, **fields: Any) -> Any:
