@@ -6,7 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkmeter.engine.urls import InvalidURL, normalise_url, parse_url, registered_domain, url_variants
+from linkmeter.engine.ssrf import FetchRefused
+from linkmeter.engine.urls import InvalidURL, host_of, normalise_url, parse_url, registered_domain, url_variants
+from tests.engine.conftest import MakeClient
+from tests.engine.test_ssrf import LOOPBACK_SPELLINGS
 
 labels = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?", fullmatch=True)
 hosts = st.lists(labels, min_size=1, max_size=3).map(lambda ls: ".".join([*ls, "com"]))
@@ -59,6 +62,23 @@ def test_host_case_default_ports_and_fragments_do_not_matter(scheme: str, host: 
         ("https://example.com/a?b=2&a=1", "https://example.com/a?b=2&a=1"),
         ("  https://example.com/padded  ", "https://example.com/padded"),
         ("http://[::1]:8080/x", "http://[::1]:8080/x"),
+        ("http://[::FFFF:127.0.0.1]/", "http://[::ffff:7f00:1]/"),
+        # As a browser reads them: the host it visits is the one analysed.
+        ("http://ex%61mple.com/", "http://example.com/"),
+        ("http://0x7f.1/", "http://127.0.0.1/"),
+        ("http://2130706433/", "http://127.0.0.1/"),
+        ("http://%31%32%37.0.0.1/", "http://127.0.0.1/"),
+        ("https://\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com/", "https://example.com/"),
+        ("https://fa\u00df.de/", "https://xn--fa-hia.de/"),
+        ("https://exa\tmple.com/a\nb\r", "https://example.com/ab"),
+        ("https:\\\\example.com\\a\\b", "https://example.com/a/b"),
+        ("http://@example.com/", "http://example.com/"),
+        ("https://example.com/%2e%2E/a/%2e/b", "https://example.com/a/b"),
+        ("https://example.com/%7e%3a?q=%7E%2f&r=%41", "https://example.com/~%3A?q=~%2F&r=A"),
+        ("https://example.com/a'b?c'd", "https://example.com/a'b?c%27d"),
+        ("https://example.com/a#b c", "https://example.com/a"),
+        ("\x00\x1b https://example.com/x \u00a0\r", "https://example.com/x"),
+        ("https://example.com:0443/", "https://example.com/"),
     ],
 )
 def test_documented_policy(raw: str, expected: str) -> None:
@@ -78,6 +98,25 @@ def test_documented_policy(raw: str, expected: str) -> None:
         ("https://example.com:99999/", "unparseable"),
         ("https://" + "a" * 2100 + ".com/", "too_long"),
         ("https://bad..label.com/", "unparseable"),
+        ("http://256.256.256.256/", "unparseable"),
+        ("http://1.2.3.4.5/", "unparseable"),
+        ("http://999999999999/", "unparseable"),
+        ("https://a{b}.com/", "unparseable"),
+        ("https://example.com:0/", "unparseable"),
+        ("https://example.com/a b", "unparseable"),
+        ("https://example.com/a\x00b", "unparseable"),
+        ("http:example.com/", "no_host"),
+        ("https:/example.com/", "no_host"),
+        ("https://", "no_host"),
+        ("https://?q=1", "no_host"),
+        ("example.com:8080/page", "no_scheme"),
+        ("localhost:8080", "no_scheme"),
+        ("//example.com/page", "no_scheme"),
+        ("mailto:someone@example.com", "unsupported_scheme"),
+        ("javascript:alert(1)", "unsupported_scheme"),
+        ("https://user@example.com/", "credentials"),
+        ("https://www.example.com@evil.example/", "credentials"),
+        ("https://example.com/" + "a" * 2000 + "\u00e9" * 10, "too_long"),
     ],
 )
 def test_bad_urls_are_refused_with_a_code(raw: str, code: str) -> None:
@@ -85,6 +124,45 @@ def test_bad_urls_are_refused_with_a_code(raw: str, code: str) -> None:
         parse_url(raw)
     assert info.value.code == code
     assert info.value.message
+
+
+def test_the_registered_domain_of_an_ip_host_is_the_ip() -> None:
+    assert parse_url("http://0x7f.1/").domain == "127.0.0.1"
+    assert parse_url("http://[::1]/").domain == "::1"
+    assert parse_url("http://ex%61mple.com/").domain == "example.com"
+
+
+def test_host_of_reads_the_host_as_the_standard_does() -> None:
+    assert host_of("http://ex%61mple.com./x") == "example.com"
+    assert host_of("https://Blog.Example.CO.UK/x?y") == "blog.example.co.uk"
+    assert host_of("not a url") == ""
+
+
+@pytest.mark.parametrize("host", LOOPBACK_SPELLINGS)
+async def test_every_loopback_spelling_stays_refused_at_connect_time_once_normalised(
+    host: str, make_client: MakeClient
+) -> None:
+    url = normalise_url(f"http://{host}:8080/secret")
+    with pytest.raises(FetchRefused) as info:
+        await make_client().fetch_page(url)
+    assert info.value.code == "blocked_address"
+
+
+pieces = st.sampled_from([*"aZ09.:/\\?#@[]%-_~ \t\x00\x7f", "%2e", "%41", "%2F", "0x", "xn--", "\u00e9", "\u3002",
+                          "\uff0e", "\u200b", "::", "127", "http://", "https:"])
+url_like = st.tuples(st.sampled_from(["", "http://", "https://", "HTTP:\\\\", "https:/"]),
+                     st.lists(pieces, max_size=24).map("".join)).map("".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(url_like)
+def test_any_input_is_either_refused_with_a_code_or_normalised_for_good(text: str) -> None:
+    try:
+        once = normalise_url(text)
+    except InvalidURL as exc:
+        assert exc.code and exc.message
+        return
+    assert normalise_url(once) == once
 
 
 def test_registered_domain_uses_the_public_suffix_list() -> None:

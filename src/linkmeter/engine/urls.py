@@ -1,13 +1,15 @@
-"""URL validation and normalisation, and the registered domain from the offline public suffix list.
+"""URL validation and normalisation (WHATWG URL parsing plus linkmeter's policy), and the registered domain.
 
-The normalisation policy (documented in docs/urls.md):
-- only absolute ``http`` and ``https`` URLs with a host are accepted; credentials in the URL are refused;
-- scheme and host are lower-cased, the host is IDNA-encoded and loses a trailing dot;
-- the default port (80 for http, 443 for https) is dropped; other ports are kept;
-- the fragment is dropped (it never reaches the server);
-- an empty path becomes ``/``; dot segments are resolved; percent-encoding is made canonical
-  (upper-case hex, unreserved characters decoded);
-- the query string is kept as given, order included (it can change what the page is).
+URLs are parsed as a browser parses them, by ada (the WHATWG URL Standard parser inside Node.js): hosts are
+percent-decoded and IDNA-mapped, IPv4 number forms become dotted quads, invalid hosts are refused, tabs and
+newlines are removed and backslashes read as slashes. linkmeter's policy sits on top (docs/urls.md lists every
+rule and every deviation from the Standard):
+- only absolute ``http``/``https`` URLs of the form ``scheme://host...`` are accepted; no credentials;
+- spaces and control characters inside the URL (outside the fragment) are refused;
+- host names must be DNS names (no empty or over-long labels), lose a trailing dot, port 0 is refused;
+- the fragment is dropped; the default port is dropped;
+- percent-encoding in path and query is made canonical (upper-case hex, unreserved characters decoded);
+- at most ``max_length`` characters, before and after normalisation.
 Normalising a normalised URL returns it unchanged.
 """
 
@@ -18,13 +20,26 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+import ada_url
 from publicsuffixlist import PublicSuffixList
-from yarl import URL
 
 MAX_URL_LENGTH = 2048
-_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Leading and trailing junk: what the Standard strips (C0 controls and space) plus any Unicode whitespace,
+# which pasted lists carry (e.g. a no-break space after the URL).
+_EDGE_JUNK = "".join(sorted({chr(code) for code in range(0x21)} | {chr(code) for code in range(0x3001)
+                                                                     if chr(code).isspace()}))
+_TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_SLASHES = ("//", "\\\\", "/\\", "\\/")
+_AUTHORITY_END = re.compile(r"[/\\?]")
+_DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+_ADA_ATTRIBUTES = ("hostname", "host_type", "port", "pathname", "search", "username", "password")
 
 
 class InvalidURL(ValueError):
@@ -49,92 +64,79 @@ def normalise_url(raw: str, *, max_length: int = MAX_URL_LENGTH) -> str:
 
 
 def parse_url(raw: str, *, max_length: int = MAX_URL_LENGTH) -> NormalisedURL:
-    text = raw.strip()
+    """Parse ``raw`` as the WHATWG URL Standard does, apply linkmeter's policy, or raise InvalidURL."""
+    text = raw.strip(_EDGE_JUNK)
     if not text:
         raise InvalidURL("empty", "empty URL")
     if len(text) > max_length:
         raise InvalidURL("too_long", f"URL longer than {max_length} characters")
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _TAB_OR_NEWLINE.sub("", text)
+    # The first "#" always starts the fragment of an http(s) URL; it never reaches the server.
+    text = text.partition("#")[0]
     if _FORBIDDEN_CHARACTERS.search(text):
         raise InvalidURL("unparseable", "URL contains spaces or control characters")
-    if "://" not in text:
-        raise InvalidURL("no_scheme", "URL has no scheme (expected http:// or https://)")
+    scheme = _scheme_of(text)
+    _require_authority(text, scheme)
     try:
-        url = URL(text)
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise InvalidURL("unparseable", f"URL cannot be parsed: {exc}") from exc
-    scheme = (url.scheme or "").lower()
-    if scheme not in ALLOWED_SCHEMES:
-        raise InvalidURL("unsupported_scheme", f"unsupported scheme {url.scheme!r} (only http and https)")
-    if url.user is not None or url.password is not None:
+        parts = ada_url.parse_url(text, _ADA_ATTRIBUTES)
+    except ValueError as exc:
+        raise InvalidURL("unparseable", "URL cannot be parsed (invalid host, port or characters)") from exc
+    if parts["username"] or parts["password"]:
         raise InvalidURL("credentials", "URLs with credentials (user:password@) are refused")
-    try:
-        host = _normalise_host(url.raw_host or "")
-        port = url.explicit_port
-    except (ValueError, UnicodeError) as exc:
-        raise InvalidURL("unparseable", f"invalid host or port: {exc}") from exc
-    if not host:
-        raise InvalidURL("no_host", "URL has no host")
-    if port is not None and not 0 < port < 65536:
-        raise InvalidURL("unparseable", f"invalid port {port}")
-    if port == DEFAULT_PORTS[scheme]:
-        port = None
-    path = url.raw_path or "/"
-    try:
-        built = URL.build(
-            scheme=scheme,
-            host=host,
-            port=port,
-            path=_canonical_path(path),
-            query_string=url.raw_query_string,
-            encoded=True,
-        )
-        # A second pass through yarl's own parser settles percent-encoding canonically.
-        final = str(URL(str(built)))
-    except (ValueError, TypeError, UnicodeError) as exc:
-        raise InvalidURL("unparseable", f"URL cannot be parsed: {exc}") from exc
+    host = _host_policy(parts["hostname"], parts["host_type"])
+    port = parts["port"]
+    if port == "0":
+        raise InvalidURL("unparseable", "invalid port 0")
+    final = f"{scheme}://{host}{':' + port if port else ''}{_canonical_escapes(parts['pathname'])}"
+    if parts["search"]:
+        final += _canonical_escapes(parts["search"])
     if len(final) > max_length:
         raise InvalidURL("too_long", f"URL longer than {max_length} characters once normalised")
     return NormalisedURL(url=final, host=host, domain=registered_domain(host))
 
 
+def _scheme_of(text: str) -> str:
+    match = _SCHEME.match(text)
+    scheme = match[1].lower() if match else ""
+    if scheme in ALLOWED_SCHEMES:
+        return scheme
+    # "example.com:8080/x" and "localhost:8080" read as schemes to the Standard, but are host names and
+    # ports given without a scheme: say so rather than "unsupported scheme 'example.com'".
+    if match is None or "." in scheme or text[match.end():match.end() + 1].isdigit():
+        raise InvalidURL("no_scheme", "URL has no scheme (expected http:// or https://)")
+    raise InvalidURL("unsupported_scheme", f"unsupported scheme {match[1]!r} (only http and https)")
+
+
+def _require_authority(text: str, scheme: str) -> None:
+    """``scheme://`` must be followed by the host: no "http:example.com", no "https:///example.com"."""
+    rest = text[len(scheme) + 1:]
+    if rest[:2] not in _SLASHES:
+        raise InvalidURL("no_host", f"URL has no host (expected {scheme}:// followed by a host)")
+    if not _AUTHORITY_END.split(rest[2:], maxsplit=1)[0]:
+        raise InvalidURL("no_host", "URL has no host")
+
+
 @functools.lru_cache(maxsize=65536)
-def _normalise_host(raw_host: str) -> str:
-    host = raw_host.strip().rstrip(".").lower()
-    if not host:
-        return ""
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:
-        return f"[{ip.compressed}]" if ip.version == 6 else ip.compressed
-    if not host.isascii():
-        host = host.encode("idna").decode("ascii")
+def _host_policy(hostname: str, host_type: int) -> str:
+    """The host as linkmeter keeps it: IP literals as the Standard serialises them, DNS names checked."""
+    if host_type != ada_url.HostType.DEFAULT:
+        return hostname
+    host = hostname.removesuffix(".")
     labels = host.split(".")
-    if any(not label or len(label) > 63 for label in labels) or len(host) > 253:
-        raise ValueError(f"invalid host name {raw_host!r}")
+    if len(host) > 253 or any(len(label) > 63 or not _DNS_LABEL.fullmatch(label) for label in labels):
+        raise InvalidURL("unparseable", f"invalid host name {hostname!r} (not a DNS name)")
     return host
 
 
-def _canonical_path(raw_path: str) -> str:
-    segments: list[str] = []
-    parts = raw_path.split("/")
-    for index, segment in enumerate(parts[1:] if raw_path.startswith("/") else parts):
-        last = index == len(parts) - 2
-        if segment == ".":
-            if last:
-                segments.append("")
-            continue
-        if segment == "..":
-            if segments:
-                segments.pop()
-            if last:
-                segments.append("")
-            continue
-        segments.append(segment)
-    return "/" + "/".join(segments)
+def _canonical_escapes(text: str) -> str:
+    """Percent-escapes in upper-case hex; escaped unreserved characters (RFC 3986 2.3) decoded."""
+    return _ESCAPE.sub(_canonical_escape, text) if "%" in text else text
+
+
+def _canonical_escape(match: re.Match[str]) -> str:
+    char = chr(int(match[1], 16))
+    return char if char in _UNRESERVED else "%" + match[1].upper()
 
 
 @functools.cache
@@ -157,7 +159,12 @@ def registered_domain(host: str) -> str:
 
 
 def host_of(url: str) -> str:
-    return (URL(url).raw_host or "").lower()
+    """The host of ``url`` as the Standard reads it (trailing dot dropped); "" when it has none."""
+    try:
+        parts = ada_url.parse_url(url, ("hostname",))
+    except ValueError:
+        return ""
+    return parts["hostname"].removesuffix(".")
 
 
 def url_variants(url: str) -> list[str]:
