@@ -19,11 +19,10 @@ from yarl import URL
 
 from linkmeter.engine.bodies import read_body
 from linkmeter.engine.dns import DnsClient, parse_servers
-from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.errors import FetchRefused, ProviderError
 from linkmeter.engine.ssrf import (
     AddressLookup,
     AllowList,
-    FetchRefused,
     GuardedResolver,
     blocked_reason,
     dns_lookup,
