@@ -185,3 +185,31 @@ def test_a_ca_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
     ca_file.write_text("not a certificate\n")
     with pytest.raises(ValueError, match=r"LINKMETER_FETCH_CA_FILE: .* holds no PEM certificate"):
         http_settings_from({"LINKMETER_FETCH_CA_FILE": str(ca_file)})
+
+
+# --- every numeric engine setting: one parser, one clear error --------------------------------------------
+
+ENGINE_NUMBERS = ["LINKMETER_URL_DEADLINE", "LINKMETER_REDIS_TIMEOUT", "LINKMETER_FETCH_MAX_BYTES"]
+POLICY_NUMBERS = ["LINKMETER_PAGE_TIMEOUT", "LINKMETER_RDAP_RETRIES", "LINKMETER_REDDIT_RATE",
+                  "LINKMETER_WAYBACK_BURST", "LINKMETER_DNS_CONCURRENCY", "LINKMETER_HACKERNEWS_CACHE_TTL"]
+BAD_NUMBERS = ["nan", "inf", "-inf", "-1", "many"]
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+@pytest.mark.parametrize("variable", ENGINE_NUMBERS + POLICY_NUMBERS)
+def test_a_bad_number_in_any_engine_setting_is_a_settings_error_naming_it(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        chosen = settings(**{variable: value})
+        for cls in PROVIDER_CLASSES:
+            chosen.configure(cls)
+
+
+def test_an_infinite_url_deadline_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="LINKMETER_URL_DEADLINE must be a finite number, got 'inf'"):
+        settings(LINKMETER_URL_DEADLINE="inf")
+
+
+def test_dns_servers_are_read_once_for_the_engine_and_its_http_client() -> None:
+    chosen = settings(LINKMETER_DNS_SERVERS="127.0.0.1:5353")
+    assert chosen.dns_servers == chosen.http.dns_servers == [("127.0.0.1", 5353)]
+    assert settings().dns_servers is None and settings().http.dns_servers is None

@@ -29,20 +29,20 @@ REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 def url_deadline(environ: Mapping[str, str]) -> float:
     """LINKMETER_URL_DEADLINE: seconds per URL (the Celery mode sizes its chunk backstop from it)."""
-    return env.number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
+    return env.number(environ, "LINKMETER_URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
 
 
 def redis_url(environ: Mapping[str, str]) -> str | None:
     """LINKMETER_REDIS_URL: the engine's shared state, and the Celery mode's chord backend; None when unset."""
-    url = env.optional(environ, f"{PREFIX}REDIS_URL")
+    url = env.optional(environ, "LINKMETER_REDIS_URL")
     if url is not None and urlsplit(url).scheme not in REDIS_SCHEMES:
-        raise SettingsError(f"{PREFIX}REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        raise SettingsError("LINKMETER_REDIS_URL must be a redis://, rediss:// or unix:// URL")
     return url
 
 
 def fetch_allow(environ: Mapping[str, str]) -> list[str]:
     """LINKMETER_FETCH_ALLOW: the hosts and networks the SSRF guard lets through (the page fetch, webhooks)."""
-    name = f"{PREFIX}FETCH_ALLOW"
+    name = "LINKMETER_FETCH_ALLOW"
     allow = env.items(environ, name)
     try:
         AllowList.parse(allow)
@@ -54,7 +54,7 @@ def fetch_allow(environ: Mapping[str, str]) -> list[str]:
 def dns_servers(environ: Mapping[str, str]) -> list[tuple[str, int]] | None:
     """LINKMETER_DNS_SERVERS: ``addr[:port],...`` for every lookup (the page fetch, DNS providers); None: the
     system's."""
-    name = f"{PREFIX}DNS_SERVERS"
+    name = "LINKMETER_DNS_SERVERS"
     text = env.text(environ, name)
     if not text:
         return None
@@ -76,13 +76,13 @@ def http_settings(environ: Mapping[str, str], *, servers: list[tuple[str, int]] 
     """The shared HTTP client's settings: LINKMETER_FETCH_ALLOW, _FETCH_PORT_MAP, _FETCH_CA_FILE and
     _FETCH_MAX_BYTES, with the DNS ``servers`` (read once, by ``dns_servers``)."""
     settings = HttpSettings(allow=fetch_allow(environ), dns_servers=servers)
-    port_map = env.text(environ, f"{PREFIX}FETCH_PORT_MAP")
+    port_map = env.text(environ, "LINKMETER_FETCH_PORT_MAP")
     if port_map:
         settings.port_map = _port_map(port_map)
-    ca_file = env.text(environ, f"{PREFIX}FETCH_CA_FILE")
+    ca_file = env.text(environ, "LINKMETER_FETCH_CA_FILE")
     if ca_file:
         settings.ca_pem = _read_ca_file(ca_file)
-    settings.max_body = env.whole(environ, f"{PREFIX}FETCH_MAX_BYTES", settings.max_body, positive=True)
+    settings.max_body = env.whole(environ, "LINKMETER_FETCH_MAX_BYTES", settings.max_body, positive=True)
     return settings
 
 
@@ -98,7 +98,7 @@ def _port_map(text: str) -> dict[int, int]:
             ports = None
         if ports is None or not all(0 < port < 65536 for port in ports):
             raise SettingsError(
-                f"{PREFIX}FETCH_PORT_MAP: expected FROM=TO port pairs like 443=8443,80=8080, got {item!r}")
+                f"LINKMETER_FETCH_PORT_MAP: expected FROM=TO port pairs like 443=8443,80=8080, got {item!r}")
         mapping[ports[0]] = ports[1]
     return mapping
 
@@ -108,9 +108,9 @@ def _read_ca_file(path: str) -> str:
         with open(path, encoding="ascii") as handle:
             pem = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{PREFIX}FETCH_CA_FILE: cannot read {path}: {exc}") from exc
+        raise SettingsError(f"LINKMETER_FETCH_CA_FILE: cannot read {path}: {exc}") from exc
     if "-----BEGIN CERTIFICATE-----" not in pem:
-        raise SettingsError(f"{PREFIX}FETCH_CA_FILE: {path} holds no PEM certificate")
+        raise SettingsError(f"LINKMETER_FETCH_CA_FILE: {path} holds no PEM certificate")
     return pem
 
 
@@ -132,8 +132,8 @@ class EngineSettings:
         return cls(http=http_settings(environ, servers=servers), dns_servers=servers,
                    url_deadline=url_deadline(environ), environ=environ, relax_rate_limits=relax_rate_limits,
                    redis_url=redis_url(environ),
-                   redis_prefix=env.text(environ, f"{PREFIX}REDIS_PREFIX", DEFAULT_PREFIX),
-                   redis_timeout=env.number(environ, f"{PREFIX}REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True))
+                   redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
+                   redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""
