@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.plan import Plan
-from linkmeter.engine.runner import Engine, EngineState
+from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import EngineSettings, SettingsError
+from linkmeter.engine.state import EngineState
 from linkmeter.providers.registry import PROVIDER_CLASSES
 
 
@@ -28,7 +29,7 @@ def build_engine(
     providers = [settings.configure(cls) for cls in PROVIDER_CLASSES]
     plan = Plan.build(providers, select=select)
     if state is None and settings.redis_url:
-        from linkmeter.engine.redis_state import redis_state  # redis is imported only when it is used
+        from linkmeter.engine.state.redis_state import redis_state  # redis is imported only when it is used
 
         try:
             state = redis_state(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)

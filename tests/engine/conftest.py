@@ -1,4 +1,4 @@
-"""Fixtures shared by the engine tests: HTTP clients closed after the test, a client of the real Redis."""
+"""Fixtures shared by the engine tests: HTTP clients closed after the test, a CA, a client of the real Redis."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import trustme
 from redis.exceptions import RedisError
 
 from linkmeter.engine.http import HttpClient, HttpSettings
@@ -30,6 +31,12 @@ async def make_client() -> AsyncIterator[MakeClient]:
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A certificate authority of the test's own (trustme)."""
+    return trustme.CA()
 
 
 REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

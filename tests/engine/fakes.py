@@ -20,7 +20,8 @@ from linkmeter.engine.provider import (
     Signals,
     SignalSpec,
 )
-from linkmeter.engine.runner import Engine, EngineState
+from linkmeter.engine.runner import Engine
+from linkmeter.engine.state import EngineState
 
 Behaviour = Callable[[Signals, int], Awaitable[dict[str, Any]]]
 

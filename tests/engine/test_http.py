@@ -10,7 +10,6 @@ import tracemalloc
 import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 import trustme
@@ -18,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from linkmeter.engine.http import HttpSettings, error_for_status, parse_retry_after
+from linkmeter.engine.http import error_for_status, parse_retry_after
 from linkmeter.engine.provider import ProviderError
 from linkmeter.engine.ssrf import AddressLookup, FetchRefused
 from tests.engine.conftest import MakeClient
@@ -362,11 +361,6 @@ async def test_a_cancelled_fetch_gives_its_connection_back(server: TestServer, m
 # --- TLS and the demo substitutes ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 async def tls_server(
     aiohttp_server: ServerFactory, ca: trustme.CA, sni: list[str | None]
 ) -> TestServer:
@@ -438,55 +432,6 @@ async def test_demo_mode_fetches_a_real_https_url_from_the_emulator_port(
 
 
 # --- settings -----------------------------------------------------------------------------------------
-
-
-def test_settings_from_an_empty_environment_are_the_defaults() -> None:
-    assert HttpSettings.from_env({}) == HttpSettings()
-
-
-def test_settings_from_the_environment(tmp_path: Path, ca: trustme.CA) -> None:
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_bytes(ca.cert_pem.bytes())
-    settings = HttpSettings.from_env({
-        "LINKMETER_FETCH_ALLOW": "127.0.0.0/8, emulator.local,,::1",
-        "LINKMETER_DNS_SERVERS": "127.0.0.1:5353,[::1]:53",
-        "LINKMETER_FETCH_PORT_MAP": "443=8443,80=8080",
-        "LINKMETER_FETCH_CA_FILE": str(ca_file),
-        "LINKMETER_FETCH_MAX_BYTES": "1048576",
-    })
-    assert settings.allow == ["127.0.0.0/8", "emulator.local", "::1"]
-    assert settings.dns_servers == [("127.0.0.1", 5353), ("::1", 53)]
-    assert settings.port_map == {443: 8443, 80: 8080}
-    assert settings.ca_pem == ca.cert_pem.bytes().decode()
-    assert settings.max_body == 1048576
-
-
-@pytest.mark.parametrize(
-    ("name", "value"),
-    [
-        ("LINKMETER_FETCH_ALLOW", "10.0.0.0/33"),
-        ("LINKMETER_FETCH_ALLOW", "http://emulator/"),
-        ("LINKMETER_DNS_SERVERS", "127.0.0.1:dns"),
-        ("LINKMETER_DNS_SERVERS", "dns.example.com"),
-        ("LINKMETER_DNS_SERVERS", "127.0.0.1:70000"),
-        ("LINKMETER_FETCH_PORT_MAP", "443:8443"),
-        ("LINKMETER_FETCH_PORT_MAP", "443=https"),
-        ("LINKMETER_FETCH_PORT_MAP", "443=0"),
-        ("LINKMETER_FETCH_CA_FILE", "/nonexistent/ca.pem"),
-        ("LINKMETER_FETCH_MAX_BYTES", "5MB"),
-        ("LINKMETER_FETCH_MAX_BYTES", "0"),
-    ],
-)
-def test_bad_settings_are_clear_errors(name: str, value: str) -> None:
-    with pytest.raises(ValueError, match=name):
-        HttpSettings.from_env({name: value})
-
-
-def test_a_ca_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_text("not a certificate\n")
-    with pytest.raises(ValueError, match=r"LINKMETER_FETCH_CA_FILE: .* holds no PEM certificate"):
-        HttpSettings.from_env({"LINKMETER_FETCH_CA_FILE": str(ca_file)})
 
 
 # --- status mapping -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from linkmeter.engine.limits import MemoryCircuitBreakers
 from linkmeter.engine.plan import PlanError
 from linkmeter.engine.provider import Policy, ProviderError, Signals
 from linkmeter.engine.results import CallStatus, UrlStatus
-from linkmeter.engine.runner import EngineState
+from linkmeter.engine.state import EngineState
 from tests.engine.fakes import FakeProvider, fails, hangs, make_engine, retryable, returns
 
 URL = "https://news.example.org/a/1"
@@ -259,14 +259,14 @@ async def test_a_result_held_in_process_is_final_at_once_and_starts_its_dependen
                           behave=returns({"report.x": 1}))
     engine = make_engine(whois, report)
     await engine.analyze("https://a.example.org/1")
-    called: list[str] = []  # providers run as a task through call()
-    original = engine.call
+    called: list[str] = []  # providers run as a task through calls.call()
+    original = engine.calls.call
 
     async def counting_call(provider: Any, signals: Any, deadline: float) -> Any:
         called.append(provider.name)
         return await original(provider, signals, deadline)
 
-    engine.call = counting_call  # type: ignore[method-assign]
+    engine.calls.call = counting_call  # type: ignore[method-assign]
     result = await engine.analyze("https://b.example.org/2")
     cached = result.providers["whois"]
     assert cached.status is CallStatus.CACHED and cached.message == "from cache" and cached.attempts == 0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from linkmeter.engine.runner import DEFAULT_URL_DEADLINE
-from linkmeter.engine.settings import EngineSettings, SettingsError
+import pytest
+import trustme
+
+from linkmeter.engine.http import HttpSettings
+from linkmeter.engine.settings import DEFAULT_URL_DEADLINE, EngineSettings, SettingsError
 from linkmeter.providers.dnsbl import DnsblProvider, zones
 from linkmeter.providers.hackernews import HackerNewsProvider
 from linkmeter.providers.page import PageProvider
@@ -126,3 +129,87 @@ def test_a_bad_policy_value_raises_a_settings_error_naming_the_variable(variable
 def test_a_bad_global_value_raises_a_settings_error_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         settings(**{variable: value})
+
+
+# --- the shared HTTP client's settings (moved here from tests/engine/test_http.py) -----------------------
+
+
+def http_settings_from(environ: dict[str, str]) -> HttpSettings:
+    return EngineSettings.from_env(environ).http
+
+
+def test_settings_from_an_empty_environment_are_the_defaults() -> None:
+    assert http_settings_from({}) == HttpSettings()
+
+
+def test_settings_from_the_environment(tmp_path: Path, ca: trustme.CA) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.cert_pem.bytes())
+    settings = http_settings_from({
+        "LINKMETER_FETCH_ALLOW": "127.0.0.0/8, emulator.local,,::1",
+        "LINKMETER_DNS_SERVERS": "127.0.0.1:5353,[::1]:53",
+        "LINKMETER_FETCH_PORT_MAP": "443=8443,80=8080",
+        "LINKMETER_FETCH_CA_FILE": str(ca_file),
+        "LINKMETER_FETCH_MAX_BYTES": "1048576",
+    })
+    assert settings.allow == ["127.0.0.0/8", "emulator.local", "::1"]
+    assert settings.dns_servers == [("127.0.0.1", 5353), ("::1", 53)]
+    assert settings.port_map == {443: 8443, 80: 8080}
+    assert settings.ca_pem == ca.cert_pem.bytes().decode()
+    assert settings.max_body == 1048576
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LINKMETER_FETCH_ALLOW", "10.0.0.0/33"),
+        ("LINKMETER_FETCH_ALLOW", "http://emulator/"),
+        ("LINKMETER_DNS_SERVERS", "127.0.0.1:dns"),
+        ("LINKMETER_DNS_SERVERS", "dns.example.com"),
+        ("LINKMETER_DNS_SERVERS", "127.0.0.1:70000"),
+        ("LINKMETER_FETCH_PORT_MAP", "443:8443"),
+        ("LINKMETER_FETCH_PORT_MAP", "443=https"),
+        ("LINKMETER_FETCH_PORT_MAP", "443=0"),
+        ("LINKMETER_FETCH_CA_FILE", "/nonexistent/ca.pem"),
+        ("LINKMETER_FETCH_MAX_BYTES", "5MB"),
+        ("LINKMETER_FETCH_MAX_BYTES", "0"),
+    ],
+)
+def test_bad_settings_are_clear_errors(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        http_settings_from({name: value})
+
+
+def test_a_ca_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text("not a certificate\n")
+    with pytest.raises(ValueError, match=r"LINKMETER_FETCH_CA_FILE: .* holds no PEM certificate"):
+        http_settings_from({"LINKMETER_FETCH_CA_FILE": str(ca_file)})
+
+
+# --- every numeric engine setting: one parser, one clear error --------------------------------------------
+
+ENGINE_NUMBERS = ["LINKMETER_URL_DEADLINE", "LINKMETER_REDIS_TIMEOUT", "LINKMETER_FETCH_MAX_BYTES"]
+POLICY_NUMBERS = ["LINKMETER_PAGE_TIMEOUT", "LINKMETER_RDAP_RETRIES", "LINKMETER_REDDIT_RATE",
+                  "LINKMETER_WAYBACK_BURST", "LINKMETER_DNS_CONCURRENCY", "LINKMETER_HACKERNEWS_CACHE_TTL"]
+BAD_NUMBERS = ["nan", "inf", "-inf", "-1", "many"]
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+@pytest.mark.parametrize("variable", ENGINE_NUMBERS + POLICY_NUMBERS)
+def test_a_bad_number_in_any_engine_setting_is_a_settings_error_naming_it(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        chosen = settings(**{variable: value})
+        for cls in PROVIDER_CLASSES:
+            chosen.configure(cls)
+
+
+def test_an_infinite_url_deadline_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match="LINKMETER_URL_DEADLINE must be a finite number, got 'inf'"):
+        settings(LINKMETER_URL_DEADLINE="inf")
+
+
+def test_dns_servers_are_read_once_for_the_engine_and_its_http_client() -> None:
+    chosen = settings(LINKMETER_DNS_SERVERS="127.0.0.1:5353")
+    assert chosen.dns_servers == chosen.http.dns_servers == [("127.0.0.1", 5353)]
+    assert settings().dns_servers is None and settings().http.dns_servers is None

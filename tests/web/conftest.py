@@ -27,7 +27,8 @@ class SharedRedis:
 
     async def fill(self, provider: str, count: int, *, ttl: float = 600.0) -> None:
         """Caches ``count`` results of ``provider`` as a worker's engine would (through RedisCache)."""
-        from linkmeter.engine.redis_state import RedisCache, RedisLink
+        from linkmeter.engine.state.cache import RedisCache
+        from linkmeter.engine.state.link import RedisLink
 
         link = RedisLink.from_url(self.url, prefix=self.prefix, timeout=2.0)
         try:

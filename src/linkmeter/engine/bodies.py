@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.errors import ProviderError
 
 _CHUNK = 64 * 1024
 

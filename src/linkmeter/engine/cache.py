@@ -1,4 +1,4 @@
-"""Provider result caches (a port and its in-memory implementation) and in-flight call coalescing."""
+"""The in-memory result cache (an LRU with expiry) and in-flight call coalescing (single flight)."""
 
 from __future__ import annotations
 
@@ -6,41 +6,9 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class CacheEntry:
-    signals: dict[str, Any]
-    raw: Any
-    stored_at: float
-
-
-class ResultCache(Protocol):
-    """Where successful provider results live for their TTL. Keys are ``provider:key`` strings."""
-
-    async def get(self, key: str) -> CacheEntry | None: ...
-
-    async def set(self, key: str, entry: CacheEntry, ttl: float) -> None: ...
-
-
-class PeekableCache(Protocol):
-    """A cache that holds some entries in this process and can hand them out without I/O (``MemoryCache``,
-    the Redis cache's near-cache): the engine then finalises such a call at once, without a task."""
-
-    def peek(self, key: str) -> CacheEntry | None:
-        """The live entry when this process holds it; None means "ask ``get``", not "absent"."""
-        ...
-
-
-class CountingCache(Protocol):
-    """A cache that can tell how many entries a provider has in it (for the providers page)."""
-
-    async def entries(self, provider: str, *, limit: int) -> int | None:
-        """Live entries of ``provider`` (keys ``provider:...``), counting stops past ``limit`` (so a result of
-        ``limit + 1`` means "more than limit"); None when the cache cannot tell right now."""
-        ...
+from linkmeter.engine.ports import CacheEntry as CacheEntry  # named here too: MemoryCache's callers build them
 
 
 class MemoryCache:

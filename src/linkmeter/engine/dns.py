@@ -10,7 +10,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.errors import ProviderError
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import ssl
 import time
@@ -18,12 +17,11 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from linkmeter.engine.bodies import read_body
-from linkmeter.engine.dns import DnsClient, parse_servers
-from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.dns import DnsClient
+from linkmeter.engine.errors import FetchRefused, ProviderError
 from linkmeter.engine.ssrf import (
     AddressLookup,
     AllowList,
-    FetchRefused,
     GuardedResolver,
     blocked_reason,
     dns_lookup,
@@ -40,8 +38,6 @@ DEFAULT_MAX_REDIRECTS = 5
 ACCEPT_ENCODING = "gzip, deflate"
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
-
-
 _HOST_VERDICTS = 4096  # hosts whose guard verdict is kept (then the memo starts over)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _HTTP_SCHEMES = frozenset({"http", "https"})
@@ -51,7 +47,8 @@ _CROSS_ORIGIN_HEADERS = frozenset({"accept", "accept-language", "user-agent"})
 
 @dataclass(slots=True)
 class HttpSettings:
-    """How the shared client behaves. ``port_map`` and ``ca_pem`` are demo-only substitutes."""
+    """How the shared client behaves (from the environment: ``engine.settings.http_settings``). ``port_map`` and
+    ``ca_pem`` are demo-only substitutes."""
 
     user_agent: str = USER_AGENT
     max_body: int = DEFAULT_MAX_BODY
@@ -62,84 +59,6 @@ class HttpSettings:
     port_map: dict[int, int] = field(default_factory=dict)
     ca_pem: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> HttpSettings:
-        """Read LINKMETER_FETCH_ALLOW, LINKMETER_DNS_SERVERS, LINKMETER_FETCH_PORT_MAP,
-        LINKMETER_FETCH_CA_FILE and LINKMETER_FETCH_MAX_BYTES; ValueError names the bad variable."""
-        settings = cls()
-        allow = environ.get("LINKMETER_FETCH_ALLOW", "")
-        settings.allow = [item.strip() for item in allow.split(",") if item.strip()]
-        try:
-            AllowList.parse(settings.allow)
-        except ValueError as exc:
-            raise ValueError(f"LINKMETER_FETCH_ALLOW: {exc}") from exc
-        servers = environ.get("LINKMETER_DNS_SERVERS", "").strip()
-        if servers:
-            settings.dns_servers = _parse_dns_servers(servers)
-        port_map = environ.get("LINKMETER_FETCH_PORT_MAP", "").strip()
-        if port_map:
-            settings.port_map = _parse_port_map(port_map)
-        ca_file = environ.get("LINKMETER_FETCH_CA_FILE", "").strip()
-        if ca_file:
-            settings.ca_pem = _read_ca_file(ca_file)
-        max_bytes = environ.get("LINKMETER_FETCH_MAX_BYTES", "").strip()
-        if max_bytes:
-            settings.max_body = _parse_max_bytes(max_bytes)
-        return settings
-
-
-def _parse_dns_servers(text: str) -> list[tuple[str, int]]:
-    try:
-        servers = parse_servers(text)
-    except ValueError as exc:
-        raise ValueError(f"LINKMETER_DNS_SERVERS: expected addr[:port],... got {text!r}") from exc
-    for host, port in servers:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError as exc:
-            raise ValueError(f"LINKMETER_DNS_SERVERS: {host!r} is not an IP address") from exc
-        if not 0 < port < 65536:
-            raise ValueError(f"LINKMETER_DNS_SERVERS: port {port} out of range")
-    return servers
-
-
-def _parse_port_map(text: str) -> dict[int, int]:
-    mapping: dict[int, int] = {}
-    for item in (part.strip() for part in text.split(",")):
-        if not item:
-            continue
-        source, sep, target = item.partition("=")
-        try:
-            ports = (int(source), int(target)) if sep else None
-        except ValueError:
-            ports = None
-        if ports is None or not all(0 < port < 65536 for port in ports):
-            raise ValueError(
-                f"LINKMETER_FETCH_PORT_MAP: expected FROM=TO port pairs like 443=8443,80=8080, got {item!r}")
-        mapping[ports[0]] = ports[1]
-    return mapping
-
-
-def _read_ca_file(path: str) -> str:
-    try:
-        with open(path, encoding="ascii") as handle:
-            pem = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"LINKMETER_FETCH_CA_FILE: cannot read {path}: {exc}") from exc
-    if "-----BEGIN CERTIFICATE-----" not in pem:
-        raise ValueError(f"LINKMETER_FETCH_CA_FILE: {path} holds no PEM certificate")
-    return pem
-
-
-def _parse_max_bytes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ValueError(f"LINKMETER_FETCH_MAX_BYTES: expected a positive number of bytes, got {text!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +122,6 @@ def error_for_status(status: int, headers: Mapping[str, str], url: str, snippet:
         return ProviderError(f"HTTP {status} from {url}{detail}", retryable=True,
                              retry_after=retry_after, status=status)
     return ProviderError(f"HTTP {status} from {url}{detail}", retryable=False, status=status)
-
 
 
 

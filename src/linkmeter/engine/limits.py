@@ -1,27 +1,12 @@
-"""Rate limiter and circuit breaker state: small ports with in-memory implementations (Redis comes later)."""
+"""In-memory rate limiter (GCRA) and circuit breakers, for one process (the Redis ones: ``engine.state``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
 
-
-class RateLimiter(Protocol):
-    async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
-        """Reserve one call slot; return the seconds to wait before using it, or None (nothing reserved)
-        when the wait would exceed ``max_wait``. A pause (below) delays every slot until it ends."""
-        ...
-
-    async def pause(self, name: str, seconds: float) -> None:
-        """The provider said "slow down" (429 + Retry-After): no call to it for ``seconds``, anywhere."""
-        ...
-
-    async def paused_for(self, name: str) -> float:
-        """Seconds left of a pause (0.0 when none)."""
-        ...
+from linkmeter.engine.ports import BreakerState as BreakerState  # named here too: the breakers' callers read it
 
 
 class MemoryRateLimiter:
@@ -52,25 +37,11 @@ class MemoryRateLimiter:
         return max(0.0, self._paused_until.get(name, 0.0) - self._clock())
 
 
-class BreakerState(StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
 @dataclass(slots=True)
 class _Breaker:
     failures: int = 0
     opened_at: float | None = None
     probing: bool = False
-
-
-class CircuitBreakers(Protocol):
-    async def allow(self, name: str, threshold: int, cooldown: float) -> bool: ...
-
-    async def record(self, name: str, success: bool, threshold: int) -> None: ...
-
-    async def state(self, name: str, cooldown: float) -> BreakerState: ...
 
 
 class MemoryCircuitBreakers:

@@ -11,7 +11,8 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
-from linkmeter.engine.provider import Policy, ProviderError
+from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.provider import Policy
 
 # An attempt that would start with less than this much time left is not worth starting.
 MIN_ATTEMPT_SECONDS = 0.05

@@ -5,11 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from linkmeter.engine.dns import DnsClient
-    from linkmeter.engine.http import HttpClient
+from linkmeter.engine.errors import ProviderError as ProviderError  # providers import it from here
+from linkmeter.engine.ports import DnsApi, HttpApi
 
 Signals = Mapping[str, Any]
 
@@ -65,32 +64,12 @@ class Collected:
     raw: Any = None
 
 
-class ProviderError(Exception):
-    """A failed call. ``retryable`` failures are retried by the engine; ``retry_after`` is in seconds."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        retryable: bool = False,
-        retry_after: float | None = None,
-        status: int | None = None,
-        rate_limited: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.status = status
-        self.rate_limited = rate_limited
-
-
 @dataclass(slots=True)
 class CallContext:
     """What a provider may use during a call: the shared HTTP client, the DNS client and its config."""
 
-    http: HttpClient
-    dns: DnsClient
+    http: HttpApi
+    dns: DnsApi
     config: ProviderConfig
 
 

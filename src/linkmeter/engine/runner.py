@@ -5,56 +5,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
-from linkmeter.engine.cache import CacheEntry, MemoryCache, ResultCache, SingleFlight
+from linkmeter.engine.call import CallPipeline
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.limits import (
-    CircuitBreakers,
-    MemoryCircuitBreakers,
-    MemoryRateLimiter,
-    RateLimiter,
-)
 from linkmeter.engine.observe import EngineObserver, logging_context, notify_call, notify_url
 from linkmeter.engine.plan import Plan
-from linkmeter.engine.policy import call_with_retries
-from linkmeter.engine.provider import CallContext, Collected, Provider, ProviderError
+from linkmeter.engine.provider import Provider
 from linkmeter.engine.results import SUCCESS, CallResult, CallStatus, UrlResult, UrlStatus, url_status
+from linkmeter.engine.settings import DEFAULT_URL_DEADLINE
+from linkmeter.engine.state import EngineState
 from linkmeter.engine.urls import parse_url
 
 log = logging.getLogger(__name__)
-
-DEFAULT_URL_DEADLINE = 60.0
-SLOT_WAIT_MARGIN = 0.05  # a wait for a slot ends this long before the URL deadline
-DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 that gave no Retry-After
-
-
-@dataclass(slots=True)
-class EngineState:
-    """What calls share: caches, limits and breakers (in memory here; in Redis when workers scale out:
-    ``linkmeter.engine.redis_state.redis_state``). ``closer`` releases what the state holds (a Redis pool)."""
-
-    cache: ResultCache = field(default_factory=MemoryCache)
-    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
-    breakers: CircuitBreakers = field(default_factory=MemoryCircuitBreakers)
-    closer: Callable[[], Awaitable[None]] | None = None
-
-    async def aclose(self) -> None:
-        if self.closer is not None:
-            await self.closer()
-
-
-@dataclass(slots=True)
-class _Shared:
-    """The outcome of one upstream call, handed to every URL that joined it in flight."""
-
-    status: CallStatus
-    attempts: int
-    message: str
-    collected: Collected | None
 
 
 class Engine:
@@ -78,14 +43,8 @@ class Engine:
         self.state = state or EngineState()
         self.url_deadline = url_deadline
         self._clock = clock
-        self._flights: SingleFlight[_Shared] = SingleFlight()
-        self._semaphores = {
-            p.name: asyncio.Semaphore(p.policy.concurrency) for p in plan.providers if p.policy.concurrency
-        }
-        self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in plan.providers}
-        self._disabled = {p.name: p.disabled_reason() for p in plan.providers}
+        self.calls = CallPipeline(plan.providers, http=http, dns=dns, state=self.state, clock=clock)
         self._selections: dict[frozenset[str], Engine] = {}
-        self._peek: Callable[[str], CacheEntry | None] | None = getattr(self.state.cache, "peek", None)
 
     async def close(self) -> None:
         """Close the shared HTTP client and the shared state (their connection pools). Call once, when the
@@ -96,7 +55,7 @@ class Engine:
             await self.state.aclose()
 
     def disabled(self) -> dict[str, str]:
-        return {name: reason for name, reason in self._disabled.items() if reason}
+        return self.calls.disabled()
 
     def narrowed(self, select: Iterable[str]) -> Engine:
         """An engine running only ``select`` (plus the providers they need), sharing this one's clients,
@@ -104,8 +63,7 @@ class Engine:
         name."""
         view = Engine(Plan.build(self.plan.providers, select=select), http=self.http, dns=self.dns,
                       state=self.state, url_deadline=self.url_deadline, clock=self._clock, observer=self.observer)
-        view._flights = self._flights
-        view._semaphores = self._semaphores
+        view.calls = self.calls.narrowed(view.plan.providers)
         return view
 
     def for_selection(self, providers: Iterable[str]) -> Engine:
@@ -124,7 +82,8 @@ class Engine:
         started = self._clock()
         parsed = parse_url(url)
         signals: dict[str, Any] = {"url": parsed.url, "host": parsed.host, "domain": parsed.domain}
-        run = _UrlRun(self, signals, started + (deadline or self.url_deadline))
+        run = _UrlRun(self.plan, self.calls, self._clock, self.observer, signals,
+                      started + (deadline or self.url_deadline))
         with logging_context(url=parsed.url):
             results = await run.execute()
         result = UrlResult(
@@ -177,152 +136,16 @@ class Engine:
             for task in pending:
                 task.cancel()
 
-    def cached(self, provider: Provider, signals: dict[str, Any]) -> CallResult | None:
-        """The call's result when this process holds it in its cache (a ``PeekableCache``), at once: no task,
-        no I/O. None means "run ``call``", which also reports a disabled provider or a failing key()."""
-        if self._peek is None or provider.policy.cache_ttl <= 0 or self._disabled.get(provider.name):
-            return None
-        started = self._clock()
-        try:
-            key = provider.key(signals)
-        except Exception:  # call() says what went wrong
-            return None
-        entry = self._peek(f"{provider.name}:{key}")
-        if entry is None:
-            return None
-        return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0, "from cache",
-                          dict(entry.signals), entry.raw, key)
-
-    async def call(self, provider: Provider, signals: dict[str, Any], deadline: float) -> CallResult:
-        """One provider call for one URL, with every policy applied; never raises."""
-        started = self._clock()
-        reason = self._disabled.get(provider.name)
-        if reason:
-            return CallResult(provider.name, CallStatus.DISABLED, message=reason)
-        try:
-            key = provider.key(signals)
-        except Exception as exc:  # a provider bug costs only its own cell
-            return CallResult(provider.name, CallStatus.ERROR, message=f"key() failed: {exc!r}")
-        cache_key = f"{provider.name}:{key}"
-        policy = provider.policy
-        if policy.cache_ttl > 0:
-            entry = await self.state.cache.get(cache_key)
-            if entry is not None:
-                return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0,
-                                  "from cache", dict(entry.signals), entry.raw, key)
-        shared, joined = await self._flights.run(
-            cache_key, lambda: self._upstream(provider, signals, key, cache_key, deadline)
-        )
-        if joined and shared.status is CallStatus.TIMEOUT and self._clock() < deadline - 0.05:
-            # The call we joined ran under its first caller's (earlier) deadline; ours has time left.
-            shared, joined = await self._flights.run(
-                cache_key, lambda: self._upstream(provider, signals, key, cache_key, deadline)
-            )
-        latency = (self._clock() - started) * 1000
-        collected = shared.collected
-        if joined:
-            status = CallStatus.CACHED if shared.status is CallStatus.OK else shared.status
-            message = "shared an identical call in flight" if status is CallStatus.CACHED else shared.message
-            return CallResult(provider.name, status, latency, 0, message,
-                              dict(collected.signals) if collected else {},
-                              collected.raw if collected else None, key)
-        return CallResult(provider.name, shared.status, latency, shared.attempts, shared.message,
-                          collected.signals if collected else {}, collected.raw if collected else None, key)
-
-    async def _upstream(
-        self, provider: Provider, signals: dict[str, Any], key: str, cache_key: str, deadline: float
-    ) -> _Shared:
-        policy = provider.policy
-        name = provider.name
-        started = self._clock()
-        if not await self.state.breakers.allow(name, policy.breaker_threshold, policy.breaker_cooldown):
-            return _Shared(CallStatus.CIRCUIT_OPEN, 0, "circuit open after repeated failures", None)
-        success = False
-        try:
-            semaphore = self._semaphores.get(name)
-            if semaphore is not None:
-                try:
-                    # Give up just before the URL's deadline, so the call can still say why it did not run.
-                    async with asyncio.timeout(max(0.0, deadline - self._clock() - SLOT_WAIT_MARGIN)):
-                        await semaphore.acquire()
-                except TimeoutError:
-                    success = True  # our own cap was full: says nothing about the provider's health
-                    return _Shared(CallStatus.RATE_LIMITED, 0,
-                                   f"concurrency cap ({policy.concurrency}) full until the deadline", None)
-            try:
-                async def wait_for_slot() -> None:
-                    limiter = self.state.limiter
-                    while True:
-                        left = deadline - self._clock() - SLOT_WAIT_MARGIN
-                        if policy.rate_per_sec:
-                            wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
-                        else:
-                            paused = await limiter.paused_for(name)
-                            wait = paused if paused <= left else None
-                        if wait is None:
-                            raise _RateLimitWait(policy.rate_per_sec)
-                        if wait > 0:
-                            await asyncio.sleep(wait)
-                        # A 429 anywhere while we waited (slots are booked seconds ahead under load) pauses
-                        # the provider: our slot is void, take a new one after the pause.
-                        if wait == 0 or await limiter.paused_for(name) <= 0:
-                            return
-
-                async def attempt() -> Collected:
-                    try:
-                        return await provider.collect(self._contexts[name], signals)
-                    except ProviderError as exc:
-                        if exc.rate_limited:
-                            # Every caller of this provider (every worker, with shared state) pauses too.
-                            await self.state.limiter.pause(name, exc.retry_after or DEFAULT_PAUSE_SECONDS)
-                        raise
-
-                collected, attempts = await call_with_retries(
-                    attempt, policy=policy, deadline=deadline, clock=self._clock, before_attempt=wait_for_slot,
-                )
-            finally:
-                if semaphore is not None:
-                    semaphore.release()
-        except _RateLimitWait as exc:
-            success = True  # our own limiter said no: the provider itself is healthy
-            return _Shared(CallStatus.RATE_LIMITED, _attempts(exc), str(exc), None)
-        except TimeoutError as exc:
-            return _Shared(CallStatus.TIMEOUT, _attempts(exc),
-                           f"no answer within {min(policy.timeout, deadline - started):.3g}s", None)
-        except ProviderError as exc:
-            status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
-            success = not exc.retryable and not exc.rate_limited  # a 4xx answer is the caller's problem
-            return _Shared(status, _attempts(exc), exc.message, None)
-        except Exception as exc:  # a provider bug costs only its own cell
-            log.exception("provider %s failed unexpectedly", name)
-            return _Shared(CallStatus.ERROR, _attempts(exc), f"unexpected {type(exc).__name__}: {exc}", None)
-        else:
-            success = True
-            if policy.cache_ttl > 0:
-                await self.state.cache.set(
-                    cache_key, CacheEntry(collected.signals, collected.raw, time.time()), policy.cache_ttl
-                )
-            return _Shared(CallStatus.OK, attempts, "", collected)
-        finally:
-            await self.state.breakers.record(name, success, policy.breaker_threshold)
-
-
-def _attempts(exc: BaseException) -> int:
-    return int(getattr(exc, "attempts", 0))
-
-
-class _RateLimitWait(Exception):
-    def __init__(self, rate: float | None) -> None:
-        limit = f"rate limit ({rate:g}/s)" if rate else "a pause after HTTP 429"
-        super().__init__(f"{limit} would not free a slot before the deadline")
-
 
 class _UrlRun:
     """One URL's run: starts providers as their inputs become final; ends by the deadline."""
 
-    def __init__(self, engine: Engine, signals: dict[str, Any], deadline: float) -> None:
-        self.engine = engine
-        self.plan = engine.plan
+    def __init__(self, plan: Plan, calls: CallPipeline, clock: Callable[[], float], observer: EngineObserver | None,
+                 signals: dict[str, Any], deadline: float) -> None:
+        self.plan = plan
+        self.calls = calls
+        self.clock = clock
+        self.observer = observer
         self.signals = signals
         self.deadline = deadline
         self.results: dict[str, CallResult] = {}
@@ -336,7 +159,7 @@ class _UrlRun:
         for name in [name for name, deps in self.waiting.items() if not deps]:
             self._start(name)
         if len(self.results) < len(self.plan.providers):
-            remaining = self.deadline - self.engine._clock()
+            remaining = self.deadline - self.clock()
             try:
                 async with asyncio.timeout(max(0.0, remaining)):
                     await self.all_final.wait()
@@ -348,7 +171,7 @@ class _UrlRun:
 
     def _start(self, name: str) -> None:
         provider = self.plan.by_name(name)
-        if self.ending or self.engine._clock() >= self.deadline:
+        if self.ending or self.clock() >= self.deadline:
             self._final(name, CallResult(
                 name, CallStatus.SKIPPED, message="URL deadline reached before it could start"))
             return
@@ -356,7 +179,7 @@ class _UrlRun:
         if missing:
             self._final(name, CallResult(name, CallStatus.SKIPPED, message=self._why_missing(missing)))
             return
-        cached = self.engine.cached(provider, self.signals)
+        cached = self.calls.cached(provider, self.signals)
         if cached is not None:
             self._final(name, cached)
             return
@@ -364,15 +187,15 @@ class _UrlRun:
 
     async def _run(self, provider: Provider) -> None:
         with logging_context(provider=provider.name):
-            result = await self.engine.call(provider, dict(self.signals), self.deadline)
+            result = await self.calls.call(provider, dict(self.signals), self.deadline)
         self._final(provider.name, result)
 
     def _final(self, name: str, result: CallResult) -> None:
         if name in self.results:
             return
         self.results[name] = result
-        if self.engine.observer is not None:
-            notify_call(self.engine.observer, name, result)
+        if self.observer is not None:
+            notify_call(self.observer, name, result)
         if result.status in SUCCESS:
             for signal, value in result.signals.items():
                 if self.plan.producer.get(signal) == name:

@@ -1,25 +1,117 @@
-"""Engine settings from the environment: per-provider base URL, key, policy overrides, and deadlines."""
+"""Engine settings from the environment (LINKMETER_*): the HTTP client, DNS, the URL deadline, Redis, providers.
+
+Each variable is read here once, through ``linkmeter.engine.env``, with its one default. The readers of the
+variables other sides use too (``url_deadline``, ``redis_url``, ``fetch_allow``) are public: the Celery
+settings and the web settings call them instead of parsing the same variable again. The full list:
+docs/architecture.md, "Settings".
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from linkmeter.engine import env
 from linkmeter.engine.dns import parse_servers
+from linkmeter.engine.errors import SettingsError as SettingsError  # callers catch it from here
 from linkmeter.engine.http import HttpSettings
 from linkmeter.engine.provider import Policy, Provider, ProviderConfig
-from linkmeter.engine.runner import DEFAULT_URL_DEADLINE
+from linkmeter.engine.ssrf import AllowList
+from linkmeter.engine.state import DEFAULT_PREFIX, DEFAULT_TIMEOUT
 
 PREFIX = "LINKMETER_"
-_FALSE = {"0", "false", "no", "off"}
-_TRUE = {"1", "true", "yes", "on"}
+DEFAULT_URL_DEADLINE = 60.0  # seconds per URL
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
-class SettingsError(ValueError):
-    """A LINKMETER_* variable has a value that cannot be used; the message names it."""
+def url_deadline(environ: Mapping[str, str]) -> float:
+    """LINKMETER_URL_DEADLINE: seconds per URL (the Celery mode sizes its chunk backstop from it)."""
+    return env.number(environ, "LINKMETER_URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
+
+
+def redis_url(environ: Mapping[str, str]) -> str | None:
+    """LINKMETER_REDIS_URL: the engine's shared state, and the Celery mode's chord backend; None when unset."""
+    url = env.optional(environ, "LINKMETER_REDIS_URL")
+    if url is not None and urlsplit(url).scheme not in REDIS_SCHEMES:
+        raise SettingsError("LINKMETER_REDIS_URL must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
+def fetch_allow(environ: Mapping[str, str]) -> list[str]:
+    """LINKMETER_FETCH_ALLOW: the hosts and networks the SSRF guard lets through (the page fetch, webhooks)."""
+    name = "LINKMETER_FETCH_ALLOW"
+    allow = env.items(environ, name)
+    try:
+        AllowList.parse(allow)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
+    return allow
+
+
+def dns_servers(environ: Mapping[str, str]) -> list[tuple[str, int]] | None:
+    """LINKMETER_DNS_SERVERS: ``addr[:port],...`` for every lookup (the page fetch, DNS providers); None: the
+    system's."""
+    name = "LINKMETER_DNS_SERVERS"
+    text = env.text(environ, name)
+    if not text:
+        return None
+    try:
+        servers = parse_servers(text)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: expected addr[:port],... got {text!r}") from exc
+    for host, port in servers:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {host!r} is not an IP address") from exc
+        if not 0 < port < 65536:
+            raise SettingsError(f"{name}: port {port} out of range")
+    return servers or None
+
+
+def http_settings(environ: Mapping[str, str], *, servers: list[tuple[str, int]] | None) -> HttpSettings:
+    """The shared HTTP client's settings: LINKMETER_FETCH_ALLOW, _FETCH_PORT_MAP, _FETCH_CA_FILE and
+    _FETCH_MAX_BYTES, with the DNS ``servers`` (read once, by ``dns_servers``)."""
+    settings = HttpSettings(allow=fetch_allow(environ), dns_servers=servers)
+    port_map = env.text(environ, "LINKMETER_FETCH_PORT_MAP")
+    if port_map:
+        settings.port_map = _port_map(port_map)
+    ca_file = env.text(environ, "LINKMETER_FETCH_CA_FILE")
+    if ca_file:
+        settings.ca_pem = _read_ca_file(ca_file)
+    settings.max_body = env.whole(environ, "LINKMETER_FETCH_MAX_BYTES", settings.max_body, positive=True)
+    return settings
+
+
+def _port_map(text: str) -> dict[int, int]:
+    mapping: dict[int, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        source, sep, target = item.partition("=")
+        try:
+            ports = (int(source), int(target)) if sep else None
+        except ValueError:
+            ports = None
+        if ports is None or not all(0 < port < 65536 for port in ports):
+            raise SettingsError(
+                f"LINKMETER_FETCH_PORT_MAP: expected FROM=TO port pairs like 443=8443,80=8080, got {item!r}")
+        mapping[ports[0]] = ports[1]
+    return mapping
+
+
+def _read_ca_file(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            pem = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"LINKMETER_FETCH_CA_FILE: cannot read {path}: {exc}") from exc
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise SettingsError(f"LINKMETER_FETCH_CA_FILE: {path} holds no PEM certificate")
+    return pem
 
 
 @dataclass(slots=True)
@@ -30,41 +122,31 @@ class EngineSettings:
     environ: Mapping[str, str]
     relax_rate_limits: bool = False  # against the emulator: no default rate limits, only explicit ones
     redis_url: str | None = None  # LINKMETER_REDIS_URL: shared rate limits, breakers and caches
-    redis_prefix: str = "linkmeter:"  # LINKMETER_REDIS_PREFIX: namespace of every key linkmeter writes
-    redis_timeout: float = 0.5  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
+    redis_prefix: str = DEFAULT_PREFIX  # LINKMETER_REDIS_PREFIX: namespace of every key linkmeter writes
+    redis_timeout: float = DEFAULT_TIMEOUT  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
-        try:
-            http = HttpSettings.from_env(environ)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from exc
-        servers_text = environ.get(f"{PREFIX}DNS_SERVERS", "").strip()
-        try:
-            servers = parse_servers(servers_text) if servers_text else None
-        except ValueError as exc:
-            raise SettingsError(f"{PREFIX}DNS_SERVERS: {exc}") from exc
-        deadline = _number(environ, f"{PREFIX}URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
-        redis_url = environ.get(f"{PREFIX}REDIS_URL", "").strip() or None
-        if redis_url is not None and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
-            raise SettingsError(f"{PREFIX}REDIS_URL must be a redis://, rediss:// or unix:// URL")
-        return cls(http=http, dns_servers=servers, url_deadline=deadline, environ=environ,
-                   relax_rate_limits=relax_rate_limits, redis_url=redis_url,
-                   redis_prefix=environ.get(f"{PREFIX}REDIS_PREFIX", "").strip() or "linkmeter:",
-                   redis_timeout=_number(environ, f"{PREFIX}REDIS_TIMEOUT", 0.5, positive=True))
+        """Raises SettingsError naming the first bad variable."""
+        servers = dns_servers(environ)
+        return cls(http=http_settings(environ, servers=servers), dns_servers=servers,
+                   url_deadline=url_deadline(environ), environ=environ, relax_rate_limits=relax_rate_limits,
+                   redis_url=redis_url(environ),
+                   redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
+                   redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""
         name = provider_class.name
         prefix = f"{PREFIX}{name.upper()}_"
-        env = self.environ
+        environ = self.environ
         config = ProviderConfig(
-            base_url=env.get(prefix + "BASE_URL", provider_class.default_base_url).rstrip("/")
+            base_url=environ.get(prefix + "BASE_URL", provider_class.default_base_url).rstrip("/")
             or provider_class.default_base_url,
-            api_key=env.get(prefix + "API_KEY") or None,
+            api_key=environ.get(prefix + "API_KEY") or None,
             # LINKMETER_DNSBL_OPT_SURBL_ZONE -> extra["surbl_zone"]: the provider's own option name.
-            extra={k[len(prefix + "OPT_"):].lower(): v for k, v in env.items() if k.startswith(prefix + "OPT_")},
-            enabled=_flag(env, prefix + "ENABLED", True),
+            extra={k[len(prefix + "OPT_"):].lower(): v for k, v in environ.items() if k.startswith(prefix + "OPT_")},
+            enabled=env.flag(environ, prefix + "ENABLED", True),
         )
         provider = provider_class(config)
         # Start from the instance's policy: a provider may adapt it to its config (e.g. OAuth rates).
@@ -72,58 +154,19 @@ class EngineSettings:
         return provider
 
     def policy_for(self, base: Policy, prefix: str) -> Policy:
-        env = self.environ
-        changes: dict[str, object] = {}
-        if prefix + "TIMEOUT" in env:
-            changes["timeout"] = _number(env, prefix + "TIMEOUT", base.timeout, positive=True)
-        if prefix + "RETRIES" in env:
-            changes["retries"] = _whole(env, prefix + "RETRIES", base.retries)
-        if prefix + "CACHE_TTL" in env:
-            changes["cache_ttl"] = _number(env, prefix + "CACHE_TTL", base.cache_ttl)
-        if prefix + "CONCURRENCY" in env:
-            value = _whole(env, prefix + "CONCURRENCY", 0)
-            changes["concurrency"] = value or None
-        if prefix + "RATE" in env:
-            raw = env[prefix + "RATE"].strip().lower()
-            changes["rate_per_sec"] = None if raw in _FALSE | {""} else _number(env, prefix + "RATE", 0)
+        """``base`` with the overrides set under ``prefix`` (TIMEOUT, RETRIES, CACHE_TTL, CONCURRENCY, RATE,
+        BURST); each unset one keeps the base's value."""
+        environ = self.environ
+        changes: dict[str, object] = {
+            "timeout": env.number(environ, prefix + "TIMEOUT", base.timeout, positive=True),
+            "retries": env.whole(environ, prefix + "RETRIES", base.retries),
+            "cache_ttl": env.number(environ, prefix + "CACHE_TTL", base.cache_ttl),
+            "concurrency": env.whole(environ, prefix + "CONCURRENCY", base.concurrency or 0) or None,
+            "burst": max(1, env.whole(environ, prefix + "BURST", base.burst)),
+        }
+        if prefix + "RATE" in environ:
+            off = env.text(environ, prefix + "RATE").lower() in env.FALSE | {""}
+            changes["rate_per_sec"] = None if off else env.number(environ, prefix + "RATE", 0)
         elif self.relax_rate_limits:
             changes["rate_per_sec"] = None
-        if prefix + "BURST" in env:
-            changes["burst"] = max(1, _whole(env, prefix + "BURST", base.burst))
         return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
-
-
-def _number(env: Mapping[str, str], key: str, default: float, *, positive: bool = False) -> float:
-    raw = env.get(key)
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
-    # float() takes "nan" and "inf"; a NaN timeout never fires and compares false with everything.
-    if not math.isfinite(value):
-        raise SettingsError(f"{key} must be a finite number, got {raw!r}")
-    if value < 0:
-        raise SettingsError(f"{key} must not be negative, got {raw!r}")
-    if positive and value == 0:
-        raise SettingsError(f"{key} must be more than 0, got {raw!r}")
-    return value
-
-
-def _whole(env: Mapping[str, str], key: str, default: int) -> int:
-    value = _number(env, key, default)
-    if not value.is_integer():
-        raise SettingsError(f"{key} must be a whole number, got {env[key]!r}")
-    return int(value)
-
-
-def _flag(env: Mapping[str, str], key: str, default: bool) -> bool:
-    raw = env.get(key)
-    if raw is None or not raw.strip():
-        return default
-    if raw.strip().lower() in _TRUE:
-        return True
-    if raw.strip().lower() in _FALSE:
-        return False
-    raise SettingsError(f"{key} must be true or false, got {raw!r}")

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from linkmeter.engine.dns import DnsAnswer, DnsClient
-from linkmeter.engine.provider import ProviderError
+from linkmeter.engine.errors import FetchRefused as FetchRefused  # the guard's refusal, raised from here
+from linkmeter.engine.errors import ProviderError
 
 ALLOW_HINT = "LINKMETER_FETCH_ALLOW lifts the guard for listed hosts and networks"
 
@@ -21,15 +22,6 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AddressLookup = Callable[[str], Awaitable[list[str]]]
 """Resolves a host name to its IP addresses (as text); raises ProviderError when it cannot."""
-
-
-class FetchRefused(ProviderError):
-    """A request the client will not make; ``code``: blocked_address, too_many_redirects, bad_redirect, bad_url."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message, retryable=False)
-        self.code = code
-
 
 
 _NAMED_NETWORKS: tuple[tuple[IPNetwork, str], ...] = (

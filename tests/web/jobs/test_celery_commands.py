@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from linkmeter.engine.redis_state import redis_state
+from linkmeter.engine.state.redis_state import redis_state
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs.health import engine_health, register_engine
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from pytest_django.fixtures import Settings as SettingsWrapper
 
-from linkmeter.engine.settings import SettingsError
+from linkmeter.engine.settings import SettingsError, fetch_allow
 from linkmeter.web.config.celery import MAX_PRIORITY, CelerySettings, create_app
 from linkmeter.web.jobs import celery_dispatch, dispatch
 from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher, chunked, publish_chunks
@@ -146,8 +147,9 @@ def test_a_bad_or_private_callback_url_is_refused_and_nothing_is_queued(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_loopback_callback_is_allowed_only_by_linkmeter_fetch_allow(
-        client: Client, recording: RecordingDispatcher, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LINKMETER_FETCH_ALLOW", "127.0.0.1")
+        client: Client, recording: RecordingDispatcher, settings: SettingsWrapper) -> None:
+    # The Django settings read LINKMETER_FETCH_ALLOW once, with the engine's reader.
+    settings.FETCH_ALLOW = fetch_allow({"LINKMETER_FETCH_ALLOW": "127.0.0.1"})
     response = client.post(URL, {"urls": ["https://h.example.org/1"], "callback_url": "http://127.0.0.1:9/hook"},
                            content_type="application/json")
     assert response.status_code == 202

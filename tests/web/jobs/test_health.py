@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from linkmeter.assembly import build_engine
-from linkmeter.engine.cache import CacheEntry, MemoryCache, ResultCache
-from linkmeter.engine.runner import EngineState
+from linkmeter.engine.cache import CacheEntry, MemoryCache
+from linkmeter.engine.ports import ResultCache
+from linkmeter.engine.state import EngineState
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs import health
 from linkmeter.web.jobs.health import ProviderCache, engine_health, engine_view, forget_counts, register_engine

@@ -11,7 +11,8 @@ from asgiref.sync import async_to_sync
 from django.test import Client
 
 from linkmeter.assembly import build_engine
-from linkmeter.engine.cache import CacheEntry, ResultCache
+from linkmeter.engine.cache import CacheEntry
+from linkmeter.engine.ports import ResultCache
 from linkmeter.engine.runner import Engine
 from linkmeter.web.jobs import health
 from linkmeter.web.jobs.health import forget_counts, register_engine

@@ -10,7 +10,8 @@ from typing import Any
 from celery import Celery
 from kombu import Exchange, Queue
 
-from linkmeter.engine.settings import SettingsError
+from linkmeter.engine import env
+from linkmeter.engine.settings import DEFAULT_URL_DEADLINE, SettingsError, redis_url, url_deadline
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkmeter.web.config.settings")
 
@@ -21,16 +22,17 @@ TASKS_MODULE = "linkmeter.web.jobs.tasks"
 
 @dataclass(frozen=True)
 class CelerySettings:
-    """LINKMETER_* settings of the Celery mode; see docs/scale-out.md."""
+    """LINKMETER_* settings of the Celery mode; see docs/scale-out.md. Read through ``linkmeter.engine.env``;
+    the variables the engine reads too (LINKMETER_URL_DEADLINE, LINKMETER_REDIS_URL) by the engine's own
+    readers, and the watchdog's grace from the Django settings (the embedded runner's too)."""
 
     broker_url: str | None = None  # LINKMETER_BROKER_URL; unset: embedded mode
     redis_url: str | None = None  # LINKMETER_REDIS_URL: the chord (result) backend, and the engine's state
     queue: str = "linkmeter"  # LINKMETER_QUEUE
     chunk_size: int = 25  # LINKMETER_CHUNK_SIZE: analyses per task
     worker_urls: int = 200  # LINKMETER_WORKER_URLS: URLs in flight per worker process, whatever its chunks
-    url_deadline: float = 60.0  # LINKMETER_URL_DEADLINE (the engine's): sizes the chunk backstop
+    url_deadline: float = DEFAULT_URL_DEADLINE  # LINKMETER_URL_DEADLINE (the engine's): sizes the chunk backstop
     watchdog_interval: float = 15.0  # LINKMETER_WATCHDOG_INTERVAL
-    watchdog_grace: float = 30.0  # LINKMETER_WATCHDOG_GRACE
     orphan_interval: float = 30.0  # LINKMETER_ORPHAN_INTERVAL
     orphan_age: float = 120.0  # LINKMETER_ORPHAN_AGE: queued this long with no message waiting = lost
     webhook_secret: str = ""  # LINKMETER_WEBHOOK_SECRET: HMAC key; callbacks are refused without one
@@ -52,43 +54,28 @@ class CelerySettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> CelerySettings:
         """Raises SettingsError naming the bad variable."""
-        broker = environ.get("LINKMETER_BROKER_URL", "").strip() or None
-        redis_url = environ.get("LINKMETER_REDIS_URL", "").strip() or None
-        if broker is not None and redis_url is None:
+        broker = env.optional(environ, "LINKMETER_BROKER_URL")
+        backend = redis_url(environ)
+        if broker is not None and backend is None:
             raise SettingsError("LINKMETER_BROKER_URL needs LINKMETER_REDIS_URL too (the chord backend and the "
                                 "workers' shared rate limits)")
-        queue = environ.get("LINKMETER_QUEUE", "").strip() or cls.queue
         return cls(
             broker_url=broker,
-            redis_url=redis_url,
-            queue=queue,
-            chunk_size=int(_number(environ, "LINKMETER_CHUNK_SIZE", cls.chunk_size, whole=True)),
-            worker_urls=int(_number(environ, "LINKMETER_WORKER_URLS", cls.worker_urls, whole=True)),
-            url_deadline=_number(environ, "LINKMETER_URL_DEADLINE", cls.url_deadline),
-            watchdog_interval=_number(environ, "LINKMETER_WATCHDOG_INTERVAL", cls.watchdog_interval),
-            watchdog_grace=_number(environ, "LINKMETER_WATCHDOG_GRACE", cls.watchdog_grace, minimum=0),
-            orphan_interval=_number(environ, "LINKMETER_ORPHAN_INTERVAL", cls.orphan_interval),
-            orphan_age=_number(environ, "LINKMETER_ORPHAN_AGE", cls.orphan_age, minimum=0),
-            webhook_secret=environ.get("LINKMETER_WEBHOOK_SECRET", ""),
-            webhook_tries=int(_number(environ, "LINKMETER_WEBHOOK_TRIES", cls.webhook_tries, whole=True)),
-            webhook_backoff=_number(environ, "LINKMETER_WEBHOOK_BACKOFF", cls.webhook_backoff, minimum=0),
-            webhook_timeout=_number(environ, "LINKMETER_WEBHOOK_TIMEOUT", cls.webhook_timeout),
-            public_url=environ.get("LINKMETER_PUBLIC_URL", "").strip().rstrip("/"),
+            redis_url=backend,
+            queue=env.text(environ, "LINKMETER_QUEUE", cls.queue),
+            chunk_size=env.whole(environ, "LINKMETER_CHUNK_SIZE", cls.chunk_size, positive=True),
+            worker_urls=env.whole(environ, "LINKMETER_WORKER_URLS", cls.worker_urls, positive=True),
+            url_deadline=url_deadline(environ),
+            watchdog_interval=env.number(environ, "LINKMETER_WATCHDOG_INTERVAL", cls.watchdog_interval,
+                                         positive=True),
+            orphan_interval=env.number(environ, "LINKMETER_ORPHAN_INTERVAL", cls.orphan_interval, positive=True),
+            orphan_age=env.number(environ, "LINKMETER_ORPHAN_AGE", cls.orphan_age),
+            webhook_secret=environ.get("LINKMETER_WEBHOOK_SECRET", ""),  # a key: used exactly as given
+            webhook_tries=env.whole(environ, "LINKMETER_WEBHOOK_TRIES", cls.webhook_tries, positive=True),
+            webhook_backoff=env.number(environ, "LINKMETER_WEBHOOK_BACKOFF", cls.webhook_backoff),
+            webhook_timeout=env.number(environ, "LINKMETER_WEBHOOK_TIMEOUT", cls.webhook_timeout, positive=True),
+            public_url=env.text(environ, "LINKMETER_PUBLIC_URL").rstrip("/"),
         )
-
-
-def _number(environ: Mapping[str, str], key: str, default: float, *, whole: bool = False,
-            minimum: float | None = None) -> float:
-    text = environ.get(key, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text) if whole else float(text)
-    except ValueError:
-        raise SettingsError(f"{key} must be a {'whole ' if whole else ''}number, not {text!r}") from None
-    if (minimum is None and value <= 0) or (minimum is not None and value < minimum) or value != value:
-        raise SettingsError(f"{key} must be {'positive' if minimum is None else f'at least {minimum:g}'}")
-    return value
 
 
 def task_queue(name: str) -> Queue:

@@ -1,27 +1,30 @@
-"""Django settings, all from the environment (django-environ); embedded SQLite unless DATABASE_URL is set."""
+"""Django settings, all from the environment: LINKMETER_* through ``linkmeter.engine.env`` (one parser for every
+side), DATABASE_URL through django-environ; embedded SQLite unless DATABASE_URL is set."""
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 import environ
 from django.utils.csp import CSP
 
+from linkmeter.engine import env
+from linkmeter.engine.settings import fetch_allow
 from linkmeter.web.logging import logging_config
 
 django_stubs_ext.monkeypatch()  # lets typed generics such as ModelAdmin[Link] work at run time
 
-env = environ.Env()
-
-DATA_DIR = Path(env.str("LINKMETER_DATA_DIR", default="data")).resolve()
+DATA_DIR = Path(env.text(os.environ, "LINKMETER_DATA_DIR", "data")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def _secret_key() -> str:
     """LINKMETER_SECRET_KEY, else a key generated once and kept in the data directory."""
-    configured = str(env.str("LINKMETER_SECRET_KEY", default=""))
+    configured = os.environ.get("LINKMETER_SECRET_KEY", "")  # a key: used exactly as given
     if configured:
         return configured
     path = DATA_DIR / "secret_key"
@@ -32,9 +35,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-DEBUG = env.bool("LINKMETER_DEBUG", default=False)
-ALLOWED_HOSTS = env.list("LINKMETER_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("LINKMETER_CSRF_TRUSTED_ORIGINS", default=[])
+DEBUG = env.flag(os.environ, "LINKMETER_DEBUG", False)
+ALLOWED_HOSTS = env.items(os.environ, "LINKMETER_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.items(os.environ, "LINKMETER_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -79,7 +82,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'linkmeter.sqlite3'}")}
+DATABASES = {"default": environ.Env().db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'linkmeter.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({
         # WAL lets the web requests read while the runner writes; IMMEDIATE avoids lock-upgrade deadlocks.
@@ -92,7 +95,7 @@ else:
     # 0 under ASGI: Django runs each request's database code on a new thread, and every thread would keep
     # its own connection open (PostgreSQL runs out of them). `linkmeter worker` (long-lived task threads)
     # sets 60.
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("LINKMETER_DB_CONN_MAX_AGE", default=0))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.whole(os.environ, "LINKMETER_DB_CONN_MAX_AGE", 0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -105,7 +108,7 @@ STATIC_ROOT = DATA_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)  # empty unless collectstatic runs; WhiteNoise warns if it is missing
 WHITENOISE_USE_FINDERS = True  # serve app static files without a collectstatic step (embedded mode)
 
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LINKMETER_UPLOAD_MAX_BYTES", default=5 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.whole(os.environ, "LINKMETER_UPLOAD_MAX_BYTES", 5 * 1024 * 1024, positive=True)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -128,15 +131,19 @@ SECURE_CSP = {
 }
 
 # JSON lines (or text on a terminal) on stderr, with analysis/batch ids; see docs/observability.md.
-LOGGING = logging_config(log_format=env.str("LINKMETER_LOG_FORMAT", default="auto"),
-                         level=env.str("LINKMETER_LOG_LEVEL", default="INFO"))
+LOGGING = logging_config(log_format=env.text(os.environ, "LINKMETER_LOG_FORMAT", "auto"),
+                         level=env.text(os.environ, "LINKMETER_LOG_LEVEL", "INFO"))
 
-# linkmeter's own limits (see docs/configuration.md)
-LINKMETER = {
-    "MAX_URLS_PER_REQUEST": env.int("LINKMETER_MAX_URLS_PER_REQUEST", default=1000),
-    "MAX_URL_LENGTH": env.int("LINKMETER_MAX_URL_LENGTH", default=2048),
-    "UPLOAD_MAX_ROWS": env.int("LINKMETER_UPLOAD_MAX_ROWS", default=10000),
+# linkmeter's own limits (docs/architecture.md, "Settings")
+LINKMETER: dict[str, Any] = {  # counts and seconds
+    "MAX_URLS_PER_REQUEST": env.whole(os.environ, "LINKMETER_MAX_URLS_PER_REQUEST", 1000, positive=True),
+    "MAX_URL_LENGTH": env.whole(os.environ, "LINKMETER_MAX_URL_LENGTH", 2048, positive=True),
+    "UPLOAD_MAX_ROWS": env.whole(os.environ, "LINKMETER_UPLOAD_MAX_ROWS", 10000, positive=True),
     "MAX_WAIT_SECONDS": 30,
-    "RUNNER_CONCURRENCY": env.int("LINKMETER_RUNNER_CONCURRENCY", default=100),
-    "WATCHDOG_GRACE_SECONDS": env.float("LINKMETER_WATCHDOG_GRACE", default=30.0),
+    "RUNNER_CONCURRENCY": env.whole(os.environ, "LINKMETER_RUNNER_CONCURRENCY", 100, positive=True),
+    # The embedded runner's watchdog and the Celery mode's (jobs/tasks.py) alike.
+    "WATCHDOG_GRACE_SECONDS": env.number(os.environ, "LINKMETER_WATCHDOG_GRACE", 30.0),
 }
+
+# Callback URLs are checked against the SSRF guard's allow list too (read by the engine's own reader).
+FETCH_ALLOW = fetch_allow(os.environ)

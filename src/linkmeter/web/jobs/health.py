@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from linkmeter.engine.cache import ResultCache
+from linkmeter.engine.ports import ResultCache
 from linkmeter.engine.provider import Provider
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import EngineSettings, SettingsError
@@ -109,7 +109,7 @@ async def engine_view(*, caches: bool = True) -> EngineView:
 
 
 def _is_redis(cache: ResultCache) -> bool:
-    from linkmeter.engine.redis_state import RedisCache
+    from linkmeter.engine.state.cache import RedisCache
 
     return isinstance(cache, RedisCache)
 
@@ -166,7 +166,9 @@ async def _environment_view(environ: Mapping[str, str], *, caches: bool) -> Engi
     disabled = {p.name: reason for p in providers if (reason := p.disabled_reason()) is not None}
     if settings.redis_url is None:
         return EngineView(disabled, unknown, _caches(providers, STORE_UNKNOWN, {}) if caches else {})
-    from linkmeter.engine.redis_state import RedisCache, RedisCircuitBreakers, RedisLink
+    from linkmeter.engine.state.breakers import RedisCircuitBreakers
+    from linkmeter.engine.state.cache import RedisCache
+    from linkmeter.engine.state.link import RedisLink
 
     try:
         link = RedisLink.from_url(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)

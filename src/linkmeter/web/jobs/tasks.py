@@ -8,6 +8,7 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Retry
 from celery.signals import worker_shutdown
+from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from linkmeter.engine.observe import logging_context
@@ -106,7 +107,8 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
 def watchdog() -> None:
     """Analyses running past their deadline plus grace (their worker is gone): re-queued and dispatched
     again once, then failed."""
-    recovered = services.analyses_recover_ids(max_attempts=MAX_ATTEMPTS, grace_seconds=SETTINGS.watchdog_grace)
+    grace = settings.LINKMETER["WATCHDOG_GRACE_SECONDS"]  # LINKMETER_WATCHDOG_GRACE, as the embedded runner's
+    recovered = services.analyses_recover_ids(max_attempts=MAX_ATTEMPTS, grace_seconds=grace)
     if recovered.requeued:
         celery_dispatch.publish_chunks(app, selectors.analyses_priorities(recovered.requeued),
                                        chunk_size=SETTINGS.chunk_size)

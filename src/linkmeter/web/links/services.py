@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -184,10 +183,7 @@ def validate_callback_url(url: str) -> str:
         raise ServiceError("invalid_callback_url", exc.message) from exc
     if ip is not None:
         reason = blocked_reason(ip)
-        try:
-            allow = AllowList.parse(os.environ.get("LINKMETER_FETCH_ALLOW", "").split(","))
-        except ValueError:  # the engine refuses to start with it; here it allows nothing
-            allow = AllowList()
+        allow = AllowList.parse(settings.FETCH_ALLOW)  # checked when the settings were read
         if reason is not None and not allow.allows_address(ip):
             raise ServiceError("blocked_callback_url", f"callback_url points at {reason} address {ip}",
                                {"address": str(ip), "reason": reason})

@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from linkmeter.engine.redis_pipeline import AutoPipeline
+from linkmeter.engine.state.pipeline import AutoPipeline
 from tests.engine.conftest import REDIS_URL
 
 

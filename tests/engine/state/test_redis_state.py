@@ -19,16 +19,14 @@ from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState
 from linkmeter.engine.provider import Policy
-from linkmeter.engine.redis_state import (
-    RedisCache,
-    RedisCircuitBreakers,
-    RedisLink,
-    RedisRateLimiter,
-    redis_state,
-)
 from linkmeter.engine.results import CallStatus
-from linkmeter.engine.runner import EngineState
 from linkmeter.engine.settings import SettingsError
+from linkmeter.engine.state import EngineState
+from linkmeter.engine.state.breakers import RedisCircuitBreakers
+from linkmeter.engine.state.cache import RedisCache
+from linkmeter.engine.state.limiter import RedisRateLimiter
+from linkmeter.engine.state.link import RedisLink
+from linkmeter.engine.state.redis_state import redis_state
 from tests.engine.conftest import REDIS_URL
 from tests.engine.fakes import FakeProvider, make_engine
 
@@ -328,7 +326,7 @@ async def test_cached_results_expire_after_their_ttl(link: MakeLink) -> None:
 async def test_a_value_json_cannot_encode_is_just_not_cached(link: MakeLink,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     cache = RedisCache(link())
-    with caplog.at_level(logging.DEBUG, logger="linkmeter.engine.redis_state"):
+    with caplog.at_level(logging.DEBUG, logger="linkmeter.engine.state"):
         await cache.set("p:a", CacheEntry({"p.x": object()}, None, 0.0), ttl=60)
         await cache.set("p:b", CacheEntry({"p.x": 1}, {1j}, 0.0), ttl=60)
     assert await cache.get("p:a") is None and await cache.get("p:b") is None
@@ -351,7 +349,7 @@ async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
     limiter, breakers, cache = RedisRateLimiter(link), RedisCircuitBreakers(link), RedisCache(link)
     started = time.monotonic()
     try:
-        with caplog.at_level(logging.WARNING, logger="linkmeter.engine.redis_state"):
+        with caplog.at_level(logging.WARNING, logger="linkmeter.engine.state"):
             waits = [await limiter.reserve("p", rate=1, burst=3, max_wait=10) for _ in range(5)]
             assert waits == pytest.approx([0.0, 0.0, 0.0, 1.0, 2.0], abs=0.2)  # the in-memory limiter
             await limiter.pause("q", 2.0)

@@ -1,0 +1,221 @@
+"""One provider call with every policy applied: cache, single flight, breaker, concurrency cap, limiter, retries.
+
+The order, for a call the cache does not answer: identical calls in flight are joined (single flight); the
+breaker may refuse; the provider's concurrency cap and rate limit are waited for (each until just before the
+URL's deadline); the call is tried and retried under the policy; a success is cached; the breaker records
+the outcome. This is every call's path: each coroutine frame between the URL's task and the provider's I/O
+is passed through again on every resumption, so helpers here are plain methods handed over with
+``functools.partial``, never extra layers of ``await``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from linkmeter.engine.cache import SingleFlight
+from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.policy import call_with_retries
+from linkmeter.engine.ports import CacheEntry, DnsApi, HttpApi
+from linkmeter.engine.provider import CallContext, Collected, Policy, Provider
+from linkmeter.engine.results import CallResult, CallStatus
+from linkmeter.engine.state import EngineState
+
+log = logging.getLogger(__name__)
+
+SLOT_WAIT_MARGIN = 0.05  # a wait for a slot ends this long before the URL deadline
+DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 that gave no Retry-After
+
+
+@dataclass(slots=True)
+class _Shared:
+    """The outcome of one upstream call, handed to every URL that joined it in flight."""
+
+    status: CallStatus
+    attempts: int
+    message: str
+    collected: Collected | None
+
+
+class CallPipeline:
+    """Calls the providers of one engine. ``narrowed()`` views share its in-flight calls and concurrency caps."""
+
+    def __init__(
+        self,
+        providers: Iterable[Provider],
+        *,
+        http: HttpApi,
+        dns: DnsApi,
+        state: EngineState,
+        clock: Callable[[], float] = time.monotonic,
+        flights: SingleFlight[_Shared] | None = None,
+        semaphores: dict[str, asyncio.Semaphore] | None = None,
+    ) -> None:
+        providers = list(providers)
+        self.state = state
+        self._http, self._dns = http, dns
+        self._clock = clock
+        self._flights: SingleFlight[_Shared] = flights if flights is not None else SingleFlight()
+        self._semaphores = semaphores if semaphores is not None else {
+            p.name: asyncio.Semaphore(p.policy.concurrency) for p in providers if p.policy.concurrency
+        }
+        self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in providers}
+        self._disabled = {p.name: p.disabled_reason() for p in providers}
+        self._peek: Callable[[str], CacheEntry | None] | None = getattr(state.cache, "peek", None)
+
+    def narrowed(self, providers: Iterable[Provider]) -> CallPipeline:
+        """A pipeline for some of these providers sharing this one's clients, state, in-flight calls and caps."""
+        return CallPipeline(providers, http=self._http, dns=self._dns, state=self.state, clock=self._clock,
+                            flights=self._flights, semaphores=self._semaphores)
+
+    def disabled(self) -> dict[str, str]:
+        return {name: reason for name, reason in self._disabled.items() if reason}
+
+    def cached(self, provider: Provider, signals: dict[str, Any]) -> CallResult | None:
+        """The call's result when this process holds it in its cache (a ``PeekableCache``), at once: no task,
+        no I/O. None means "run ``call``", which also reports a disabled provider or a failing key()."""
+        if self._peek is None or provider.policy.cache_ttl <= 0 or self._disabled.get(provider.name):
+            return None
+        started = self._clock()
+        try:
+            key = provider.key(signals)
+        except Exception:  # call() says what went wrong
+            return None
+        entry = self._peek(f"{provider.name}:{key}")
+        if entry is None:
+            return None
+        return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0, "from cache",
+                          dict(entry.signals), entry.raw, key)
+
+    async def call(self, provider: Provider, signals: dict[str, Any], deadline: float) -> CallResult:
+        """One provider call for one URL, with every policy applied; never raises."""
+        started = self._clock()
+        reason = self._disabled.get(provider.name)
+        if reason:
+            return CallResult(provider.name, CallStatus.DISABLED, message=reason)
+        try:
+            key = provider.key(signals)
+        except Exception as exc:  # a provider bug costs only its own cell
+            return CallResult(provider.name, CallStatus.ERROR, message=f"key() failed: {exc!r}")
+        cache_key = f"{provider.name}:{key}"
+        if provider.policy.cache_ttl > 0:
+            entry = await self.state.cache.get(cache_key)
+            if entry is not None:
+                return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0,
+                                  "from cache", dict(entry.signals), entry.raw, key)
+        upstream = partial(self._upstream, provider, signals, cache_key, deadline)
+        shared, joined = await self._flights.run(cache_key, upstream)
+        if joined and shared.status is CallStatus.TIMEOUT and self._clock() < deadline - 0.05:
+            # The call we joined ran under its first caller's (earlier) deadline; ours has time left.
+            shared, joined = await self._flights.run(cache_key, upstream)
+        latency = (self._clock() - started) * 1000
+        collected = shared.collected
+        if joined:
+            status = CallStatus.CACHED if shared.status is CallStatus.OK else shared.status
+            message = "shared an identical call in flight" if status is CallStatus.CACHED else shared.message
+            return CallResult(provider.name, status, latency, 0, message,
+                              dict(collected.signals) if collected else {},
+                              collected.raw if collected else None, key)
+        return CallResult(provider.name, shared.status, latency, shared.attempts, shared.message,
+                          collected.signals if collected else {}, collected.raw if collected else None, key)
+
+    async def _upstream(self, provider: Provider, signals: dict[str, Any], cache_key: str, deadline: float) -> _Shared:
+        """The call itself, once for every URL that joined it: breaker, cap, limiter, retries, cache write."""
+        policy = provider.policy
+        name = provider.name
+        started = self._clock()
+        if not await self.state.breakers.allow(name, policy.breaker_threshold, policy.breaker_cooldown):
+            return _Shared(CallStatus.CIRCUIT_OPEN, 0, "circuit open after repeated failures", None)
+        success = False
+        try:
+            semaphore = self._semaphores.get(name)
+            if semaphore is not None and not await self._acquire(semaphore, deadline):
+                success = True  # our own cap was full: says nothing about the provider's health
+                return _Shared(CallStatus.RATE_LIMITED, 0,
+                               f"concurrency cap ({policy.concurrency}) full until the deadline", None)
+            try:
+                collected, attempts = await call_with_retries(
+                    partial(self._attempt, provider, signals), policy=policy, deadline=deadline, clock=self._clock,
+                    before_attempt=partial(self._wait_for_slot, name, policy, deadline),
+                )
+            finally:
+                if semaphore is not None:
+                    semaphore.release()
+        except Exception as exc:
+            shared, success = _failure(exc, name, min(policy.timeout, deadline - started))
+            return shared
+        else:
+            success = True
+            if policy.cache_ttl > 0:
+                await self.state.cache.set(
+                    cache_key, CacheEntry(collected.signals, collected.raw, time.time()), policy.cache_ttl
+                )
+            return _Shared(CallStatus.OK, attempts, "", collected)
+        finally:
+            await self.state.breakers.record(name, success, policy.breaker_threshold)
+
+    async def _acquire(self, semaphore: asyncio.Semaphore, deadline: float) -> bool:
+        """Take a place under the concurrency cap; False when none frees just before the URL's deadline (so the
+        call can still say why it did not run)."""
+        try:
+            async with asyncio.timeout(max(0.0, deadline - self._clock() - SLOT_WAIT_MARGIN)):
+                await semaphore.acquire()
+        except TimeoutError:
+            return False
+        return True
+
+    async def _wait_for_slot(self, name: str, policy: Policy, deadline: float) -> None:
+        """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end; raises
+        _RateLimitWait when that would outlast the deadline."""
+        limiter = self.state.limiter
+        while True:
+            left = deadline - self._clock() - SLOT_WAIT_MARGIN
+            if policy.rate_per_sec:
+                wait = await limiter.reserve(name, policy.rate_per_sec, policy.burst, left)
+            else:
+                paused = await limiter.paused_for(name)
+                wait = paused if paused <= left else None
+            if wait is None:
+                raise _RateLimitWait(policy.rate_per_sec)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            # A 429 anywhere while we waited (slots are booked seconds ahead under load) pauses
+            # the provider: our slot is void, take a new one after the pause.
+            if wait == 0 or await limiter.paused_for(name) <= 0:
+                return
+
+    async def _attempt(self, provider: Provider, signals: dict[str, Any]) -> Collected:
+        try:
+            return await provider.collect(self._contexts[provider.name], signals)
+        except ProviderError as exc:
+            if exc.rate_limited:
+                # Every caller of this provider (every worker, with shared state) pauses too.
+                await self.state.limiter.pause(provider.name, exc.retry_after or DEFAULT_PAUSE_SECONDS)
+            raise
+
+
+def _failure(exc: Exception, name: str, timeout: float) -> tuple[_Shared, bool]:
+    """What a failed call hands its callers, and whether the breaker counts it as a success (the provider
+    itself is healthy). Called while ``exc`` is being handled (so a traceback can be logged)."""
+    attempts = int(getattr(exc, "attempts", 0))
+    if isinstance(exc, _RateLimitWait):
+        return _Shared(CallStatus.RATE_LIMITED, attempts, str(exc), None), True  # our own limiter said no
+    if isinstance(exc, TimeoutError):
+        return _Shared(CallStatus.TIMEOUT, attempts, f"no answer within {timeout:.3g}s", None), False
+    if isinstance(exc, ProviderError):
+        status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
+        # A 4xx answer is the caller's problem, not the provider's health.
+        return _Shared(status, attempts, exc.message, None), not exc.retryable and not exc.rate_limited
+    log.exception("provider %s failed unexpectedly", name)  # a provider bug costs only its own cell
+    return _Shared(CallStatus.ERROR, attempts, f"unexpected {type(exc).__name__}: {exc}", None), False
+
+
+class _RateLimitWait(Exception):
+    def __init__(self, rate: float | None) -> None:
+        limit = f"rate limit ({rate:g}/s)" if rate else "a pause after HTTP 429"
+        super().__init__(f"{limit} would not free a slot before the deadline")

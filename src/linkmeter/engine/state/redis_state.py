@@ -1,0 +1,18 @@
+"""Engine state in Redis: one client for this process, and the cache, limiter and breakers over it."""
+
+from __future__ import annotations
+
+from linkmeter.engine.state import DEFAULT_PREFIX, DEFAULT_TIMEOUT, EngineState
+from linkmeter.engine.state.breakers import RedisCircuitBreakers
+from linkmeter.engine.state.cache import RedisCache
+from linkmeter.engine.state.limiter import RedisRateLimiter
+from linkmeter.engine.state.link import RedisLink
+
+
+def redis_state(url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = DEFAULT_TIMEOUT) -> EngineState:
+    """An EngineState whose cache, limiter and breakers live in Redis at ``url``, over one client (connection
+    pool) for this process, closed by ``EngineState.aclose()`` (``Engine.close()`` calls it). Build it in
+    the process (after any fork) that uses it. Raises ValueError for an unusable URL."""
+    link = RedisLink.from_url(url, prefix=prefix, timeout=timeout)
+    return EngineState(cache=RedisCache(link), limiter=RedisRateLimiter(link),
+                       breakers=RedisCircuitBreakers(link), closer=link.aclose)

@@ -1,0 +1,1 @@
+"""Tests of linkmeter.engine.state: the shared state in Redis."""

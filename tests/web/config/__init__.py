@@ -1,0 +1,1 @@
+"""Tests of linkmeter.web.config: the Django settings and the Celery settings."""
