@@ -77,7 +77,7 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
     items: list[tuple[str, str]] = []
     for position, text in enumerate(urls, start=1):
         if text == "-":
-            items += numbered_lines(click.get_text_stream("stdin", encoding="utf-8", errors="replace"), STDIN_LINE)
+            items += numbered_lines(click.open_file("-", encoding="utf-8", errors="replace"), STDIN_LINE)
         else:
             items.append((f"argument {position}", text))
     if file is not None:
