@@ -18,7 +18,8 @@ with the same semantics, but the state lives in Redis, so it holds for every pro
 Round trips: breaker states and pauses are mirrored in each process by pub/sub (``redis_events``), so a
 call that succeeds costs no breaker or pause round trip; a near-cache hit costs none at all. What is left per
 upstream call: the cache read on a miss and the write, and ``reserve`` for a provider with a rate limit (the
-limit must hold exactly across processes, so every slot is taken in Redis).
+limit must hold exactly across processes, so every slot is taken in Redis), plus, when the slot lay ahead, one
+read of the pause as the call wakes (``paused_for(exact=True)``: a pause's event may still be on its way).
 
 Failure policy: Redis being slow or unreachable never hangs or crashes the engine. Every call has a short
 timeout (socket connect and read timeouts, 0.5 s by default, no client retries, plus an overall bound).
@@ -167,10 +168,11 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function fmt(x) return string.format('%.0f', x) end
 """
 
-# KEYS: tat, pause. ARGV: interval us, burst, max_wait us. Returns the wait in us, or -1 (nothing reserved).
+# KEYS: tat, pause. ARGV: interval us, burst, max_wait us, us left of a pause the caller knows of (its own 429,
+# which may not have reached Redis yet). Returns the wait in us, or -1 (nothing reserved).
 _RESERVE = _NOW + """
 local interval, burst, max_wait = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local paused = tonumber(redis.call('GET', KEYS[2]) or '0')
+local paused = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now + tonumber(ARGV[4]))
 local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now, paused)
 local wait = math.max(0, math.max(tat - interval * (burst - 1), paused) - now)
 if wait > max_wait then return -1 end
@@ -220,7 +222,7 @@ class RedisRateLimiter:
         return f"{base}:tat", f"{base}:pause"
 
     async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
-        args: list[str | int] = [_us(1 / rate), max(burst, 1), _us(max_wait)]
+        args: list[str | int] = [_us(1 / rate), max(burst, 1), _us(max_wait), _us(self._link.mirror.known_pause(name))]
         try:
             wait = int(await self._link.call("rate limiter", lambda: self._reserve(self._keys(name), args)))
         except RedisUnavailable:
@@ -231,27 +233,30 @@ class RedisRateLimiter:
         if seconds <= 0:
             return
         mirror = self._link.mirror
+        # Known here before the round trip: this process's calls must not go out while it is on its way.
+        mirror.note_pause(name, seconds)
         args = [_us(seconds), mirror.channel, name]
         try:
             left = await self._link.call("rate limiter", lambda: self._pause(self._keys(name)[1:], args))
         except RedisUnavailable:
             await self._fallback.pause(name, seconds)
             return
-        mirror.note_pause(name, int(left) / 1e6)  # ours at once; the others' through the event
+        mirror.note_pause(name, int(left) / 1e6)  # a longer pause already set; the others learn ours by event
 
-    async def paused_for(self, name: str) -> float:
+    async def paused_for(self, name: str, *, exact: bool = False) -> float:
         mirror = self._link.mirror
         left = mirror.paused_for(name)
-        if left is None and mirror.ready:
+        if left is None and mirror.ready and not exact:
             await mirror.sync("p", name, lambda: self._link.call(
                 "rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
             left = mirror.paused_for(name)
-        if left is not None:
+        if left is not None and (left > 0 or not exact):
             return left
         try:
             us = int(await self._link.call("rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
         except RedisUnavailable:
             return await self._fallback.paused_for(name)
+        mirror.note_pause(name, us / 1e6)
         return us / 1e6
 
 
