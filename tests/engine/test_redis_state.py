@@ -140,6 +140,24 @@ async def test_a_reservation_waits_out_a_pause_known_here_that_redis_has_not_hea
     assert await limiter.reserve("p", rate=100, burst=10, max_wait=0.5) is None
 
 
+async def test_a_429_that_arrives_while_a_slot_is_being_booked_voids_that_slot(link: MakeLink) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    booking = asyncio.create_task(limiter.reserve("p", rate=100, burst=10, max_wait=5))
+    await asyncio.sleep(0)  # the reservation is on its way to Redis, which knows of no pause
+    shared.mirror.note_pause("p", 1.0)  # this process's 429 comes back meanwhile
+    assert 0.9 < (await booking or 0) <= 1.0  # booked again, after the pause
+
+
+async def test_a_429_that_arrives_while_an_exact_read_is_on_its_way_counts(link: MakeLink) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    reading = asyncio.create_task(limiter.paused_for("p", exact=True))
+    await asyncio.sleep(0)
+    shared.mirror.note_pause("p", 1.0)
+    assert 0.9 < await reading <= 1.0
+
+
 async def test_an_exact_read_sees_a_pause_whose_event_has_not_arrived(link: MakeLink, admin: aioredis.Redis,
                                                                      prefix: str) -> None:
     shared = link()

@@ -222,11 +222,14 @@ class RedisRateLimiter:
         return f"{base}:tat", f"{base}:pause"
 
     async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
-        args: list[str | int] = [_us(1 / rate), max(burst, 1), _us(max_wait), _us(self._link.mirror.known_pause(name))]
+        known = self._link.mirror.known_pause
+        args: list[str | int] = [_us(1 / rate), max(burst, 1), _us(max_wait), _us(known(name))]
         try:
             wait = int(await self._link.call("rate limiter", lambda: self._reserve(self._keys(name), args)))
         except RedisUnavailable:
             return await self._fallback.reserve(name, rate, burst, max_wait)
+        if 0 <= wait < known(name) * 1e6:  # a 429 reached this process meanwhile: that slot is void
+            return await self.reserve(name, rate, burst, max_wait)
         return None if wait < 0 else wait / 1e6
 
     async def pause(self, name: str, seconds: float) -> None:
@@ -257,7 +260,7 @@ class RedisRateLimiter:
         except RedisUnavailable:
             return await self._fallback.paused_for(name)
         mirror.note_pause(name, us / 1e6)
-        return us / 1e6
+        return mirror.known_pause(name)  # with a 429 this process got while the read was on its way
 
 
 # Breaker hash fields: f = consecutive failures, o = opened at (us), p = the probe's lease ends (us).
