@@ -1,16 +1,22 @@
-# linkmeter: `make run` runs the product, `make test` runs every check. Both set up .venv on first use.
+# linkmeter: `make run` runs the product, `make test` runs every check. Both set up .venv on first use;
+# `make test` (and `make pytest`) also prepare the machine: the services and the browser the tests need.
 PYTHON ?= $(shell scripts/find-python)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck contracts pytest bench lock clean
+.PHONY: run test prepare lint typecheck contracts pytest bench lock clean
 
 # `make run ARGS=--demo` runs it offline against the built-in emulator; any `linkmeter serve` option works.
 run: $(STAMP)
 	$(BIN)/linkmeter serve $(ARGS)
 
-test: lint typecheck contracts pytest
+test: prepare lint typecheck contracts pytest
+
+# Starts PostgreSQL, Redis and RabbitMQ when their port is closed and installs Debian's chromium when
+# /usr/bin/chromium is missing (milliseconds when all is there); names what it cannot provide, and stops.
+prepare:
+	@scripts/services-up
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
@@ -21,7 +27,7 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: prepare $(STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -26,6 +26,7 @@ from linkmeter.inputs import InvalidLine, UrlList, numbered_lines, read_urls
 from linkmeter.output import print_table, printable, render_csv, render_json, stdout_console
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STDIN_NAME, STDIN_LINE = "<stdin>", "stdin line"  # click.File's name for '-'; the label of its lines
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -45,8 +46,8 @@ def main() -> None:
 @main.command()
 @click.argument("urls", nargs=-1)
 @click.option("--file", "-f", "file", type=click.File("r", encoding="utf-8", errors="replace"),
-              help="Read URLs from a file, one per line ('-' for standard input). Blank lines and # comments "
-                   "are ignored.")
+              help="Read URLs from a file, one per line ('-' for standard input, like a URL argument '-'). "
+                   "Blank lines and # comments are ignored.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document {\"results\": [...]}.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: one row per URL, one column per signal.")
 @click.option("--providers", "providers", metavar="A,B",
@@ -61,16 +62,26 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
             emulator: str | None, timeout: float | None, concurrency: int) -> None:
     """Analyse URLs and print their numbers.
 
+    A URL argument '-' reads URLs from standard input, one per line, as --file - does (e.g. `cat urls.txt |
+    linkmeter analyze -`); they are listed where the '-' stands among the arguments, --file's after them.
+
     A bad line (no scheme, unsupported scheme, too long, unparseable) is reported with its line number
     and the other URLs still run. Exit status: 0 when every URL was analysed (done or partial), 1 when a
     URL failed or an input line was invalid, 2 on a usage error.
     """
     if as_json and as_csv:
         raise click.UsageError("choose one of --json and --csv")
-    items = list(numbered_lines(urls, "argument"))
+    from_stdin = file is not None and file.name == STDIN_NAME
+    if urls.count("-") + from_stdin > 1:
+        raise click.UsageError("standard input can be read once: give '-' (or --file -) only once")
+    items: list[tuple[str, str]] = []
+    for position, text in enumerate(urls, start=1):
+        if text == "-":
+            items += numbered_lines(click.open_file("-", encoding="utf-8", errors="replace"), STDIN_LINE)
+        else:
+            items.append((f"argument {position}", text))
     if file is not None:
-        label = "stdin line" if file.name == "<stdin>" else "line"
-        items += list(numbered_lines(file, label))
+        items += numbered_lines(file, STDIN_LINE if from_stdin else "line")
     if not items:
         raise click.UsageError("give URLs as arguments or with --file (try: linkmeter analyze https://example.org/)")
     url_list = read_urls(items)

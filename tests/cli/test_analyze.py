@@ -148,6 +148,23 @@ async def test_urls_can_come_from_stdin(emulator: RunningEmulator) -> None:
     assert "'[bold]not a url[/bold]'" in stderr_line(run.stderr, "stdin line 2:")
 
 
+async def test_a_dash_argument_reads_stdin_like_file_dash(emulator: RunningEmulator) -> None:
+    stdin = f"{NEWS}\n[bold]not a url[/bold]\n{BLOG}\n"
+    run = await run_linkmeter("analyze", "--emulator", emulator.url, "--json", "-", stdin=stdin)
+    assert run.code == 1
+    assert [result["url"] for result in run.json()["results"]] == [NEWS, BLOG]
+    assert "'[bold]not a url[/bold]'" in stderr_line(run.stderr, "stdin line 2:")
+
+
+async def test_stdin_urls_stand_where_the_dash_is_among_the_arguments(emulator: RunningEmulator) -> None:
+    run = await run_linkmeter("analyze", "--emulator", emulator.url, "--json", NEWS, "-", "nope", XSS,
+                              stdin=f"{BLOG}\n\nftp://example.org/\n")
+    assert run.code == 1
+    assert [result["url"] for result in run.json()["results"]] == [NEWS, BLOG, XSS]
+    assert "'ftp://example.org/'" in stderr_line(run.stderr, "stdin line 3:")  # counted within stdin
+    assert "'nope'" in stderr_line(run.stderr, "argument 3:")  # the '-' counts as an argument
+
+
 async def test_only_the_chosen_providers_run(emulator: RunningEmulator) -> None:
     run = await run_linkmeter("analyze", "--emulator", emulator.url, "--providers", "page,rdap", "--json", NEWS)
     assert run.code == 0, run.stderr
@@ -174,6 +191,8 @@ async def test_a_url_whose_every_provider_fails_ends_failed_with_exit_1(
     (["--providers", "nope", NEWS], "unknown provider(s): nope"),
     (["--providers", ",", NEWS], "--providers names no provider"),
     ([], "give URLs as arguments or with --file"),
+    (["-", "-"], "standard input can be read once"),
+    (["--file", "-", "-"], "standard input can be read once"),
 ])
 async def test_usage_errors_exit_2_with_a_clear_message(
         emulator: RunningEmulator, args: list[str], message: str) -> None:
@@ -199,3 +218,4 @@ async def test_help_shows_the_commands_and_options() -> None:
         assert command in top.stdout
     for option in ("--file", "--json", "--csv", "--providers", "--emulator", "--timeout", "--concurrency"):
         assert option in analyze.stdout
+    assert "A URL argument '-' reads URLs from standard input" in " ".join(analyze.stdout.split())

@@ -29,10 +29,14 @@ LIMIT = 20  # the emulator's rate limit for PROVIDER, per second (token bucket, 
 WORKERS = 2
 FINISH = 100.0  # seconds a batch gets to finish
 UPSTREAM = ("ok", "error", "rate_limited", "timeout")  # call statuses that asked the provider
-# Requests within this long after a 429 may have been sent before its Retry-After reached every worker: the
-# worker that got it must read it and tell Redis, the others see it at their next call. On a machine with
-# two busy cores a worker's event loop can lag a good part of this.
-GRACE = 0.25
+# Requests within this long after a 429 may have been sent before any worker knew of it: a worker pauses the
+# provider in the moment it reads the 429 (its own calls at once, the others' through Redis), but a request
+# sent just before that is still on its way. Measured on a loaded 2-core machine (30 traced runs of this test
+# with the engine and web suites running beside it): the 429 took up to 38 ms to reach its worker, and a
+# request up to 230 ms from leaving its worker's limiter to the emulator's handler, in the first second of
+# the batch, while both workers open their connections and fetch their first pages. The grace is about
+# twice their sum; a worker that ignored the pause would still send ~10 requests in the 0.5 s left.
+GRACE = 0.5
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ from linkmeter.emulator.world import World
 DNS_MODULE = "linkmeter.emulator.dnsserver"
 # aiohttp waits this long for in-flight handlers at shutdown; ours end as soon as close() is called.
 SHUTDOWN_TIMEOUT = 2.0
+# Connections waiting to be accepted (the kernel caps it at net.core.somaxconn). A batch's start opens hundreds
+# at once; with aiohttp's 128 a busy emulator overflowed it, the kernel dropped SYNs, and their requests came a
+# second late (the SYN's retransmission), as if sent a second after they were.
+LISTEN_BACKLOG = 4096
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -220,8 +224,8 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
     dns: DnsServer | None = None
     try:
         await runner.setup()
-        await web.SockSite(runner, plain).start()
-        await web.SockSite(runner, secure, ssl_context=tls.server_context).start()
+        await web.SockSite(runner, plain, backlog=LISTEN_BACKLOG).start()
+        await web.SockSite(runner, secure, ssl_context=tls.server_context, backlog=LISTEN_BACKLOG).start()
         dns = await _start_dns(world, host, dns_port, knobs)
     except BaseException:
         await runner.cleanup()

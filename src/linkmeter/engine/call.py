@@ -185,8 +185,9 @@ class CallPipeline:
             if wait > 0:
                 await asyncio.sleep(wait)
             # A 429 anywhere while we waited (slots are booked seconds ahead under load) pauses
-            # the provider: our slot is void, take a new one after the pause.
-            if wait == 0 or await limiter.paused_for(name) <= 0:
+            # the provider: our slot is void, take a new one after the pause. Asked of the shared state itself:
+            # a mirror of it may not have heard of a pause set a moment ago.
+            if wait == 0 or await limiter.paused_for(name, exact=True) <= 0:
                 return
 
     async def _attempt(self, provider: Provider, signals: dict[str, Any]) -> Collected:

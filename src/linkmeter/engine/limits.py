@@ -33,7 +33,7 @@ class MemoryRateLimiter:
         if until > self._paused_until.get(name, 0.0):
             self._paused_until[name] = until
 
-    async def paused_for(self, name: str) -> float:
+    async def paused_for(self, name: str, *, exact: bool = False) -> float:
         return max(0.0, self._paused_until.get(name, 0.0) - self._clock())
 
 

@@ -101,8 +101,9 @@ class RateLimiter(Protocol):
         """The provider said "slow down" (429 + Retry-After): no call to it for ``seconds``, anywhere."""
         ...
 
-    async def paused_for(self, name: str) -> float:
-        """Seconds left of a pause (0.0 when none)."""
+    async def paused_for(self, name: str, *, exact: bool = False) -> float:
+        """Seconds left of a pause (0.0 when none). ``exact``: from the shared state itself, not from a
+        process's copy of it that may be a moment behind (the last check before a call that waited goes out)."""
         ...
 
 

@@ -118,6 +118,57 @@ async def test_a_pause_holds_in_every_worker_and_is_never_shortened(link: MakeLi
     assert await b.reserve("q", rate=1, burst=1, max_wait=0) == 0.0
 
 
+async def test_a_workers_own_429_holds_its_calls_back_before_redis_has_it(link: MakeLink) -> None:
+    limiter = RedisRateLimiter(link())
+    pausing = asyncio.create_task(limiter.pause("p", 1.0))
+    await asyncio.sleep(0)  # the pause has left for Redis; its answer has not come back
+    assert not pausing.done()
+    assert 0.9 < await limiter.paused_for("p") <= 1.0
+    assert 0.9 < await limiter.paused_for("p", exact=True) <= 1.0
+    await pausing
+
+
+async def test_a_reservation_waits_out_a_pause_known_here_that_redis_has_not_heard_of(
+        link: MakeLink, admin: aioredis.Redis, prefix: str) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    shared.mirror.note_pause("p", 1.0)  # as when this process's own 429 is still on its way to Redis
+    assert 0.9 < (await limiter.reserve("p", rate=100, burst=10, max_wait=5) or 0) <= 1.0
+    assert await admin.get(f"{prefix}rl:{{p}}:pause") is None
+    assert await limiter.reserve("p", rate=100, burst=10, max_wait=0.5) is None
+
+
+async def test_a_429_that_arrives_while_a_slot_is_being_booked_voids_that_slot(link: MakeLink) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    booking = asyncio.create_task(limiter.reserve("p", rate=100, burst=10, max_wait=5))
+    await asyncio.sleep(0)  # the reservation is on its way to Redis, which knows of no pause
+    shared.mirror.note_pause("p", 1.0)  # this process's 429 comes back meanwhile
+    assert 0.9 < (await booking or 0) <= 1.0  # booked again, after the pause
+
+
+async def test_a_429_that_arrives_while_an_exact_read_is_on_its_way_counts(link: MakeLink) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    reading = asyncio.create_task(limiter.paused_for("p", exact=True))
+    await asyncio.sleep(0)
+    shared.mirror.note_pause("p", 1.0)
+    assert 0.9 < await reading <= 1.0
+
+
+async def test_an_exact_read_sees_a_pause_whose_event_has_not_arrived(link: MakeLink, admin: aioredis.Redis,
+                                                                     prefix: str) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    await _mirrored(shared)
+    assert await limiter.paused_for("p") == 0.0  # synced: answered from the mirror from here on
+    seconds, micros = await admin.time()  # a pause set in Redis whose event is still on its way (no PUBLISH)
+    await admin.set(f"{prefix}rl:{{p}}:pause", str(seconds * 1_000_000 + micros + 1_000_000), px=2000)
+    assert await limiter.paused_for("p") == 0.0
+    assert 0.8 < await limiter.paused_for("p", exact=True) <= 1.0
+    assert 0.8 < await limiter.paused_for("p") <= 1.0  # what the exact read found is mirrored
+
+
 # --- circuit breakers -----------------------------------------------------------------------------------
 
 

@@ -13,8 +13,9 @@ from django.test import AsyncClient, Client
 
 from linkmeter.web.api import batches
 from linkmeter.web.api.exports import CSV_COLUMNS
+from linkmeter.web.links import selectors
 from linkmeter.web.links.selectors import SIGNAL_COLUMNS
-from linkmeter.web.links.services import analysis_fail
+from linkmeter.web.links.services import analyses_claim_ids, analysis_fail
 from tests.web.api.conftest import complete_queued
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,10 +37,36 @@ def test_progress_counts_by_status_with_eta_and_invalid_lines(client: Client) ->
     body = client.get(submitted["links"]["batch"]).json()
     assert body["id"] == submitted["batch_id"] and body["total"] == 3 and body["finished"] == 2
     assert body["counts"] == {"queued": 1, "running": 0, "done": 1, "partial": 0, "failed": 1}
+    assert body["status"] == "running"
     assert body["progress"] == pytest.approx(2 / 3, abs=1e-3)
     assert body["eta_seconds"] is not None and body["finished_at"] is None
     assert [(i["index"], i["input"], i["code"]) for i in body["invalid"]] == [(1, "not a url", "unparseable")]
     assert body["links"]["results"] == submitted["links"]["results"]
+
+
+def test_status_is_queued_then_running_then_finished(client: Client) -> None:
+    submitted = submit(client, URLS)
+    first, second, third = submitted["analysis_ids"]
+
+    def status() -> str:
+        body = client.get(submitted["links"]["batch"]).json()
+        webhook = selectors.batch_webhook_summary(submitted["batch_id"])
+        assert webhook is not None and webhook["status"] == body["status"]  # the webhook's body says the same
+        return str(body["status"])
+
+    assert status() == "queued"  # nothing started
+    analyses_claim_ids(analysis_ids=[first], deadline_seconds=60)
+    assert status() == "running"  # one started, none finished
+    analysis_fail(analysis_ids=[first], reason="gave up")
+    assert status() == "running"  # one ended, two still queued
+    analysis_fail(analysis_ids=[second, third], reason="gave up")
+    assert status() == "finished"  # every analysis ended, whatever its outcome
+
+
+def test_the_schema_documents_the_status_values(client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["BatchOut"]
+    assert schema["properties"]["status"]["enum"] == ["queued", "running", "finished"]
+    assert "status" in schema["required"]
 
 
 def test_a_finished_batch_shows_full_progress(client: Client) -> None:
@@ -47,6 +74,7 @@ def test_a_finished_batch_shows_full_progress(client: Client) -> None:
     complete_queued()
     body = client.get(submitted["links"]["batch"]).json()
     assert body["progress"] == 1.0 and body["eta_seconds"] == 0.0 and body["finished_at"] is not None
+    assert body["status"] == "finished"
 
 
 async def fetch(async_client: AsyncClient, path: str) -> tuple[Any, str]:

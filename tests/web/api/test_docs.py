@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from playwright.async_api import async_playwright
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (.ci/run installs it when missing)
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make test` installs it when missing)
 RECORD_CSP = """
 window.__cspViolations = [];
 document.addEventListener("securitypolicyviolation", e => window.__cspViolations.push(e.violatedDirective));

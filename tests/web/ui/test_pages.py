@@ -56,6 +56,7 @@ def test_the_batch_page_shows_progress_counts_and_export_links(client: Client, f
     assert 'value="50"' in html and "1</strong> of 2 finished" in html
     assert 'data-status="partial">partial: 1' in html and 'data-status="running">running: 1' in html
     assert 'hx-trigger="every 1s"' in html and 'hx-trigger="every 2s"' in html  # still polling
+    assert '<span id="progress-status" data-batch-status="running">about' in html  # the API's batch status
     for fmt in ("csv", "ndjson", "json"):
         assert f'href="/api/v1/batches/{batch.pk}/results?format={fmt}"' in html
     links = Link.objects.order_by("url")
@@ -67,7 +68,8 @@ def test_polling_stops_once_the_batch_is_finished(client: Client, finished_batch
     for path in (f"/batches/{batch.pk}/", f"/batches/{batch.pk}/progress/", f"/batches/{batch.pk}/table/"):
         html = client.get(path).content.decode()
         assert "hx-trigger" not in html, path
-    assert 'value="100"' in client.get(f"/batches/{batch.pk}/progress/").content.decode()
+    progress = client.get(f"/batches/{batch.pk}/progress/").content.decode()
+    assert 'value="100"' in progress and '<span id="progress-status" data-batch-status="finished">complete' in progress
 
 
 def test_the_partials_are_fragments(client: Client, finished_batch: Finish) -> None:

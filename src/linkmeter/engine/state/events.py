@@ -80,9 +80,17 @@ class StateMirror:
         return entry if entry is not None and entry.synced else None
 
     def paused_for(self, name: str) -> float | None:
-        """Seconds left of a pause from the mirror, or None (ask Redis)."""
-        if not self.ready or name not in self._pauses_synced:
-            return None
+        """Seconds left of a pause from the mirror, or None (ask Redis). A pause this process knows of (its own
+        429, or an event) counts even before the name is synced: pauses only grow, so it holds whatever
+        Redis says."""
+        ready = self.ready
+        left = self.known_pause(name)
+        if left > 0 or (ready and name in self._pauses_synced):
+            return left
+        return None
+
+    def known_pause(self, name: str) -> float:
+        """Seconds left of the longest pause this process has noted for ``name`` (0.0: none known here)."""
         return max(0.0, self._paused_until.get(name, 0.0) - self._clock())
 
     async def sync(self, kind: str, name: str, read: Callable[[], Awaitable[Any]]) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+from linkmeter.web.links.selectors import BatchStatus
+
 
 class ErrorOut(Schema):
     code: str = Field(description="machine-readable, e.g. invalid_request, no_valid_urls, not_found")
@@ -91,6 +93,8 @@ class CallbackOut(Schema):
 class BatchOut(Schema):
     id: int
     name: str
+    status: BatchStatus = Field(description="queued (no analysis started), running, or finished (every "
+                                            "analysis ended); poll until finished")
     total: int
     counts: dict[str, int] = Field(description="analyses by status")
     finished: int

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, F, FloatField, Func, Max, Q
@@ -35,6 +35,7 @@ NUMERIC_SIGNALS: tuple[str, ...] = tuple(
     signal for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items() if spec.type in (int, float)
 )
 PROVIDER_NAMES: tuple[str, ...] = tuple(cls.name for cls in PROVIDER_CLASSES)
+BatchStatus = Literal["queued", "running", "finished"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +52,18 @@ class BatchProgress:
     invalid: list[dict[str, Any]]
     callback: dict[str, Any] | None = None  # the webhook's outcome, when the submission named a callback_url
 
+    @property
+    def status(self) -> BatchStatus:
+        """``queued`` (no analysis started), ``running``, or ``finished`` (every analysis ended)."""
+        if self.finished >= self.total:
+            return "finished"
+        return "queued" if self.counts.get(AnalysisStatus.QUEUED, 0) == self.total else "running"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "id": self.batch_id,
             "name": self.name,
+            "status": self.status,
             "total": self.total,
             "counts": self.counts,
             "finished": self.finished,
@@ -444,6 +453,7 @@ def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
     return {
         "batch_id": batch.pk,
         "name": batch.name,
+        "status": progress.status,
         "total": progress.total,
         "counts": progress.counts,
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
