@@ -173,7 +173,7 @@ class SyntheticWeb:
         return _redirect(status, f"{scheme}://{site}{_article_path(rng)}")
 
     def _page(self, rng: random.Random, host: str, target: str, clean: str) -> WebResponse:
-        spammy = self.world.domain(host).dbl_code is not None
+        spammy = self.world.domain(host).spam
         site = _site_name(host)
         vocabulary = SPAM_WORDS if spammy else WORDS
         headline = _headline(rng, vocabulary)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, ClassVar
 
@@ -44,6 +44,10 @@ class Policy:
     cache_ttl: float = 0.0
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # Bulk queries (a provider with ``max_batch`` > 1): how long the engine gathers ready calls across URLs
+    # before it sends one request for them (it sends earlier when ``max_batch`` keys are waiting, or when a
+    # waiting URL's deadline is nearer than the linger).
+    batch_linger: float = 0.02
 
 
 @dataclass(slots=True)
@@ -58,10 +62,13 @@ class ProviderConfig:
 
 @dataclass(slots=True)
 class Collected:
-    """What a successful call returns: signals, and the raw upstream response kept for audit."""
+    """What a successful call returns: signals, and the raw upstream response kept for audit. ``ttl`` caps
+    how long this result may be cached (seconds; e.g. a Safe Browsing match's ``cacheDuration``): the engine
+    caches it for ``min(policy.cache_ttl, ttl)``, and not at all when ``ttl`` is 0."""
 
     signals: dict[str, Any]
     raw: Any = None
+    ttl: float | None = None
 
 
 @dataclass(slots=True)
@@ -73,8 +80,22 @@ class CallContext:
     config: ProviderConfig
 
 
+GROUPS = ("page", "domain", "threat", "authority", "social", "archive", "indicator")
+
+
 class Provider(ABC):
-    """A source of signals. Subclasses declare the class attributes and implement key() and collect()."""
+    """A source of signals. Subclasses declare the class attributes and implement key() and collect().
+
+    Besides what the engine needs (``needs``, ``wants``, ``provides``, ``policy``), a provider says how
+    people see it: ``order`` (listing order: the providers page, the results tables' columns), ``group``
+    (one of GROUPS: the link page shows its card with the others of its group), ``in_default_set`` (False for
+    a provider that runs only when a submission names it: slow or with a small quota), ``published_limits``
+    (the upstream's own limits in words) and ``key_url`` (where to get a key, for keyed providers).
+
+    Bulk queries: a provider whose API answers many keys in one request sets ``max_batch`` (> 1) and
+    implements ``collect_many``; the engine then gathers calls that become ready across every URL in flight
+    (see ``Policy.batch_linger``) and sends them together. ``collect`` stays the one-key path.
+    """
 
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]] = ()
@@ -83,6 +104,12 @@ class Provider(ABC):
     policy: Policy = Policy()  # instance-overridable from settings
     default_base_url: ClassVar[str] = ""
     requires_key: ClassVar[bool] = False
+    order: ClassVar[int] = 100
+    group: ClassVar[str] = "page"
+    in_default_set: ClassVar[bool] = True
+    published_limits: ClassVar[str] = ""
+    key_url: ClassVar[str] = ""
+    max_batch: ClassVar[int] = 1
 
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig(base_url=self.default_base_url)
@@ -102,3 +129,10 @@ class Provider(ABC):
     @abstractmethod
     async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
         """Make the call and return signals. Raise ProviderError for failures the engine should see."""
+
+    async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> Sequence[Collected | ProviderError]:
+        """One upstream request for several calls with distinct keys (at most ``max_batch``): one outcome per
+        item, in order, a ProviderError standing for that item's own failure (e.g. a per-item "not found" that
+        is not an answer). Raise ProviderError when the request as a whole failed: every item fails with it
+        (and is retried under the policy). Only called when ``max_batch`` > 1."""
+        raise NotImplementedError(f"{self.name} declares max_batch={self.max_batch} but no collect_many")

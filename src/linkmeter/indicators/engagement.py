@@ -47,6 +47,8 @@ def engagement(signals: Mapping[str, Any], terms: Mapping[str, tuple[str, ...]] 
 
 class EngagementIndicator(Provider):
     name = "engagement"
+    order = 200
+    group = "indicator"
     needs = ("url",)
     wants = tuple(signal for names in TERMS.values() for signal in names)
     provides = {

@@ -5,7 +5,7 @@ defining none (a parsing helper such as ``htmlmeta`` or ``timestamps``) contribu
 name starts with ``_``, and ``registry`` and ``discovery`` themselves, are not imported.
 
 Listing order (``linkmeter providers``, the results tables' columns, the providers page): a class's
-``order`` attribute (an int, lower first; ``DEFAULT_ORDER`` without one), then its ``name``. The engine's
+``order`` (``Provider.order``, lower first), then its ``name``. The engine's
 plan orders calls by the DAG, whatever the listing order.
 """
 
@@ -18,12 +18,11 @@ from types import ModuleType
 
 from linkmeter.engine.provider import Provider
 
-DEFAULT_ORDER = 100
 NOT_SCANNED = frozenset({"registry", "discovery"})
 
 
 def listing_key(cls: type[Provider]) -> tuple[int, str]:
-    return int(getattr(cls, "order", DEFAULT_ORDER)), cls.name
+    return cls.order, cls.name
 
 
 def provider_classes(package: ModuleType) -> tuple[type[Provider], ...]:

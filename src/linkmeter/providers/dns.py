@@ -39,7 +39,9 @@ class DnsProvider(Provider):
     """A domain that does not exist (NXDOMAIN) is an answer: every count is 0."""
 
     name: ClassVar[str] = "dns"
-    order: ClassVar[int] = 20  # listing order (linkmeter.providers.discovery)
+    order = 20
+    group = "domain"
+    published_limits = "your DNS resolver: no published limit"
     needs: ClassVar[tuple[str, ...]] = ("domain",)
     wants: ClassVar[tuple[str, ...]] = ("page.final_domain",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {

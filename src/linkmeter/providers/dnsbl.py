@@ -133,7 +133,9 @@ class DnsblProvider(Provider):
     When all three lookups fail the call fails (retryable)."""
 
     name: ClassVar[str] = "dnsbl"
-    order: ClassVar[int] = 40  # listing order (linkmeter.providers.discovery)
+    order = 40
+    group = "threat"
+    published_limits = "free for low volumes; public resolvers are refused (use your own resolver)"
     needs: ClassVar[tuple[str, ...]] = ("domain",)
     wants: ClassVar[tuple[str, ...]] = ("page.final_domain",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {

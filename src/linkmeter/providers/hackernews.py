@@ -36,7 +36,9 @@ class HackerNewsProvider(Provider):
     Stories beyond the first page of hits are not seen (``nbHits`` in the raw response tells)."""
 
     name = "hackernews"
-    order = 60  # listing order (linkmeter.providers.discovery)
+    order = 60
+    group = "social"
+    published_limits = "10,000 requests an hour per IP"
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {

@@ -29,7 +29,9 @@ class PageProvider(Provider):
     response does not have (no <title>, no Content-Type, not HTML) are left out rather than set to None."""
 
     name: ClassVar[str] = "page"
-    order: ClassVar[int] = 10  # listing order (linkmeter.providers.discovery)
+    order = 10
+    group = "page"
+    published_limits = "the sites themselves: no published limit; one page fetch per URL"
     needs: ClassVar[tuple[str, ...]] = ("url",)
     provides: ClassVar[Mapping[str, SignalSpec]] = {
         "page.status": SignalSpec(int, "HTTP status of the final response (after redirects)",

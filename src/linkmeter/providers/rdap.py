@@ -38,7 +38,9 @@ class RdapProvider(Provider):
     the registry by longest label match, then asks it for ``domain/<name>``. 404 means not registered."""
 
     name = "rdap"
-    order = 30  # listing order (linkmeter.providers.discovery)
+    order = 30
+    group = "domain"
+    published_limits = "registries publish no numbers; linkmeter asks 3 per second"
     needs = ("domain",)
     wants = ("page.final_domain",)
     provides = {

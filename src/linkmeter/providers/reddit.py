@@ -46,7 +46,9 @@ class RedditProvider(Provider):
     key: /api/info with ``Authorization: bearer``; the default base then becomes oauth.reddit.com."""
 
     name = "reddit"
-    order = 70  # listing order (linkmeter.providers.discovery)
+    order = 70
+    group = "social"
+    published_limits = "100 queries a minute with OAuth, 10 without"
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {

@@ -33,7 +33,9 @@ class WaybackProvider(Provider):
     captured error pages."""
 
     name = "wayback"
-    order = 50  # listing order (linkmeter.providers.discovery)
+    order = 50
+    group = "archive"
+    published_limits = "CDX: about 60 requests a minute per IP, then 429s and an IP block (plan for 0.4/s)"
     needs = ("url",)
     wants = ("page.canonical_url",)
     provides = {
