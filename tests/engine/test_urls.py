@@ -117,6 +117,9 @@ def test_documented_policy(raw: str, expected: str) -> None:
         ("https://user@example.com/", "credentials"),
         ("https://www.example.com@evil.example/", "credentials"),
         ("https://example.com/" + "a" * 2000 + "\u00e9" * 10, "too_long"),
+        # Two URLs in one item: removing the line break, as the Standard does, would make one wrong URL.
+        ("https://a.example/\nhttps://b.example/", "several_urls"),
+        ("https://a.example/x\r\n  http://b.example/", "several_urls"),
     ],
 )
 def test_bad_urls_are_refused_with_a_code(raw: str, code: str) -> None:
@@ -124,6 +127,10 @@ def test_bad_urls_are_refused_with_a_code(raw: str, code: str) -> None:
         parse_url(raw)
     assert info.value.code == code
     assert info.value.message
+
+
+def test_a_line_break_inside_one_url_is_removed_as_the_standard_does() -> None:
+    assert normalise_url("https://exa\nmple.com/a\r\n/b") == "https://example.com/a/b"
 
 
 def test_the_registered_domain_of_an_ip_host_is_the_ip() -> None:

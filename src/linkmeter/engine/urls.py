@@ -32,6 +32,9 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _EDGE_JUNK = "".join(sorted({chr(code) for code in range(0x21)} | {chr(code) for code in range(0x3001)
                                                                      if chr(code).isspace()}))
 _TAB_OR_NEWLINE = re.compile(r"[\t\n\r]")
+# A line break followed by another scheme: two URLs in one item (an API list item holding a pasted list), which
+# removing the line break as the Standard does would silently turn into one wrong URL.
+_SECOND_URL = re.compile(r"://.*?[\n\r]\s*[A-Za-z][A-Za-z0-9+.-]*://", re.DOTALL)
 _FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 _SLASHES = ("//", "\\\\", "/\\", "\\/")
@@ -71,6 +74,8 @@ def parse_url(raw: str, *, max_length: int = MAX_URL_LENGTH) -> NormalisedURL:
     if len(text) > max_length:
         raise InvalidURL("too_long", f"URL longer than {max_length} characters")
     if "\t" in text or "\n" in text or "\r" in text:
+        if _SECOND_URL.search(text):
+            raise InvalidURL("several_urls", "more than one URL, separated by a line break: give one URL per item")
         text = _TAB_OR_NEWLINE.sub("", text)
     # The first "#" always starts the fragment of an http(s) URL; it never reaches the server.
     text = text.partition("#")[0]
