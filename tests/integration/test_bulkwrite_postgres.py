@@ -23,7 +23,8 @@ import json, math, sys
 import django
 django.setup()
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
-from linkmeter.web.links import services
+from linkmeter.web.links.services.queue import analysis_claim_ids, analysis_complete
+from linkmeter.web.links.services.submission import analysis_submit
 
 def result(url, providers):
     return UrlResult(url, UrlStatus.PARTIAL, {"url": url, "page.title": "T\x00itle"}, providers, 12.5)
@@ -43,12 +44,12 @@ for name in ("_insert_results_as_one_document", "_update_analyses_as_one_documen
         fast.append(_original(*args))
         return fast[-1]
     setattr(bulkwrite, name, recording)
-submitted = services.analysis_submit(urls=["https://example.org/a", "https://example.org/b"])
+submitted = analysis_submit(urls=["https://example.org/a", "https://example.org/b"])
 first, second = submitted.queued
-services.analyses_claim_ids(analysis_ids=[first, second], deadline_seconds=60)
-stored = services.analyses_complete(outcomes=[(first, result("https://example.org/a", calls))])
-stored += services.analyses_complete(outcomes=[(second, result("https://example.org/b", odd))])
-again = services.analyses_complete(outcomes=[(first, result("https://example.org/a", calls))])
+analysis_claim_ids(analysis_ids=[first, second], deadline_seconds=60)
+stored = analysis_complete(outcomes=[(first, result("https://example.org/a", calls))])
+stored += analysis_complete(outcomes=[(second, result("https://example.org/b", odd))])
+again = analysis_complete(outcomes=[(first, result("https://example.org/a", calls))])
 print(json.dumps({"ids": [first, second], "stored": stored, "again": again, "fast": fast}))
 '''
 

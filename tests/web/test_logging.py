@@ -25,7 +25,7 @@ from linkmeter.engine.results import CallResult, UrlResult
 from linkmeter.engine.runner import Engine
 from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, BatchItem
-from linkmeter.web.links.services import analysis_submit
+from linkmeter.web.links.services.submission import analysis_submit
 from linkmeter.web.logging import (
     MASK,
     JsonFormatter,

@@ -26,9 +26,10 @@ from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import SettingsError
 from linkmeter.web import metrics
 from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
-from linkmeter.web.links import selectors
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, ProviderResult
-from linkmeter.web.links.services import analysis_fail, analysis_submit
+from linkmeter.web.links.selectors.metrics import QueueSnapshot, queue_snapshot
+from linkmeter.web.links.services.queue import analysis_fail
+from linkmeter.web.links.services.submission import analysis_submit
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 TIMED = {"ok", "error", "timeout", "rate_limited"}
@@ -126,7 +127,7 @@ def test_queue_figures_count_queued_work_open_batches_their_progress_and_recent_
 def test_final_analyses_are_counted_among_the_newest_rows_only() -> None:
     batch = analysis_submit(urls=[f"https://news.example.org/rows/{i}" for i in range(4)])
     analysis_fail(analysis_ids=[a.pk for a in batch.analyses], reason="test")
-    snapshot = selectors.queue_snapshot(recent_rows=2)
+    snapshot = queue_snapshot(recent_rows=2)
     assert snapshot.analyses["failed"] == 2 and snapshot.analyses["queued"] == 0
 
 
@@ -135,11 +136,11 @@ def test_the_database_is_read_at_most_once_per_cache_period_and_a_failure_is_vis
     reads: list[float] = []
     failing = [False]
 
-    def read() -> selectors.QueueSnapshot:
+    def read() -> QueueSnapshot:
         reads.append(now[0])
         if failing[0]:
             raise RuntimeError("database down")
-        return selectors.QueueSnapshot(analyses={"queued": 3}, batches_open=1, batch_progress={9: 0.5})
+        return QueueSnapshot(analyses={"queued": 3}, batches_open=1, batch_progress={9: 0.5})
 
     collector = metrics.DatabaseCollector(read, ttl=5.0, clock=lambda: now[0])
     first = {family.name: family for family in collector.collect()}

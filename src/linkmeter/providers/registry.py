@@ -17,6 +17,7 @@ from linkmeter.providers.discovery import listing_key, provider_classes
 PROVIDERS: tuple[type[Provider], ...] = provider_classes(linkmeter.providers)
 INDICATORS: tuple[type[Provider], ...] = provider_classes(linkmeter.indicators)
 PROVIDER_CLASSES: tuple[type[Provider], ...] = (*PROVIDERS, *INDICATORS)
+PROVIDER_NAMES: tuple[str, ...] = tuple(cls.name for cls in PROVIDER_CLASSES)  # in listing order
 
 _POSITION = {cls: index for index, cls in enumerate(PROVIDER_CLASSES)}
 

@@ -21,7 +21,7 @@ from linkmeter.engine.observe import with_observer
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.settings import SettingsError
-from linkmeter.web.links import selectors
+from linkmeter.web.links.selectors.metrics import QueueSnapshot, queue_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +84,25 @@ class DatabaseCollector:
     """Queue figures from the database at scrape time, cached for ``ttl`` seconds; ``linkmeter_database_up``
     says whether the last read worked."""
 
-    def __init__(self, read: Callable[[], selectors.QueueSnapshot] | None = None, *, ttl: float = CACHE_SECONDS,
+    def __init__(self, read: Callable[[], QueueSnapshot] | None = None, *, ttl: float = CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._read = read or _read_snapshot
         self._ttl = ttl
         self._clock = clock
         self._lock = threading.Lock()
-        self._cached: tuple[float, selectors.QueueSnapshot | None] | None = None
+        self._cached: tuple[float, QueueSnapshot | None] | None = None
 
     def invalidate(self) -> None:
         """Read the database again at the next scrape."""
         with self._lock:
             self._cached = None
 
-    def snapshot(self) -> selectors.QueueSnapshot | None:
+    def snapshot(self) -> QueueSnapshot | None:
         with self._lock:
             now = self._clock()
             if self._cached is None or now - self._cached[0] >= self._ttl:
                 try:
-                    value: selectors.QueueSnapshot | None = self._read()
+                    value: QueueSnapshot | None = self._read()
                 except Exception:
                     log.warning("reading queue figures for /metrics failed", exc_info=True)
                     value = None
@@ -133,8 +133,8 @@ class DatabaseCollector:
         yield progress
 
 
-def _read_snapshot() -> selectors.QueueSnapshot:
-    return selectors.queue_snapshot(window_seconds=final_window(os.environ), recent_rows=RECENT_ROWS,
+def _read_snapshot() -> QueueSnapshot:
+    return queue_snapshot(window_seconds=final_window(os.environ), recent_rows=RECENT_ROWS,
                                     batches=TRACKED_BATCHES)
 
 

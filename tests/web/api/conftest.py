@@ -17,7 +17,7 @@ from django.db.backends.signals import connection_created
 
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
 from linkmeter.web.jobs.dispatch import DatabaseQueue, set_dispatcher
-from linkmeter.web.links.services import analyses_complete, analysis_claim
+from linkmeter.web.links.services.queue import analysis_claim_next, analysis_complete
 
 SIGNALS: dict[str, Any] = {
     "page.status": 200,
@@ -40,9 +40,9 @@ def url_result(url: str, status: UrlStatus = UrlStatus.DONE, signals: dict[str, 
 def complete_queued(*, limit: int = 1000, status: UrlStatus = UrlStatus.DONE,
                     signals: dict[str, Any] | None = None) -> list[int]:
     """Claim up to ``limit`` queued analyses and store a result for each; returns their ids."""
-    claimed = analysis_claim(limit=limit, deadline_seconds=60)
-    analyses_complete(outcomes=[(a.pk, url_result(a.link.url, status, signals)) for a in claimed])
-    return [a.pk for a in claimed]
+    claimed = analysis_claim_next(limit=limit, deadline_seconds=60)
+    analysis_complete(outcomes=[(work.analysis_id, url_result(work.url, status, signals)) for work in claimed])
+    return [work.analysis_id for work in claimed]
 
 
 class CompletingDispatcher:

@@ -13,9 +13,9 @@ from django.test import AsyncClient, Client
 
 from linkmeter.web.api import batches
 from linkmeter.web.api.exports import CSV_COLUMNS
-from linkmeter.web.links import selectors
-from linkmeter.web.links.selectors import SIGNAL_COLUMNS
-from linkmeter.web.links.services import analyses_claim_ids, analysis_fail
+from linkmeter.web.links.selectors.details import SIGNAL_COLUMNS
+from linkmeter.web.links.selectors.workers import batch_webhook_summary
+from linkmeter.web.links.services.queue import analysis_claim_ids, analysis_fail
 from tests.web.api.conftest import complete_queued
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,12 +50,12 @@ def test_status_is_queued_then_running_then_finished(client: Client) -> None:
 
     def status() -> str:
         body = client.get(submitted["links"]["batch"]).json()
-        webhook = selectors.batch_webhook_summary(submitted["batch_id"])
+        webhook = batch_webhook_summary(submitted["batch_id"])
         assert webhook is not None and webhook["status"] == body["status"]  # the webhook's body says the same
         return str(body["status"])
 
     assert status() == "queued"  # nothing started
-    analyses_claim_ids(analysis_ids=[first], deadline_seconds=60)
+    analysis_claim_ids(analysis_ids=[first], deadline_seconds=60)
     assert status() == "running"  # one started, none finished
     analysis_fail(analysis_ids=[first], reason="gave up")
     assert status() == "running"  # one ended, two still queued

@@ -19,8 +19,17 @@ from aiohttp import web
 
 from linkmeter.engine.http import HttpClient, HttpSettings
 from linkmeter.web.jobs import webhook
-from linkmeter.web.links import selectors, services
 from linkmeter.web.links.models import Batch, CallbackStatus
+from linkmeter.web.links.selectors.progress import batch_callback, batch_progress
+from linkmeter.web.links.selectors.workers import batch_webhook_summary, batches_unclosed
+from linkmeter.web.links.services.batches import (
+    BatchClosing,
+    WebhookAttempt,
+    batch_close,
+    batch_webhook_record,
+    batch_webhook_reset,
+)
+from linkmeter.web.links.services.submission import analysis_submit
 from tests.web.api.conftest import complete_queued
 
 SECRET = "a-long-shared-secret"
@@ -153,7 +162,7 @@ async def test_an_unreachable_or_hanging_receiver_is_a_retryable_failure(
 
 
 def callback_batch(urls: list[str], callback: str = "https://hooks.example.com/linkmeter") -> Batch:
-    batch = services.analysis_submit(urls=urls).batch
+    batch = analysis_submit(urls=urls).batch
     Batch.objects.filter(pk=batch.pk).update(callback_url=callback, callback_status=CallbackStatus.PENDING)
     return batch
 
@@ -161,30 +170,30 @@ def callback_batch(urls: list[str], callback: str = "https://hooks.example.com/l
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_closes_once_every_analysis_is_final_and_starts_its_webhook_once() -> None:
     batch = callback_batch(["https://a.example.org/1", "https://a.example.org/2"])
-    assert services.batch_close(batch_id=batch.pk) == services.BatchClosing(finished=False, send_webhook=False)
+    assert batch_close(batch_id=batch.pk) == BatchClosing(finished=False, send_webhook=False)
     complete_queued()
-    assert services.batch_close(batch_id=batch.pk) == services.BatchClosing(finished=True, send_webhook=True)
-    assert services.batch_close(batch_id=batch.pk) == services.BatchClosing(finished=True, send_webhook=False)
+    assert batch_close(batch_id=batch.pk) == BatchClosing(finished=True, send_webhook=True)
+    assert batch_close(batch_id=batch.pk) == BatchClosing(finished=True, send_webhook=False)
     closed = Batch.objects.get(pk=batch.pk)
     assert closed.finished_at is not None and closed.callback_status == CallbackStatus.SENDING
-    plain = services.analysis_submit(urls=["https://a.example.org/1"], fresh=True).batch
+    plain = analysis_submit(urls=["https://a.example.org/1"], fresh=True).batch
     complete_queued()
-    assert services.batch_close(batch_id=plain.pk) == services.BatchClosing(finished=True, send_webhook=False)
-    assert services.batch_close(batch_id=10**9) == services.BatchClosing(finished=False, send_webhook=False)
+    assert batch_close(batch_id=plain.pk) == BatchClosing(finished=True, send_webhook=False)
+    assert batch_close(batch_id=10**9) == BatchClosing(finished=False, send_webhook=False)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_webhook_is_retried_until_delivered_and_its_outcome_shown_with_the_batch() -> None:
     batch = callback_batch(["https://b.example.org/1"])
     complete_queued()
-    services.batch_close(batch_id=batch.pk)
-    first = services.batch_webhook_record(batch_id=batch.pk, delivered=False, error="HTTP 500", max_tries=3)
-    assert first == services.WebhookAttempt(1, CallbackStatus.SENDING)
-    second = services.batch_webhook_record(batch_id=batch.pk, delivered=True, max_tries=3)
-    assert second == services.WebhookAttempt(2, CallbackStatus.DELIVERED)
-    late = services.batch_webhook_record(batch_id=batch.pk, delivered=False, error="late duplicate")
-    assert late == services.WebhookAttempt(0, "")  # a delivered webhook is not changed
-    shown = selectors.batch_progress(Batch.objects.get(pk=batch.pk)).as_dict()["callback"]
+    batch_close(batch_id=batch.pk)
+    first = batch_webhook_record(batch_id=batch.pk, delivered=False, error="HTTP 500", max_tries=3)
+    assert first == WebhookAttempt(1, CallbackStatus.SENDING)
+    second = batch_webhook_record(batch_id=batch.pk, delivered=True, max_tries=3)
+    assert second == WebhookAttempt(2, CallbackStatus.DELIVERED)
+    late = batch_webhook_record(batch_id=batch.pk, delivered=False, error="late duplicate")
+    assert late == WebhookAttempt(0, "")  # a delivered webhook is not changed
+    shown = batch_progress(Batch.objects.get(pk=batch.pk)).as_dict()["callback"]
     assert shown["status"] == "delivered" and shown["attempts"] == 2 and shown["last_error"] is None
     assert shown["url"] == "https://hooks.example.com/linkmeter" and shown["sent_at"]
 
@@ -195,15 +204,15 @@ def test_a_webhook_fails_for_good_after_its_last_try_or_a_refusal() -> None:
     refused = callback_batch(["https://c.example.org/2"])
     complete_queued()
     for closing in (batch, refused):
-        services.batch_close(batch_id=closing.pk)
+        batch_close(batch_id=closing.pk)
     for _ in range(2):
-        services.batch_webhook_record(batch_id=batch.pk, delivered=False, error="connection refused", max_tries=3)
-    last = services.batch_webhook_record(batch_id=batch.pk, delivered=False, error="connection refused", max_tries=3)
-    assert last == services.WebhookAttempt(3, CallbackStatus.FAILED)
-    blocked = services.batch_webhook_record(batch_id=refused.pk, delivered=False, retryable=False,
+        batch_webhook_record(batch_id=batch.pk, delivered=False, error="connection refused", max_tries=3)
+    last = batch_webhook_record(batch_id=batch.pk, delivered=False, error="connection refused", max_tries=3)
+    assert last == WebhookAttempt(3, CallbackStatus.FAILED)
+    blocked = batch_webhook_record(batch_id=refused.pk, delivered=False, retryable=False,
                                             error="refused (blocked_address)", max_tries=3)
-    assert blocked == services.WebhookAttempt(1, CallbackStatus.FAILED)
-    shown = selectors.batch_callback(Batch.objects.get(pk=batch.pk))
+    assert blocked == WebhookAttempt(1, CallbackStatus.FAILED)
+    shown = batch_callback(Batch.objects.get(pk=batch.pk))
     assert shown is not None and shown["last_error"] == "connection refused" and shown["sent_at"] is None
 
 
@@ -211,12 +220,12 @@ def test_a_webhook_fails_for_good_after_its_last_try_or_a_refusal() -> None:
 def test_a_webhook_that_could_not_be_scheduled_goes_back_to_the_sweeper() -> None:
     batch = callback_batch(["https://d.example.org/1"])
     complete_queued()
-    assert selectors.batches_unclosed(finished_before_seconds=0) == [batch.pk]  # its chord never came
-    services.batch_close(batch_id=batch.pk)
-    assert selectors.batches_unclosed(finished_before_seconds=0) == []
-    services.batch_webhook_reset(batch_id=batch.pk)
-    assert selectors.batches_unclosed(finished_before_seconds=0) == [batch.pk]
-    assert selectors.batches_unclosed(finished_before_seconds=3600) == []  # only batches finished long enough ago
-    summary = selectors.batch_webhook_summary(batch.pk)
+    assert batches_unclosed(finished_before_seconds=0) == [batch.pk]  # its chord never came
+    batch_close(batch_id=batch.pk)
+    assert batches_unclosed(finished_before_seconds=0) == []
+    batch_webhook_reset(batch_id=batch.pk)
+    assert batches_unclosed(finished_before_seconds=0) == [batch.pk]
+    assert batches_unclosed(finished_before_seconds=3600) == []  # only batches finished long enough ago
+    summary = batch_webhook_summary(batch.pk)
     assert summary is not None and summary["total"] == 1 and summary["counts"]["done"] == 1
     assert summary["results_url"] == f"/api/v1/batches/{batch.pk}/results"

@@ -17,9 +17,9 @@ from django.utils import timezone
 from linkmeter.emulator.server import RunningEmulator
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs.worker import ChunkSummary, WorkerRuntime
-from linkmeter.web.links import services
 from linkmeter.web.links.models import Analysis, AnalysisStatus, ProviderResult
-from linkmeter.web.links.services import analysis_submit
+from linkmeter.web.links.services.queue import analysis_claim_ids
+from linkmeter.web.links.services.submission import analysis_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +86,7 @@ async def test_a_redelivered_chunk_finishes_what_its_dead_worker_left_running(ru
     def lost() -> list[int]:
         ids = submit(URLS[:3])
         # A worker claimed them (deadline not passed yet), then died before storing anything.
-        services.analyses_claim_ids(analysis_ids=ids, deadline_seconds=600)
+        analysis_claim_ids(analysis_ids=ids, deadline_seconds=600)
         return ids
 
     ids = await sync_to_async(lost)()
@@ -102,7 +102,7 @@ async def test_running_analyses_past_their_deadline_are_claimed_again_without_ta
         runtime: WorkerRuntime) -> None:
     def overdue() -> list[int]:
         ids = submit(URLS[:2])
-        services.analyses_claim_ids(analysis_ids=ids, deadline_seconds=60)
+        analysis_claim_ids(analysis_ids=ids, deadline_seconds=60)
         Analysis.objects.filter(id__in=ids).update(deadline_at=timezone.now() - timedelta(seconds=1))
         return ids
 
@@ -123,15 +123,14 @@ def test_claiming_by_ids_takes_only_queued_or_abandoned_analyses_once() -> None:
     ids = submit(URLS[:5])
     done, running, overdue, queued, unknown = *ids[:4], 10**9
     Analysis.objects.filter(pk=done).update(status=AnalysisStatus.DONE, finished_at=timezone.now())
-    services.analyses_claim_ids(analysis_ids=[running, overdue], deadline_seconds=60)
+    analysis_claim_ids(analysis_ids=[running, overdue], deadline_seconds=60)
     Analysis.objects.filter(pk=overdue).update(deadline_at=timezone.now() - timedelta(seconds=5))
-    claimed = services.analyses_claim_ids(analysis_ids=[done, running, overdue, queued, unknown],
-                                          deadline_seconds=30)
+    claimed = analysis_claim_ids(analysis_ids=[done, running, overdue, queued, unknown], deadline_seconds=30)
     assert sorted(c.analysis_id for c in claimed) == sorted([overdue, queued])
     assert {c.url for c in claimed} == {URLS[2], URLS[3]}
     assert all(c.batch_id is not None and c.providers == () for c in claimed)
-    assert services.analyses_claim_ids(analysis_ids=[queued], deadline_seconds=30) == []
-    taken = services.analyses_claim_ids(analysis_ids=[done, running, queued], deadline_seconds=30, takeover=True)
+    assert analysis_claim_ids(analysis_ids=[queued], deadline_seconds=30) == []
+    taken = analysis_claim_ids(analysis_ids=[done, running, queued], deadline_seconds=30, takeover=True)
     assert sorted(c.analysis_id for c in taken) == sorted([running, queued])
     assert Analysis.objects.get(pk=done).status == AnalysisStatus.DONE
 
@@ -139,7 +138,7 @@ def test_claiming_by_ids_takes_only_queued_or_abandoned_analyses_once() -> None:
 def test_claiming_puts_the_highest_priority_first_and_sets_a_deadline() -> None:
     bulk = submit([f"https://bulk.example.org/{i}" for i in range(12)])
     single = submit(["https://one.example.org/"])
-    claimed = services.analyses_claim_ids(analysis_ids=[*bulk[:2], *single], deadline_seconds=45)
+    claimed = analysis_claim_ids(analysis_ids=[*bulk[:2], *single], deadline_seconds=45)
     assert claimed[0].analysis_id == single[0]
     analysis = Analysis.objects.get(pk=single[0])
     assert analysis.status == AnalysisStatus.RUNNING and analysis.attempts == 1

@@ -21,10 +21,11 @@ from linkmeter.emulator.server import RunningEmulator
 from linkmeter.engine.runner import Engine
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs import dispatch
+from linkmeter.web.jobs import runner as runner_module
 from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
-from linkmeter.web.links import services
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
-from linkmeter.web.links.services import analysis_claim, analysis_submit
+from linkmeter.web.links.services.queue import analysis_claim_next
+from linkmeter.web.links.services.submission import analysis_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +115,7 @@ async def test_after_a_crash_a_new_runner_finishes_what_was_running_and_what_was
     def crash() -> list[int]:
         analysis_submit(urls=URLS)
         # A runner claimed these, then its process died: they stay "running" with nobody working on them.
-        return [a.pk for a in analysis_claim(limit=5, deadline_seconds=60)]
+        return [work.analysis_id for work in analysis_claim_next(limit=5, deadline_seconds=60)]
 
     orphaned = await sync_to_async(crash)()
     before = await sync_to_async(statuses)()
@@ -136,10 +137,10 @@ async def test_the_watchdog_requeues_a_lost_analysis_once_then_fails_it(engine: 
     def lose_two() -> tuple[int, int]:
         # Both claimed by some runner that then lost them; the second was already started twice.
         analysis_submit(urls=URLS[:2])
-        first, second = analysis_claim(limit=2, deadline_seconds=60)
-        Analysis.objects.filter(pk__in=[first.pk, second.pk]).update(deadline_at=timezone.now() - timedelta(1))
-        Analysis.objects.filter(pk=second.pk).update(attempts=2)
-        return first.pk, second.pk
+        first, second = (work.analysis_id for work in analysis_claim_next(limit=2, deadline_seconds=60))
+        Analysis.objects.filter(pk__in=[first, second]).update(deadline_at=timezone.now() - timedelta(1))
+        Analysis.objects.filter(pk=second).update(attempts=2)
+        return first, second
 
     task = asyncio.create_task(runner.run())
     try:
@@ -159,13 +160,13 @@ async def test_the_watchdog_requeues_a_lost_analysis_once_then_fails_it(engine: 
 
 async def test_results_are_written_in_batches(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     writes: list[int] = []
-    original = services.analyses_complete
+    original = runner_module.analysis_complete
 
     def counting(*, outcomes: Any) -> int:
         writes.append(len(outcomes))
         return original(outcomes=outcomes)
 
-    monkeypatch.setattr(services, "analyses_complete", counting)
+    monkeypatch.setattr(runner_module, "analysis_complete", counting)
     await sync_to_async(analysis_submit)(urls=[f"https://site{i % 5}.example.com/p/{i}" for i in range(30)])
     # Writes happen when 10 are waiting (the interval is too long to matter), and once more at the stop.
     runner = InlineRunner(engine, RunnerSettings(concurrency=30, poll_interval=0.1, flush_interval=600,

@@ -9,7 +9,8 @@ import pytest
 
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
 from linkmeter.web.links.models import Batch
-from linkmeter.web.links.services import analyses_complete, analysis_claim, analysis_submit
+from linkmeter.web.links.services.queue import analysis_claim_next, analysis_complete
+from linkmeter.web.links.services.submission import analysis_submit
 
 Finish = Callable[..., Batch]
 
@@ -32,10 +33,10 @@ def finished_batch() -> Finish:
     def make(urls: Sequence[str], signals: Sequence[dict[str, Any]], *, finish: int | None = None,
              **options: Any) -> Batch:
         submission = analysis_submit(urls=list(urls), **options)
-        claimed = {a.link.url: a for a in analysis_claim(limit=10_000, deadline_seconds=60)}
+        claimed = {work.url: work for work in analysis_claim_next(limit=10_000, deadline_seconds=60)}
         by_url = dict(zip(urls, signals, strict=True))
         done = list(claimed.items())[:len(claimed) if finish is None else finish]
-        analyses_complete(outcomes=[(a.pk, url_result(url, by_url[url])) for url, a in done])
+        analysis_complete(outcomes=[(work.analysis_id, url_result(url, by_url[url])) for url, work in done])
         return Batch.objects.get(pk=submission.batch.pk)
 
     return make

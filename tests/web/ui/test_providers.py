@@ -17,7 +17,7 @@ from linkmeter.engine.runner import Engine
 from linkmeter.web.jobs import health
 from linkmeter.web.jobs.health import forget_counts, register_engine
 from linkmeter.web.links.models import Analysis, ProviderResult
-from linkmeter.web.links.services import analysis_submit
+from linkmeter.web.links.services.submission import analysis_submit
 from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis
 
 pytestmark = pytest.mark.django_db

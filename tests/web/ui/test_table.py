@@ -11,7 +11,7 @@ from linkmeter.engine.plan import Plan
 from linkmeter.output import table_columns
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.links.models import Batch
-from linkmeter.web.links.selectors import SignalRange, batch_table
+from linkmeter.web.links.selectors.tables import SignalRange, batch_table
 from tests.web.ui.conftest import Finish
 
 pytestmark = pytest.mark.django_db

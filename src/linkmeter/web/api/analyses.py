@@ -15,7 +15,8 @@ from ninja.params import P, QueryEx
 
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import AnalysisOut, ErrorOut, SubmitAcceptedOut, SubmitDoneOut, SubmitIn
-from linkmeter.web.links import selectors, services
+from linkmeter.web.links.selectors import details
+from linkmeter.web.links.services.submission import Submission, analysis_submit
 
 router = Router(tags=["analyses"])
 
@@ -37,7 +38,7 @@ async def wait_until_final(analysis_ids: list[int], seconds: float) -> bool:
     deadline = loop.time() + seconds
     pause = POLL_FIRST
     while True:
-        if await sync_to_async(selectors.analyses_unfinished)(analysis_ids) == 0:
+        if await sync_to_async(details.analyses_unfinished)(analysis_ids) == 0:
             return True
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -46,7 +47,7 @@ async def wait_until_final(analysis_ids: list[int], seconds: float) -> bool:
         pause = min(pause * 1.5, POLL_MAX)
 
 
-def submission_body(submission: services.Submission) -> dict[str, Any]:
+def submission_body(submission: Submission) -> dict[str, Any]:
     batch_id = submission.batch.pk
     return {
         "batch_id": batch_id,
@@ -76,14 +77,14 @@ async def analyses_submit(
     seconds = checked_wait(wait)
     # No request.user here: the API has no authentication yet (API keys come later), and reading the
     # session user would be a synchronous query inside the event loop.
-    submission = await sync_to_async(services.analysis_submit)(
+    submission = await sync_to_async(analysis_submit)(
         urls=payload.urls, providers=payload.providers, fresh=payload.fresh, name=payload.name,
         max_age=payload.max_age, callback_url=payload.callback_url or "",
     )
     body = submission_body(submission)
     if seconds is None or not await wait_until_final(body["analysis_ids"], seconds):
         return Status(202, body)
-    body["results"] = await sync_to_async(selectors.analysis_details)(body["analysis_ids"])
+    body["results"] = await sync_to_async(details.analysis_details)(body["analysis_ids"])
     return Status(200, body)
 
 
@@ -92,7 +93,7 @@ async def analyses_submit(
 def analysis_detail(request: HttpRequest, analysis_id: int,
                     raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
                     ) -> dict[str, Any]:
-    analysis = selectors.analysis_by_id(analysis_id)
+    analysis = details.analysis_by_id(analysis_id)
     if analysis is None:
         raise not_found("analysis", analysis_id)
-    return selectors.analysis_detail(analysis, include_raw=raw)
+    return details.analysis_detail(analysis, include_raw=raw)

@@ -15,8 +15,8 @@ from ninja.params import P, QueryEx
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.exports import MEDIA_TYPES, Row, encode
 from linkmeter.web.api.schemas import BatchOut, ErrorOut
-from linkmeter.web.links import selectors
 from linkmeter.web.links.models import Batch
+from linkmeter.web.links.selectors import details, progress
 
 router = Router(tags=["batches"])
 
@@ -24,7 +24,7 @@ CHUNK_ROWS = 500
 
 
 def _batch(batch_id: int) -> Batch:
-    batch = selectors.batch_by_id(batch_id)
+    batch = details.batch_by_id(batch_id)
     if batch is None:
         raise not_found("batch", batch_id)
     return batch
@@ -33,7 +33,7 @@ def _batch(batch_id: int) -> Batch:
 @router.get("/{int:batch_id}", url_name="batch_progress", response={200: BatchOut, 404: ErrorOut},
             summary="A batch's progress: counts by status, progress, ETA, invalid lines")
 def batch_progress(request: HttpRequest, batch_id: int) -> dict[str, Any]:
-    data = selectors.batch_progress(_batch(batch_id)).as_dict()
+    data = progress.batch_progress(_batch(batch_id)).as_dict()
     data["links"] = {"results": reverse("api-v1:batch_results", kwargs={"batch_id": batch_id})}
     return data
 
@@ -44,7 +44,7 @@ def _take(rows: Iterator[Row], n: int) -> list[Row]:
 
 async def _row_chunks(batch: Batch) -> AsyncIterator[list[Row]]:
     """The rows in chunks, each read in a worker thread, so the event loop never waits on the database."""
-    rows = selectors.batch_rows(batch, chunk_size=CHUNK_ROWS)
+    rows = details.batch_rows(batch, chunk_size=CHUNK_ROWS)
     try:
         while chunk := await sync_to_async(_take)(rows, CHUNK_ROWS):
             yield chunk

@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from linkmeter.web.links.services import ServiceError
+from linkmeter.web.links.services.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from linkmeter.output import FORMULA_STARTS
-from linkmeter.web.links.selectors import SIGNAL_COLUMNS
+from linkmeter.web.links.selectors.details import SIGNAL_COLUMNS
 
 MEDIA_TYPES = {
     "json": "application/json",

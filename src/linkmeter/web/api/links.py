@@ -13,14 +13,15 @@ from ninja.params import P, QueryEx
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import ErrorOut, FeedbackIn, FeedbackOut, LinkHistoryOut, LinkOut
-from linkmeter.web.links import selectors, services
 from linkmeter.web.links.models import Link
+from linkmeter.web.links.selectors import details
+from linkmeter.web.links.services.feedback import feedback_create
 
 router = Router(tags=["links"])
 
 
 def _link(link_id: int) -> Link:
-    link = selectors.link_by_id(link_id)
+    link = details.link_by_id(link_id)
     if link is None:
         raise not_found("link", link_id)
     return link
@@ -35,10 +36,10 @@ def link_lookup(request: HttpRequest,
         normalised = parse_url(url, max_length=settings.LINKMETER["MAX_URL_LENGTH"]).url
     except InvalidURL as exc:
         raise ApiError(422, "invalid_url", exc.message, {"reason": exc.code}) from exc
-    link = selectors.link_by_url(normalised)
+    link = details.link_by_url(normalised)
     if link is None:
         raise ApiError(404, "not_found", "this URL has never been submitted", {"kind": "link", "url": normalised})
-    data = selectors.link_detail(link)
+    data = details.link_detail(link)
     data["links"] = {
         "history": reverse("api-v1:link_history", kwargs={"link_id": link.pk}),
         "feedback": reverse("api-v1:link_feedback", kwargs={"link_id": link.pk}),
@@ -50,9 +51,9 @@ def link_lookup(request: HttpRequest,
             summary="A link's final analyses, oldest first, with their signals")
 def link_history(request: HttpRequest, link_id: int) -> dict[str, Any]:
     link = _link(link_id)
-    history = selectors.link_history(link)
-    return {"link_id": link.pk, "url": link.url, "analyses": selectors.history_entries(history),
-            "series": selectors.numeric_series(history)}
+    history = details.link_history(link)
+    return {"link_id": link.pk, "url": link.url, "analyses": details.history_entries(history),
+            "series": details.numeric_series(history)}
 
 
 @router.post("/{int:link_id}/feedback", url_name="link_feedback",
@@ -60,6 +61,6 @@ def link_history(request: HttpRequest, link_id: int) -> dict[str, Any]:
              summary="Label a link spam or ham (kept to train the spam model)")
 def link_feedback(request: HttpRequest, link_id: int, payload: FeedbackIn) -> Status[dict[str, Any]]:
     # No user: the API has no authentication yet (API keys come later).
-    feedback = services.feedback_create(link=_link(link_id), label=payload.label)
+    feedback = feedback_create(link=_link(link_id), label=payload.label)
     return Status(201, {"id": feedback.pk, "link_id": feedback.link_id, "analysis_id": feedback.analysis_id,
                  "label": feedback.label, "created_at": feedback.created_at.isoformat()})

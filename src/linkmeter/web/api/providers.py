@@ -11,7 +11,7 @@ from ninja import Router
 
 from linkmeter.web.api.schemas import ProvidersOut
 from linkmeter.web.jobs.health import engine_view
-from linkmeter.web.links import selectors
+from linkmeter.web.links.selectors.health import provider_health
 
 router = Router(tags=["providers"])
 
@@ -22,6 +22,6 @@ WINDOW_MINUTES = 15
             summary="Per provider: enabled, breaker, success rate, p50/p95 latency, last error, cache")
 async def providers_health(request: HttpRequest) -> dict[str, Any]:
     view = await engine_view()
-    health = await sync_to_async(selectors.provider_health)(disabled=view.disabled, breakers=view.breakers,
-                                                            caches=view.caches, window_minutes=WINDOW_MINUTES)
-    return {"window_minutes": WINDOW_MINUTES, "providers": [h.as_dict() for h in health]}
+    health = await sync_to_async(provider_health)(disabled=view.disabled, breakers=view.breakers,
+                                                  caches=view.caches, window_minutes=WINDOW_MINUTES)
+    return {"window_minutes": WINDOW_MINUTES, "providers": health}  # each shaped by ProviderHealthOut

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
-from linkmeter.web.links.selectors import BatchStatus
+from linkmeter.web.links.selectors.progress import BatchStatus
+
+if TYPE_CHECKING:
+    from linkmeter.web.jobs.health import ProviderCache
+    from linkmeter.web.links.selectors.health import ProviderHealth
 
 
 class ErrorOut(Schema):
@@ -179,6 +183,14 @@ class ProviderCacheOut(Schema):
                                             "cannot tell (e.g. Redis unavailable)")
     entries_more: bool = Field(description="true when counting stopped at its limit: more than `entries` entries")
 
+    @staticmethod
+    def resolve_ttl_seconds(cache: ProviderCache) -> float:
+        return cache.ttl
+
+    @staticmethod
+    def resolve_entries_more(cache: ProviderCache) -> bool:
+        return cache.more
+
 
 class ProviderHealthOut(Schema):
     name: str
@@ -195,6 +207,19 @@ class ProviderHealthOut(Schema):
     hit_ratio: float | None = Field(description="cache hits over the window: cached / (ok + cached); null when "
                                                 "neither happened")
     cache: ProviderCacheOut = Field(description="the provider's result cache: policy, where it lives, its entries")
+
+    # Read from a ProviderHealth (the selector's record): ratios to 4 decimals, the time as ISO 8601.
+    @staticmethod
+    def resolve_success_rate(health: ProviderHealth) -> float | None:
+        return None if health.success_rate is None else round(health.success_rate, 4)
+
+    @staticmethod
+    def resolve_hit_ratio(health: ProviderHealth) -> float | None:
+        return None if health.hit_ratio is None else round(health.hit_ratio, 4)
+
+    @staticmethod
+    def resolve_last_error_at(health: ProviderHealth) -> str | None:
+        return health.last_error_at.isoformat() if health.last_error_at else None
 
 
 class ProvidersOut(Schema):

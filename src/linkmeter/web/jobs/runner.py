@@ -20,8 +20,15 @@ from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
 from linkmeter.web import metrics
-from linkmeter.web.links import selectors, services
-from linkmeter.web.links.services import ClaimedWork
+from linkmeter.web.links.selectors.workers import running_analysis_ids
+from linkmeter.web.links.services.queue import (
+    ClaimedWork,
+    analysis_claim_next,
+    analysis_complete,
+    analysis_fail,
+    analysis_recover,
+    analysis_requeue,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +132,9 @@ class InlineRunner:
             await self._shutdown(helpers)
 
     async def _resume(self) -> None:
-        orphans = await self.database(selectors.running_analysis_ids)
+        orphans = await self.database(running_analysis_ids)
         if orphans:
-            self.stats.resumed = await self.database(services.analysis_requeue, analysis_ids=orphans)
+            self.stats.resumed = await self.database(analysis_requeue, analysis_ids=orphans)
             log.info("re-queued %d analyses left running by a previous process", self.stats.resumed)
 
     async def _claim_loop(self) -> None:
@@ -148,8 +155,7 @@ class InlineRunner:
 
     async def _claim(self, limit: int) -> list[ClaimedWork]:
         try:
-            claimed = await self.database(services.analysis_claim_work, limit=limit,
-                                          deadline_seconds=self.engine.url_deadline)
+            claimed = await self.database(analysis_claim_next, limit=limit, deadline_seconds=self.engine.url_deadline)
         except Exception:
             log.exception("claiming analyses failed; trying again shortly")
             await asyncio.sleep(min(1.0, self.settings.poll_interval))
@@ -209,7 +215,7 @@ class InlineRunner:
         failures, self._failures = self._failures, []
         if outcomes:
             try:
-                self.stats.stored += await self.database(services.analyses_complete, outcomes=outcomes)
+                self.stats.stored += await self.database(analysis_complete, outcomes=outcomes)
                 self.stats.writes += 1
             except Exception:
                 log.exception("storing %d finished analyses failed", len(outcomes))
@@ -223,7 +229,7 @@ class InlineRunner:
                 by_reason[reason].append(pk)
             for reason, ids in by_reason.items():
                 try:
-                    self.stats.failed += await self.database(services.analysis_fail, analysis_ids=ids, reason=reason)
+                    self.stats.failed += await self.database(analysis_fail, analysis_ids=ids, reason=reason)
                 except Exception:
                     log.exception("marking %d analyses failed did not work; the watchdog will", len(ids))
         if outcomes and self._more:
@@ -243,12 +249,13 @@ class InlineRunner:
         while True:
             await asyncio.sleep(self.settings.watchdog_interval)
             try:
-                requeued, failed = await self.database(
-                    services.analyses_recover, max_attempts=self.settings.max_attempts,
+                recovered = await self.database(
+                    analysis_recover, max_attempts=self.settings.max_attempts,
                     grace_seconds=self.settings.watchdog_grace)
             except Exception:
                 log.exception("the watchdog could not check for lost analyses")
                 continue
+            requeued, failed = len(recovered.requeued), recovered.failed
             if requeued or failed:
                 log.warning("watchdog: re-queued %d and failed %d analyses past their deadline", requeued, failed)
             if requeued:
@@ -278,7 +285,7 @@ class InlineRunner:
                 if not self._outcomes:
                     break
             if self._unfinished:
-                requeued = await self.database(services.analysis_requeue, analysis_ids=self._unfinished)
+                requeued = await self.database(analysis_requeue, analysis_ids=self._unfinished)
                 log.info("re-queued %d analyses that did not finish before the stop", requeued)
         except Exception:
             log.exception("the runner did not stop cleanly; the next start resumes what is left")

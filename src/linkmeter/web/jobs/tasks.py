@@ -14,8 +14,15 @@ from django.db import DatabaseError, close_old_connections
 from linkmeter.engine.observe import logging_context
 from linkmeter.web.config.celery import HOUSEKEEPING_PRIORITY, SETTINGS, app
 from linkmeter.web.jobs import celery_dispatch, webhook, worker
-from linkmeter.web.links import selectors, services
 from linkmeter.web.links.models import CallbackStatus
+from linkmeter.web.links.selectors.workers import (
+    analyses_orphaned,
+    analyses_priorities,
+    batch_webhook_summary,
+    batches_unclosed,
+)
+from linkmeter.web.links.services.batches import batch_close, batch_webhook_record, batch_webhook_reset
+from linkmeter.web.links.services.queue import analysis_recover
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,7 @@ def run_chunk(self: DatabaseTask, analysis_ids: list[int]) -> dict[str, int]:
 def close_batch(self: DatabaseTask, batch_id: int) -> None:
     """The chord callback: close the batch once its analyses are final, and start its webhook."""
     with logging_context(batch_id=batch_id):
-        closing = services.batch_close(batch_id=batch_id)
+        closing = batch_close(batch_id=batch_id)
         if not closing.finished:
             log.info("batch %d has analyses still running elsewhere; the sweeper closes it when they end", batch_id)
             return
@@ -60,7 +67,7 @@ def close_batch(self: DatabaseTask, batch_id: int) -> None:
             try:
                 deliver_webhook.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)
             except Exception:
-                services.batch_webhook_reset(batch_id=batch_id)  # the sweeper starts it again
+                batch_webhook_reset(batch_id=batch_id)  # the sweeper starts it again
                 raise
 
 
@@ -69,7 +76,7 @@ def close_batch(self: DatabaseTask, batch_id: int) -> None:
 def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
     """POST the batch's signed summary; retried with exponential backoff; the outcome is kept on the batch."""
     with logging_context(batch_id=batch_id):
-        summary = selectors.batch_webhook_summary(batch_id)
+        summary = batch_webhook_summary(batch_id)
         if summary is None or summary.pop("callback_status") != CallbackStatus.SENDING:
             return  # delivered or given up already (a duplicate task)
         url = summary.pop("callback_url")
@@ -82,8 +89,8 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
                                    timeout=SETTINGS.webhook_timeout + 5)
         else:
             outcome = webhook.Delivery(False, False, "LINKMETER_WEBHOOK_SECRET is not set on the workers")
-        attempt = services.batch_webhook_record(batch_id=batch_id, delivered=outcome.delivered, error=outcome.error,
-                                                retryable=outcome.retryable, max_tries=SETTINGS.webhook_tries)
+        attempt = batch_webhook_record(batch_id=batch_id, delivered=outcome.delivered, error=outcome.error,
+                                       retryable=outcome.retryable, max_tries=SETTINGS.webhook_tries)
         if attempt.status == CallbackStatus.DELIVERED:
             log.info("webhook of batch %d delivered to %s (HTTP %s, try %d)", batch_id, url, outcome.status,
                      attempt.attempts)
@@ -99,7 +106,7 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
             except Retry:
                 raise
             except Exception:
-                services.batch_webhook_reset(batch_id=batch_id)  # could not schedule the retry: the sweeper will
+                batch_webhook_reset(batch_id=batch_id)  # could not schedule the retry: the sweeper will
                 raise
 
 
@@ -108,9 +115,9 @@ def watchdog() -> None:
     """Analyses running past their deadline plus grace (their worker is gone): re-queued and dispatched
     again once, then failed."""
     grace = settings.LINKMETER["WATCHDOG_GRACE_SECONDS"]  # LINKMETER_WATCHDOG_GRACE, as the embedded runner's
-    recovered = services.analyses_recover_ids(max_attempts=MAX_ATTEMPTS, grace_seconds=grace)
+    recovered = analysis_recover(max_attempts=MAX_ATTEMPTS, grace_seconds=grace)
     if recovered.requeued:
-        celery_dispatch.publish_chunks(app, selectors.analyses_priorities(recovered.requeued),
+        celery_dispatch.publish_chunks(app, analyses_priorities(recovered.requeued),
                                        chunk_size=SETTINGS.chunk_size)
     if recovered.requeued or recovered.failed:
         log.warning("watchdog: re-queued %d and failed %d analyses past their deadline", len(recovered.requeued),
@@ -123,12 +130,12 @@ def requeue_orphans() -> None:
     dispatched again; finished batches whose chord callback never came are closed."""
     waiting = queue_depth()
     if waiting == 0:
-        orphans = selectors.analyses_orphaned(older_than_seconds=SETTINGS.orphan_age)
+        orphans = analyses_orphaned(older_than_seconds=SETTINGS.orphan_age)
         if orphans:
             sent = celery_dispatch.publish_chunks(app, orphans, chunk_size=SETTINGS.chunk_size)
             log.warning("re-dispatched %d analyses queued for over %gs with no task waiting (%d tasks)",
                         len(orphans), SETTINGS.orphan_age, sent)
-    for batch_id in selectors.batches_unclosed(finished_before_seconds=SETTINGS.orphan_age):
+    for batch_id in batches_unclosed(finished_before_seconds=SETTINGS.orphan_age):
         log.warning("batch %d finished without its chord callback; closing it now", batch_id,
                     extra={"batch_id": batch_id})
         close_batch.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)

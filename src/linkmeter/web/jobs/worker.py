@@ -32,8 +32,7 @@ from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
 from linkmeter.web.jobs.slots import PrioritySlots
-from linkmeter.web.links import services
-from linkmeter.web.links.services import ClaimedWork
+from linkmeter.web.links.services.queue import ClaimedWork, analysis_claim_ids, analysis_complete, analysis_fail
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +167,7 @@ class WorkerRuntime:
         # A claimed URL may wait for its slot behind waves - 1 others (each ends by its URL deadline), so the
         # claim allows that many more deadlines before the watchdog takes it back.
         deadline = self.engine.url_deadline * self.waves
-        claimed = services.analyses_claim_ids(analysis_ids=analysis_ids, deadline_seconds=deadline,
-                                              takeover=takeover)
+        claimed = analysis_claim_ids(analysis_ids=analysis_ids, deadline_seconds=deadline, takeover=takeover)
         if not claimed:
             return ChunkSummary(asked=len(analysis_ids), claimed=0, stored=0, failed=0)
         try:
@@ -210,7 +208,7 @@ class WorkerRuntime:
         pause = STORE_PAUSE
         for attempt in range(1, STORE_TRIES + 1):
             try:
-                return services.analyses_complete(outcomes=outcomes)
+                return analysis_complete(outcomes=outcomes)
             except DatabaseError:
                 close_old_connections()
                 if attempt == STORE_TRIES:
@@ -225,7 +223,7 @@ class WorkerRuntime:
         by_reason: dict[str, list[int]] = defaultdict(list)
         for pk, reason in failures:
             by_reason[reason].append(pk)
-        return sum(services.analysis_fail(analysis_ids=ids, reason=reason) for reason, ids in by_reason.items())
+        return sum(analysis_fail(analysis_ids=ids, reason=reason) for reason, ids in by_reason.items())
 
 
 # -- the process's runtime ----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from linkmeter.providers.registry import PROVIDER_CLASSES, headlines
 
 if TYPE_CHECKING:
-    from linkmeter.web.links.selectors import ProviderHealth
+    from linkmeter.web.links.selectors.health import ProviderHealth
 
 # Shown in the URL cell and the HTTP column of the results table rather than as columns of their own.
 OWN_PLACE = frozenset({"page.title", "page.status"})

@@ -10,7 +10,8 @@ from django.conf import settings
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.links.models import BatchSource
-from linkmeter.web.links.selectors import NUMERIC_SIGNALS, SignalRange
+from linkmeter.web.links.selectors.details import NUMERIC_SIGNALS
+from linkmeter.web.links.selectors.tables import SignalRange
 from linkmeter.web.ui import csvimport
 
 PROVIDER_CHOICES = [(cls.name, cls.name) for cls in PROVIDER_CLASSES]
@@ -113,7 +114,7 @@ class TableQuery(forms.Form):
     page = forms.IntegerField(required=False, min_value=1)
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments for selectors.batch_table (invalid parameters are ignored)."""
+        """Keyword arguments for selectors.tables.batch_table (invalid parameters are ignored)."""
         data = self.cleaned_data if self.is_valid() else {}
         ranges = []
         if data.get("signal") and (data.get("min") is not None or data.get("max") is not None):

@@ -14,9 +14,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from linkmeter.providers.registry import PROVIDER_NAMES
 from linkmeter.web.jobs.health import engine_view
-from linkmeter.web.links import selectors, services
 from linkmeter.web.links.models import Analysis, Batch, FeedbackLabel, Link
+from linkmeter.web.links.selectors import progress, tables
+from linkmeter.web.links.selectors.details import link_history, numeric_series
+from linkmeter.web.links.selectors.health import provider_health
+from linkmeter.web.links.services.errors import ServiceError
+from linkmeter.web.links.services.feedback import feedback_create
+from linkmeter.web.links.services.submission import analysis_reanalyse, analysis_submit
 from linkmeter.web.ui import csvimport, display
 from linkmeter.web.ui.forms import PendingCsv, SubmitForm, TableQuery
 
@@ -38,12 +44,12 @@ def home(request: HttpRequest) -> HttpResponse:
     lines: list[tuple[int, str]] = form.cleaned_data["lines"]
     providers = form.cleaned_data["providers"]
     try:
-        submission = services.analysis_submit(
+        submission = analysis_submit(
             urls=[text for _, text in lines],
-            providers=[] if len(providers) == len(selectors.PROVIDER_NAMES) else providers,
+            providers=[] if len(providers) == len(PROVIDER_NAMES) else providers,
             fresh=form.cleaned_data["fresh"], name=form.cleaned_data["name"],
             source=form.cleaned_data["source"], user=request.user)
-    except services.ServiceError as exc:
+    except ServiceError as exc:
         invalid = exc.details if exc.code == "no_valid_urls" else []
         form.add_error(None, exc.message)
         return _home(request, form, invalid=_numbered(invalid, [n for n, _ in lines]))
@@ -63,7 +69,7 @@ def _home(request: HttpRequest, form: SubmitForm, *, invalid: list[dict[str, Any
                    for i, label in enumerate(table.columns)]
     return render(request, "ui/home.html", {
         "form": form, "invalid": invalid or [], "columns": columns, "pending": form.pending,
-        "recent": selectors.recent_batches(limit=10),
+        "recent": progress.recent_batches(limit=10),
         "max_urls": settings.LINKMETER["MAX_URLS_PER_REQUEST"],
         "max_rows": settings.LINKMETER["UPLOAD_MAX_ROWS"],
         "max_size": csvimport.human_size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
@@ -123,9 +129,9 @@ def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 
 def _progress(batch: Batch) -> dict[str, Any]:
-    progress = selectors.batch_progress(batch)
+    shown = progress.batch_progress(batch)
     # rounded down: 199 of 200 is not "100 %"
-    return {"progress": progress, "percent": math.floor(progress.progress * 100)}
+    return {"progress": shown, "percent": math.floor(shown.progress * 100)}
 
 
 @require_GET
@@ -138,7 +144,7 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
     finished = batch.finished_at is not None  # read before the rows: a finished batch's rows are final
     options = query.options()
     page_number = query.page_number()
-    table = selectors.batch_table(batch, **options, offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+    table = tables.batch_table(batch, **options, offset=(page_number - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     pages = max(1, math.ceil(table.matching / PAGE_SIZE))
     params = {k: v for k, v in query.data.items() if k != "page" and v not in ("", None)}
     sort, descending = options["sort"], options["descending"]
@@ -168,17 +174,17 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
 def link(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(Link.objects.select_related("latest_analysis"), pk=link_id)
     latest = found.latest_analysis
-    history = selectors.link_history(found)
-    series = selectors.numeric_series(history)
+    history = link_history(found)
+    series = numeric_series(history)
     providers = [{"result": r, "style": display.STATUS_STYLES.get(r.status, "secondary"),
                   "signals": display.signal_cells(r.signals)}
-                 for r in (selectors.provider_results(latest) if latest else [])]
+                 for r in (tables.provider_results(latest) if latest else [])]
     return render(request, "ui/link.html", {
         "link": found,
         "latest": latest,
         "page_title": latest.signals.get("page.title") if latest else None,
         "latest_style": display.STATUS_STYLES.get(latest.status, "secondary") if latest else "secondary",
-        "pending": selectors.link_pending_analysis(found),
+        "pending": tables.link_pending_analysis(found),
         "providers": providers,
         "history_count": len(history),
         "chart_data": {"series": series, "labels": display.chart_labels(sorted(series))},
@@ -189,7 +195,7 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
 @require_GET
 def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpResponse:
     get_object_or_404(Analysis, pk=analysis_id)
-    result = selectors.provider_result(analysis_id=analysis_id, provider=provider)
+    result = tables.provider_result(analysis_id=analysis_id, provider=provider)
     if result is None:
         return HttpResponse(status=404)
     return render(request, "ui/_raw.html", {"result": result, "raw": display.raw_text(result.raw)})
@@ -198,7 +204,7 @@ def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpR
 @require_POST
 def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(Link, pk=link_id)
-    submission = services.analysis_reanalyse(link=found, user=request.user)
+    submission = analysis_reanalyse(link=found, user=request.user)
     messages.info(request, "Analysing the link again.")
     return redirect("ui:batch", batch_id=submission.batch.pk)
 
@@ -207,8 +213,8 @@ def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
 def feedback(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(Link, pk=link_id)
     try:
-        created = services.feedback_create(link=found, label=request.POST.get("label", ""), user=request.user)
-    except services.ServiceError as exc:
+        created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user)
+    except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         shown = "spam" if created.label == FeedbackLabel.SPAM else "not spam"
@@ -230,7 +236,7 @@ async def _providers(request: HttpRequest, template: str) -> HttpResponse:
     view = await engine_view()
 
     def page() -> HttpResponse:  # the ORM and the session (messages) are synchronous
-        health = selectors.provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches)
+        health = provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches)
         rows = [display.provider_row(item) for item in health]
         return render(request, template, {"rows": rows, "styles": display.STATUS_STYLES})
 

@@ -1,0 +1,131 @@
+"""Analyses, links and their history as records (the REST API's bodies; the UI's link page reads them too)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, result_dict
+
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(signal for cls in PROVIDER_CLASSES for signal in cls.provides)
+NUMERIC_SIGNALS: tuple[str, ...] = tuple(
+    signal for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items() if spec.type in (int, float)
+)
+MAX_ID = 2**63 - 1  # larger ids cannot exist (and SQLite refuses to compare with them)
+
+
+def analysis_row(analysis: Analysis, *, position: int | None = None, reused: bool = False) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "analysis_id": analysis.pk,
+        "link_id": analysis.link_id,
+        "url": analysis.link.url,
+        "status": analysis.status,
+        "signals": analysis.signals if analysis.is_final else {},
+        "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
+    }
+    if position is not None:
+        row["position"] = position
+        row["reused"] = reused
+    return row
+
+
+def analysis_detail(analysis: Analysis, *, include_raw: bool = False) -> dict[str, Any]:
+    data = analysis_row(analysis)
+    data.update({
+        "queued_at": analysis.queued_at.isoformat(),
+        "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
+        "elapsed_ms": analysis.elapsed_ms,
+        "error": analysis.error,
+        "providers_requested": analysis.providers,
+        "providers": {r.provider: result_dict(r, include_raw=include_raw) for r in analysis.results.all()},
+    })
+    return data
+
+
+def analysis_by_id(analysis_id: int) -> Analysis | None:
+    """An analysis with its link and provider results, ready for ``analysis_detail``."""
+    if not 0 < analysis_id <= MAX_ID:
+        return None
+    return (Analysis.objects.select_related("link").prefetch_related("results")
+            .filter(pk=analysis_id).first())
+
+
+def analysis_details(analysis_ids: list[int], *, include_raw: bool = False) -> list[dict[str, Any]]:
+    """``analysis_detail`` of each id in the given order (an id given twice appears twice)."""
+    found = {a.pk: a for a in Analysis.objects.select_related("link").prefetch_related("results")
+             .filter(id__in=set(analysis_ids))}
+    details = {pk: analysis_detail(analysis, include_raw=include_raw) for pk, analysis in found.items()}
+    return [details[pk] for pk in analysis_ids if pk in details]
+
+
+def analyses_unfinished(analysis_ids: list[int]) -> int:
+    """How many of these analyses are not final yet (what a waiting submission polls)."""
+    return Analysis.objects.filter(id__in=set(analysis_ids)).exclude(status__in=list(FINAL_STATUSES)).count()
+
+
+def batch_by_id(batch_id: int) -> Batch | None:
+    return Batch.objects.filter(pk=batch_id).first() if 0 < batch_id <= MAX_ID else None
+
+
+def batch_rows(batch: Batch, *, chunk_size: int = 500) -> Iterator[dict[str, Any]]:
+    """One row per submitted URL in input order: final analyses with numbers, the rest with their status."""
+    items = (BatchItem.objects.filter(batch=batch).select_related("analysis__link")
+             .order_by("position").iterator(chunk_size=chunk_size))
+    for item in items:
+        yield analysis_row(item.analysis, position=item.position, reused=item.reused)
+
+
+def link_by_id(link_id: int) -> Link | None:
+    return Link.objects.filter(pk=link_id).first() if 0 < link_id <= MAX_ID else None
+
+
+def link_by_url(url: str) -> Link | None:
+    return Link.objects.filter(url=url).select_related("latest_analysis").first()
+
+
+def link_detail(link: Link, *, recent: int = 10) -> dict[str, Any]:
+    """A link with its latest analysis in full and a summary of its history (final analyses)."""
+    latest = analysis_by_id(link.latest_analysis_id) if link.latest_analysis_id else None
+    final = link.analyses.filter(status__in=list(FINAL_STATUSES))
+    first_at = final.order_by("finished_at").values_list("finished_at", flat=True).first()
+    newest = list(final.order_by("-finished_at", "-id").values("id", "status", "finished_at")[:recent])
+    return {
+        "id": link.pk,
+        "url": link.url,
+        "domain": link.domain,
+        "first_seen": link.first_seen.isoformat(),
+        "latest_analysis": analysis_detail(latest) if latest else None,
+        "history": {
+            "count": final.count(),
+            "first_at": first_at.isoformat() if first_at else None,
+            "last_at": newest[0]["finished_at"].isoformat() if newest and newest[0]["finished_at"] else None,
+            "recent": [{"analysis_id": row["id"], "status": row["status"],
+                        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None}
+                       for row in newest],
+        },
+    }
+
+
+def link_history(link: Link, *, limit: int = 200) -> list[Analysis]:
+    """Final analyses of a link, oldest first (the newest ``limit``)."""
+    newest = list(link.analyses.filter(status__in=list(FINAL_STATUSES)).order_by("-finished_at")[:limit])
+    return newest[::-1]
+
+
+def history_entries(history: list[Analysis]) -> list[dict[str, Any]]:
+    """Final analyses (from ``link_history``) with their signals and timestamps."""
+    return [{"analysis_id": a.pk, "status": a.status, "queued_at": a.queued_at.isoformat(),
+             "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+             "elapsed_ms": a.elapsed_ms, "signals": a.signals} for a in history]
+
+
+def numeric_series(history: list[Analysis]) -> dict[str, list[dict[str, Any]]]:
+    """Per numeric signal, its values over time: what the history charts draw."""
+    series: dict[str, list[dict[str, Any]]] = {}
+    for analysis in history:
+        for signal in NUMERIC_SIGNALS:
+            value = analysis.signals.get(signal)
+            if isinstance(value, int | float) and not isinstance(value, bool) and analysis.finished_at:
+                series.setdefault(signal, []).append({"t": analysis.finished_at.isoformat(), "v": value})
+    return series

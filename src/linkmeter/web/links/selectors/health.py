@@ -1,0 +1,73 @@
+"""Each provider's health over the recent window, from its stored results and the engine's view."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.web.jobs.health import STORE_UNKNOWN, ProviderCache
+from linkmeter.web.links.models import ProviderResult
+
+PROBLEM_STATUSES = ("error", "timeout", "rate_limited", "circuit_open")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """One provider's row of the providers page; the API serves it as ``ProviderHealthOut``."""
+
+    name: str
+    enabled: bool
+    disabled_reason: str | None
+    breaker: str
+    calls: int
+    success_rate: float | None
+    p50_ms: float | None
+    p95_ms: float | None
+    statuses: dict[str, int]
+    last_error: str | None
+    last_error_at: datetime | None
+    cache: ProviderCache  # the engine's view of the provider's cache (policy, where, entries)
+    hit_ratio: float | None  # cached / (ok + cached) over the window; None when neither happened
+
+
+def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
+                    caches: Mapping[str, ProviderCache] | None = None, window_minutes: int = 15,
+                    sample: int = 2000) -> list[ProviderHealth]:
+    """Per provider over the recent window: calls by status, success rate (of calls that ran), cache hit
+    ratio, latency percentiles of calls that reached upstream, and the last error; with the engine's view
+    (``linkmeter.web.jobs.health.engine_view``) of what is disabled, the breakers and the caches."""
+    caches = caches or {}
+    since = timezone.now() - timedelta(minutes=window_minutes)
+    health = []
+    for cls in PROVIDER_CLASSES:
+        name = cls.name
+        recent = list(ProviderResult.objects.filter(provider=name, created_at__gte=since)
+                      .order_by("-id").values("status", "latency_ms", "message", "created_at")[:sample])
+        statuses = Counter(row["status"] for row in recent)
+        ran = [row for row in recent if row["status"] not in ("skipped", "disabled")]
+        ok = sum(1 for row in ran if row["status"] in ("ok", "cached"))
+        latencies = sorted(row["latency_ms"] for row in ran if row["status"] == "ok")
+        problem = next((row for row in recent if row["status"] in PROBLEM_STATUSES), None)
+        succeeded = statuses["ok"] + statuses["cached"]  # results from the cache or from upstream
+        health.append(ProviderHealth(
+            name=name,
+            enabled=name not in disabled,
+            disabled_reason=disabled.get(name),
+            breaker=breakers.get(name, "unknown"),
+            calls=len(recent),
+            success_rate=ok / len(ran) if ran else None,
+            p50_ms=round(statistics.median(latencies), 1) if latencies else None,
+            p95_ms=round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))], 1) if latencies else None,
+            statuses=dict(statuses),
+            last_error=f"{problem['status']}: {problem['message']}" if problem else None,
+            last_error_at=problem["created_at"] if problem else None,
+            cache=caches.get(name) or ProviderCache(cls.policy.cache_ttl, STORE_UNKNOWN, None),
+            hit_ratio=statuses["cached"] / succeeded if succeeded else None,
+        ))
+    return health
