@@ -307,29 +307,23 @@ async def test_identical_calls_in_flight_become_one_upstream_call() -> None:
     assert all(r.signals["rdap.age"] == 9 for r in results)
 
 
-async def test_a_url_reaching_its_deadline_does_not_cancel_a_call_others_share() -> None:
+@pytest.mark.parametrize(("first", "calls"), [
+    pytest.param("long", 1, id="a url reaching its deadline does not cancel a call others share"),
+    pytest.param("short", 2, id="a joiner with time left calls again when the shared call hit its leader's deadline"),
+])
+async def test_a_shared_call_and_the_deadlines_of_the_urls_sharing_it(first: str, calls: int) -> None:
     shared = FakeProvider("shared", needs=("domain",), provides=("shared.x",), key_signal="domain",
                           behave=returns({"shared.x": 1}, delay=0.3), policy=Policy(timeout=2))
     engine = make_engine(shared)
-    long = asyncio.create_task(engine.analyze("https://example.org/long", deadline=2))
+    deadlines = {"long": 2.0, "short": 0.1}
+    second = "short" if first == "long" else "long"
+    leader = asyncio.create_task(engine.analyze(f"https://example.org/{first}", deadline=deadlines[first]))
     await asyncio.sleep(0.02)
-    short = await engine.analyze("https://example.org/short", deadline=0.1)
-    assert short.providers["shared"].status is CallStatus.TIMEOUT
-    long_result = await long
-    assert long_result.providers["shared"].status is CallStatus.OK and long_result.signals["shared.x"] == 1
-    assert shared.calls == 1
-
-
-async def test_a_joiner_with_time_left_calls_again_when_the_shared_call_hit_its_leaders_deadline() -> None:
-    shared = FakeProvider("shared", needs=("domain",), provides=("shared.x",), key_signal="domain",
-                          behave=returns({"shared.x": 1}, delay=0.3), policy=Policy(timeout=2))
-    engine = make_engine(shared)
-    short = asyncio.create_task(engine.analyze("https://example.org/short", deadline=0.1))
-    await asyncio.sleep(0.02)
-    long = await engine.analyze("https://example.org/long", deadline=2)
-    assert (await short).providers["shared"].status is CallStatus.TIMEOUT
-    assert long.providers["shared"].status is CallStatus.OK and long.signals["shared.x"] == 1
-    assert shared.calls == 2
+    joiner = await engine.analyze(f"https://example.org/{second}", deadline=deadlines[second])
+    results = {first: await leader, second: joiner}
+    assert results["short"].providers["shared"].status is CallStatus.TIMEOUT
+    assert results["long"].providers["shared"].status is CallStatus.OK and results["long"].signals["shared.x"] == 1
+    assert shared.calls == calls
 
 
 async def test_analyze_many_yields_every_url_with_bounded_concurrency() -> None:

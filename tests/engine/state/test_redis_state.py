@@ -27,10 +27,9 @@ from linkmeter.engine.state.cache import RedisCache
 from linkmeter.engine.state.limiter import RedisRateLimiter
 from linkmeter.engine.state.link import RedisLink
 from linkmeter.engine.state.redis_state import redis_state
-from tests.engine.conftest import REDIS_URL
 from tests.engine.fakes import FakeProvider, make_engine
-
-CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
+from tests.waiting import wait_until_async
 
 MakeLink = Callable[..., RedisLink]
 
@@ -238,11 +237,7 @@ class _Counting:
 
 async def _mirrored(link: RedisLink) -> None:
     """Wait until the link's mirror is subscribed (it starts on first use)."""
-    for _ in range(200):
-        if link.mirror.ready:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the mirror never subscribed")
+    await wait_until_async(lambda: link.mirror.ready, 2.0, interval=0.01, message="the mirror to subscribe")
 
 
 async def test_calls_to_a_healthy_provider_cost_no_breaker_or_pause_round_trip(link: MakeLink) -> None:
@@ -396,7 +391,7 @@ async def test_an_unreadable_entry_is_a_miss(link: MakeLink, admin: aioredis.Red
 
 async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
         caplog: pytest.LogCaptureFixture) -> None:
-    link = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    link = RedisLink.from_url(UNREACHABLE_REDIS_URL, prefix="linkmeter-test:")
     limiter, breakers, cache = RedisRateLimiter(link), RedisCircuitBreakers(link), RedisCache(link)
     started = time.monotonic()
     try:
@@ -455,7 +450,7 @@ async def test_redis_is_used_again_once_it_answers(link: MakeLink) -> None:
     shared = link(retry_after=0.1)
     cache = RedisCache(shared)
     good = shared.client
-    shared.client = aioredis.Redis.from_url(CLOSED_PORT_URL)  # Redis "goes away"
+    shared.client = aioredis.Redis.from_url(UNREACHABLE_REDIS_URL)  # Redis "goes away"
     try:
         await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
         assert shared.down
@@ -492,7 +487,7 @@ async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -
 
 async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
     provider = _cached_provider()
-    engine = make_engine(provider, state=redis_state(CLOSED_PORT_URL))
+    engine = make_engine(provider, state=redis_state(UNREACHABLE_REDIS_URL))
     try:
         results = [await engine.analyze(f"https://example.org/{n}") for n in range(2)]
     finally:
@@ -544,7 +539,7 @@ async def test_a_providers_cache_entries_are_counted(link: MakeLink) -> None:
         assert await store.entries("rdap", limit=3) == 4  # "more than 3"
         assert await store.entries("dns", limit=100) == 1
         assert await store.entries("wayback", limit=100) == 0
-    unreachable = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    unreachable = RedisLink.from_url(UNREACHABLE_REDIS_URL, prefix="linkmeter-test:")
     try:
         assert await RedisCache(unreachable).entries("rdap", limit=10) is None
     finally:
