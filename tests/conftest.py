@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a running emulator, its LINKMETER_* environment, a client for its web."""
+"""Fixtures shared by every test: a running emulator, its LINKMETER_* environment, a client for its web, the
+emulator's DNS server alone, and modules added to a package for one test."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import pytest
 import pytest_asyncio
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from linkmeter.emulator.dnsserver import DnsServer, start_dns_server
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator, start_emulator
+from tests.emulated_dns import WORLD
 
 MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
+ServeDns = Callable[..., Awaitable[DnsServer]]
 
 
 class EmulatorResolver(AbstractResolver):
@@ -81,3 +85,26 @@ async def web_session(emulator: RunningEmulator) -> AsyncIterator[aiohttp.Client
     """An aiohttp session for which every URL (https://news.example.org/a/1, ...) reaches ``emulator``."""
     async with web_session_for(emulator) as session:
         yield session
+
+
+@pytest_asyncio.fixture
+async def serve_dns() -> AsyncIterator[ServeDns]:
+    """``await serve_dns(**knobs)``: the emulator's DNS server for tests.emulated_dns.WORLD on a loopback port,
+    with those Knobs; closed at teardown."""
+    started: list[DnsServer] = []
+
+    async def serve(**knobs: Any) -> DnsServer:
+        running = await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1",
+                                         knobs=Knobs(**knobs))
+        started.append(running)
+        return running
+
+    yield serve
+    for running in started:
+        await running.close()
+
+
+@pytest_asyncio.fixture
+async def dns_server(serve_dns: ServeDns) -> DnsServer:
+    """The emulator's DNS server with default knobs."""
+    return await serve_dns()

@@ -36,7 +36,8 @@ def wait_until[T](predicate: Callable[[], T], timeout: float, *, interval: float
         time.sleep(min(interval, left))
 
 
-async def wait_until_async[T](predicate: Callable[[], Awaitable[T] | T], timeout: float, *,
+# The timeout is a parameter (not the caller's asyncio.timeout) so that the failure can say what it waited for.
+async def wait_until_async[T](predicate: Callable[[], Awaitable[T] | T], timeout: float, *,  # noqa: ASYNC109
                               interval: float = 0.05, message: AsyncMessage = "") -> T:
     """The same on an event loop: ``predicate`` and ``message`` may be coroutine functions."""
     give_up = time.monotonic() + timeout
