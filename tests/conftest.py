@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -21,6 +23,7 @@ from tests.emulated_dns import WORLD
 
 MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
 ServeDns = Callable[..., Awaitable[DnsServer]]
+AddModules = Callable[[ModuleType, Mapping[str, str]], None]
 
 
 class EmulatorResolver(AbstractResolver):
@@ -108,3 +111,22 @@ async def serve_dns() -> AsyncIterator[ServeDns]:
 async def dns_server(serve_dns: ServeDns) -> DnsServer:
     """The emulator's DNS server with default knobs."""
     return await serve_dns()
+
+
+@pytest.fixture
+def add_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AddModules]:
+    """``add_modules(package, {name: source})``: modules found in ``package`` (as new files in it would be) for
+    this test only; forgotten by ``sys.modules`` at teardown."""
+    added: list[str] = []
+
+    def add(package: ModuleType, sources: Mapping[str, str]) -> None:
+        folder = tmp_path / f"more-{package.__name__}-{len(added)}"
+        folder.mkdir()
+        for name, source in sources.items():
+            (folder / f"{name}.py").write_text(source)
+            added.append(f"{package.__name__}.{name}")
+        monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
+
+    yield add
+    for name in added:
+        sys.modules.pop(name, None)
