@@ -3,6 +3,7 @@ emulator's DNS server alone, and modules added to a package for one test."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -45,16 +46,13 @@ class EmulatorResolver(AbstractResolver):
 @pytest_asyncio.fixture
 async def emulator_factory() -> AsyncIterator[MakeEmulator]:
     """``await emulator_factory(knobs=Knobs(...), **start_options)``: emulators closed at teardown."""
-    started: list[RunningEmulator] = []
+    async with contextlib.AsyncExitStack() as started:
+        async def make(**options: Any) -> RunningEmulator:
+            running = await start_emulator(**options)
+            started.push_async_callback(running.close)
+            return running
 
-    async def make(**options: Any) -> RunningEmulator:
-        running = await start_emulator(**options)
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        await running.close()
+        yield make
 
 
 @pytest_asyncio.fixture
@@ -94,17 +92,14 @@ async def web_session(emulator: RunningEmulator) -> AsyncIterator[aiohttp.Client
 async def serve_dns() -> AsyncIterator[ServeDns]:
     """``await serve_dns(**knobs)``: the emulator's DNS server for tests.emulated_dns.WORLD on a loopback port,
     with those Knobs; closed at teardown."""
-    started: list[DnsServer] = []
+    async with contextlib.AsyncExitStack() as started:
+        async def serve(**knobs: Any) -> DnsServer:
+            running = await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1",
+                                             knobs=Knobs(**knobs))
+            started.push_async_callback(running.close)
+            return running
 
-    async def serve(**knobs: Any) -> DnsServer:
-        running = await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1",
-                                         knobs=Knobs(**knobs))
-        started.append(running)
-        return running
-
-    yield serve
-    for running in started:
-        await running.close()
+        yield serve
 
 
 @pytest_asyncio.fixture

@@ -4,7 +4,6 @@ batched writes, hanging providers and graceful stops."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links import services
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
 from linkmeter.web.links.services import analysis_claim, analysis_submit
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,11 +69,15 @@ async def run_until(runner: InlineRunner, done: Callable[[], bool], *, within: f
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.ready.wait(), within)
-        give_up = time.monotonic() + within
-        while not await runner.database(done):
+
+        async def finished() -> bool:
             assert not task.done(), "the runner stopped by itself"
-            assert time.monotonic() < give_up, f"not done within {within}s: {await runner.database(statuses)}"
-            await asyncio.sleep(0.05)
+            return await runner.database(done)
+
+        async def state() -> str:
+            return f"{done.__name__} (statuses: {await runner.database(statuses)})"
+
+        await wait_until_async(finished, within, message=state)
     finally:
         runner.stop()
         await asyncio.wait_for(task, within)
@@ -145,10 +149,7 @@ async def test_the_watchdog_requeues_a_lost_analysis_once_then_fails_it(engine: 
     try:
         await asyncio.wait_for(runner.ready.wait(), 10)
         retried, given_up = await runner.database(lose_two)
-        for _ in range(400):
-            if await runner.database(all_final):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.database(all_final), 20, message="every analysis to end")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -172,10 +173,8 @@ async def test_results_are_written_in_batches(engine: Engine, monkeypatch: pytes
                                                  flush_size=10))
     task = asyncio.create_task(runner.run())
     try:
-        for _ in range(600):
-            if runner.stats.claimed == 30 and runner.in_flight == 0:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.stats.claimed == 30 and runner.in_flight == 0, 30,
+                               message=lambda: f"30 claimed, none in flight ({runner.stats}, {runner.in_flight})")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -204,16 +203,10 @@ async def test_a_commit_wakes_the_runner_from_another_thread(engine: Engine) -> 
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.ready.wait(), 10)
-        for _ in range(200):
-            if runner.stats.claims:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: runner.stats.claims, 2, interval=0.01, message="the runner's first claim")
         assert runner.stats.claims == 1  # it found nothing: now only a wake-up can start the next claim
         await sync_to_async(analysis_submit)(urls=URLS[:2])  # commits on another thread, then enqueues
-        for _ in range(200):
-            if await runner.database(all_final):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.database(all_final), 10, message="every analysis to end")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -227,10 +220,8 @@ async def test_a_stop_requeues_what_did_not_finish(emulator_factory: MakeEmulato
     try:
         await sync_to_async(analysis_submit)(urls=URLS[:3])
         task = asyncio.create_task(runner.run())
-        for _ in range(200):
-            if runner.in_flight == 3:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: runner.in_flight == 3, 4, interval=0.02,
+                               message=lambda: f"3 analyses in flight (now {runner.in_flight})")
         assert runner.in_flight == 3
         runner.stop()
         await asyncio.wait_for(task, 10)
