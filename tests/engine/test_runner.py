@@ -13,7 +13,7 @@ from linkmeter.engine.plan import PlanError
 from linkmeter.engine.provider import Policy, ProviderError, Signals
 from linkmeter.engine.results import CallStatus, UrlStatus
 from linkmeter.engine.state import EngineState
-from tests.engine.fakes import FakeProvider, fails, hangs, make_engine, retryable, returns
+from tests.engine.fakes import FakeProvider, cached_provider, fails, hangs, make_engine, retryable, returns
 
 URL = "https://news.example.org/a/1"
 
@@ -277,11 +277,8 @@ async def test_a_result_held_in_process_is_final_at_once_and_starts_its_dependen
 
 async def test_a_disabled_provider_is_reported_disabled_even_with_a_cached_result() -> None:
     state = EngineState()
-    first = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                         policy=Policy(timeout=1, cache_ttl=60))
-    await make_engine(first, state=state).analyze("https://example.org/")
-    disabled = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                            policy=Policy(timeout=1, cache_ttl=60), requires_key=True)
+    await make_engine(cached_provider(), state=state).analyze("https://example.org/")
+    disabled = cached_provider(requires_key=True)
     result = await make_engine(disabled, state=state).analyze("https://example.org/x")
     assert result.providers["p"].status is CallStatus.DISABLED
 
@@ -337,11 +334,8 @@ async def test_analyze_many_yields_every_url_with_bounded_concurrency() -> None:
 
 async def test_shared_state_can_be_passed_between_engines() -> None:
     state = EngineState()
-    first = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                         policy=Policy(timeout=1, cache_ttl=60))
-    await make_engine(first, state=state).analyze("https://example.org/")
-    second = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                          policy=Policy(timeout=1, cache_ttl=60))
+    await make_engine(cached_provider(), state=state).analyze("https://example.org/")
+    second = cached_provider()
     result = await make_engine(second, state=state).analyze("https://example.org/x")
     assert result.providers["p"].status is CallStatus.CACHED and second.calls == 0
 

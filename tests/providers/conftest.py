@@ -1,5 +1,6 @@
 """Shared fixtures for provider tests: a real HTTP client allowed to reach the local test servers, the test
-module's World (its ``SEED``), an emulated provider API or a stub upstream on loopback, and one provider call."""
+module's World (its ``SEED``), an emulated provider API or a stub upstream on loopback, one provider call, and
+the check that an upstream failure is the right ProviderError."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient, HttpSettings
-from linkmeter.engine.provider import CallContext, Collected, Provider
+from linkmeter.engine.provider import CallContext, Collected, Provider, ProviderError
 
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Callable[[], web.StreamResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,3 +87,21 @@ async def collect_from(provider: Provider, http: HttpClient, signals: dict[str, 
     """One ``provider.collect`` through ``http`` (no DNS server is asked: the DNS client is never used)."""
     ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
     return await provider.collect(ctx, signals)
+
+
+def answering(answer: Answer) -> Handler:
+    """A handler sending a fresh ``answer()`` to every request."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return answer()
+
+    return handler
+
+
+async def raises_provider_error(call: Awaitable[object], **expected: object) -> ProviderError:
+    """Awaits ``call``, which must raise a ProviderError with the ``expected`` attribute values (``retryable=``,
+    ``status=``, ``rate_limited=``, ``retry_after=``)."""
+    with pytest.raises(ProviderError) as caught:
+        await call
+    assert {name: getattr(caught.value, name) for name in expected} == expected
+    return caught.value

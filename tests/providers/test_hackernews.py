@@ -13,7 +13,7 @@ from linkmeter.emulator.apis import hackernews as hn_api
 from linkmeter.emulator.apis.hackernews import Story
 from linkmeter.emulator.world import World
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig
 from linkmeter.engine.urls import url_variants
 from linkmeter.providers.hackernews import (
     HackerNewsProvider,
@@ -22,7 +22,7 @@ from linkmeter.providers.hackernews import (
     search_query,
     summarise,
 )
-from tests.providers.conftest import EmulateApi, StubApi, collect_from
+from tests.providers.conftest import Answer, EmulateApi, StubApi, answering, collect_from, raises_provider_error
 
 SEED = 7
 SEARCH = "/api/v1/search"
@@ -187,37 +187,19 @@ def test_hits_without_a_valid_url_and_repeated_ids_are_skipped() -> None:
     assert signals["hackernews.top_story_url"] == "https://news.ycombinator.com/item?id=4"
 
 
-async def test_429_is_a_rate_limited_error_with_retry_after(
-    stub_api: StubApi, http: HttpClient
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: hn_api.rate_limited_response(7.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 7.0},
+                 id="429 is a rate-limited error with retry-after"),
+    pytest.param(lambda: web.json_response({"message": "Internal error", "status": 503}, status=503),
+                 {"retryable": True, "status": 503, "rate_limited": False}, id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<html>oops</html>", content_type="application/json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'{"message": "no hits here"}', content_type="application/json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return hn_api.rate_limited_response(7.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({SEARCH: handler}), {"url": "https://example.com/"})
-
-    assert caught.value.rate_limited and caught.value.retryable
-    assert caught.value.retry_after == 7.0
-
-
-async def test_5xx_is_retryable(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"message": "Internal error", "status": 503}, status=503)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({SEARCH: handler}), {"url": "https://example.com/"})
-
-    assert caught.value.retryable and caught.value.status == 503 and not caught.value.rate_limited
-
-
-@pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"message": "no hits here"}'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    stub_api: StubApi, http: HttpClient, body: bytes
-) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({SEARCH: handler}), {"url": "https://example.com/"})
-
-    assert not caught.value.retryable
+    base_url = await stub_api({SEARCH: answering(answer)})
+    await raises_provider_error(collect(http, base_url, {"url": "https://example.com/"}), **expected)

@@ -21,7 +21,16 @@ from linkmeter.providers.rdap import (
     parse_domain,
     select_service,
 )
-from tests.providers.conftest import EmulateApi, EmulatedApi, Handler, StubApi, collect_from
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    EmulatedApi,
+    Handler,
+    StubApi,
+    answering,
+    collect_from,
+    raises_provider_error,
+)
 
 SEED = 17
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -179,37 +188,22 @@ async def serve_registry(stub_api: StubApi, handler: Handler) -> str:
     return await stub_api({"/dns.json": bootstrap, "/com/domain/{name}": handler}) + "/"
 
 
-async def test_429_is_rate_limited_with_retry_after(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return rdap_api.rate_limited_response(12.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(stub_api, handler)), {"domain": "x.com"})
-
-    assert caught.value.rate_limited and caught.value.retryable and caught.value.retry_after == 12.0
-
-
-async def test_5xx_is_retryable(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=500, text="oops")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(stub_api, handler)), {"domain": "x.com"})
-
-    assert caught.value.retryable and caught.value.status == 500
-
-
-@pytest.mark.parametrize("body", [b"<html>maintenance</html>", b'["not", "an", "object"]'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    stub_api: StubApi, http: HttpClient, body: bytes
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: rdap_api.rate_limited_response(12.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 12.0},
+                 id="429 is rate-limited with retry-after"),
+    pytest.param(lambda: web.Response(status=500, text="oops"), {"retryable": True, "status": 500},
+                 id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<html>maintenance</html>", content_type="application/rdap+json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'["not", "an", "object"]', content_type="application/rdap+json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/rdap+json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(stub_api, handler)), {"domain": "x.com"})
-
-    assert not caught.value.retryable
+    base_url = await serve_registry(stub_api, answering(answer))
+    await raises_provider_error(collect(http, provider(base_url), {"domain": "x.com"}), **expected)
 
 
 def test_reference_bootstrap() -> None:

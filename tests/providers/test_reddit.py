@@ -24,7 +24,15 @@ from linkmeter.providers.reddit import (
     merge_listings,
     summarise,
 )
-from tests.providers.conftest import EmulateApi, Handler, StubApi, collect_from
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    Handler,
+    StubApi,
+    answering,
+    collect_from,
+    raises_provider_error,
+)
 
 SEED = 11
 
@@ -153,29 +161,6 @@ async def test_with_an_oauth_token_the_oauth_endpoint_and_bearer_header_are_used
     assert RedditProvider().policy.rate_per_sec == UNAUTHENTICATED_RATE < OAUTH_RATE
 
 
-async def test_429_waits_for_the_ratelimit_reset(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return reddit_api.rate_limited_response(42.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await stub_api(info(handler))), {"url": "https://e.com/"})
-
-    assert caught.value.rate_limited and caught.value.retryable
-    assert caught.value.retry_after == 42.0
-
-
-async def test_429_prefers_retry_after_when_sent(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        response = reddit_api.rate_limited_response(42.0)
-        response.headers["Retry-After"] = "5"
-        return response
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await stub_api(info(handler))), {"url": "https://e.com/"})
-
-    assert caught.value.retry_after == 5.0
-
-
 async def test_the_variants_are_asked_at_once(stub_api: StubApi, http: HttpClient) -> None:
     variants = url_variants("https://e.com/a")
     arrived: list[str] = []
@@ -209,27 +194,29 @@ async def test_a_429_on_one_variant_is_the_error_reported(stub_api: StubApi, htt
     assert caught.value.rate_limited and caught.value.retry_after == 7.0
 
 
-async def test_5xx_is_retryable(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await stub_api(info(handler))), {"url": "https://e.com/"})
-
-    assert caught.value.retryable and caught.value.status == 502
+def rate_limited_with_retry_after() -> web.Response:
+    response = reddit_api.rate_limited_response(42.0)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
-@pytest.mark.parametrize("body", [b"<!doctype html><p>blocked</p>", b'{"kind": "t1", "data": {}}'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    stub_api: StubApi, http: HttpClient, body: bytes
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: reddit_api.rate_limited_response(42.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 42.0},
+                 id="429 waits for the ratelimit reset"),
+    pytest.param(rate_limited_with_retry_after, {"retry_after": 5.0}, id="429 prefers retry-after when sent"),
+    pytest.param(lambda: web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html"),
+                 {"retryable": True, "status": 502}, id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<!doctype html><p>blocked</p>", content_type="application/json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'{"kind": "t1", "data": {}}', content_type="application/json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await stub_api(info(handler))), {"url": "https://e.com/"})
-
-    assert not caught.value.retryable
+    base_url = await stub_api(info(answering(answer)))
+    await raises_provider_error(collect(http, ProviderConfig(base_url=base_url), {"url": "https://e.com/"}), **expected)
 
 
 def test_reference_payload() -> None:

@@ -14,7 +14,7 @@ from linkmeter.emulator.world import World
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.providers.wayback import WaybackProvider, parse_cdx, summarise
-from tests.providers.conftest import EmulateApi, StubApi, collect_from
+from tests.providers.conftest import Answer, EmulateApi, StubApi, answering, collect_from, raises_provider_error
 
 SEED = 13
 CDX = "/cdx/search/cdx"
@@ -136,31 +136,16 @@ def test_malformed_rows_are_errors(rows: Any) -> None:
     assert not caught.value.retryable
 
 
-async def test_429_is_rate_limited_with_retry_after(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return wayback_api.rate_limited_response(60.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({CDX: handler}), {"url": "https://ex.com/"})
-
-    assert caught.value.rate_limited and caught.value.retry_after == 60.0
-
-
-async def test_5xx_is_retryable(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=504, text="Gateway Timeout")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({CDX: handler}), {"url": "https://ex.com/"})
-
-    assert caught.value.retryable and caught.value.status == 504
-
-
-async def test_invalid_json_is_not_retryable(stub_api: StubApi, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(text="org,example)/ 20200101000000 200\n", content_type="text/plain")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await stub_api({CDX: handler}), {"url": "https://ex.com/"})
-
-    assert not caught.value.retryable
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: wayback_api.rate_limited_response(60.0), {"rate_limited": True, "retry_after": 60.0},
+                 id="429 is rate-limited with retry-after"),
+    pytest.param(lambda: web.Response(status=504, text="Gateway Timeout"), {"retryable": True, "status": 504},
+                 id="5xx is retryable"),
+    pytest.param(lambda: web.Response(text="org,example)/ 20200101000000 200\n", content_type="text/plain"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
+) -> None:
+    base_url = await stub_api({CDX: answering(answer)})
+    await raises_provider_error(collect(http, base_url, {"url": "https://ex.com/"}), **expected)

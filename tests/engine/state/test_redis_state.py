@@ -18,7 +18,6 @@ import redis.asyncio as aioredis
 from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState
-from linkmeter.engine.provider import Policy
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.settings import SettingsError
 from linkmeter.engine.state import EngineState
@@ -27,7 +26,7 @@ from linkmeter.engine.state.cache import RedisCache
 from linkmeter.engine.state.limiter import RedisRateLimiter
 from linkmeter.engine.state.link import RedisLink
 from linkmeter.engine.state.redis_state import redis_state
-from tests.engine.fakes import FakeProvider, make_engine
+from tests.engine.fakes import cached_provider, make_engine
 from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 from tests.waiting import wait_until_async
 
@@ -465,13 +464,8 @@ async def test_redis_is_used_again_once_it_answers(link: MakeLink) -> None:
 # --- the engine -----------------------------------------------------------------------------------------
 
 
-def _cached_provider() -> FakeProvider:
-    return FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                        policy=Policy(timeout=1, cache_ttl=60))
-
-
 async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -> None:
-    first, second = _cached_provider(), _cached_provider()
+    first, second = cached_provider(), cached_provider()
     one = make_engine(first, state=redis_state(REDIS_URL, prefix=prefix))
     other = make_engine(second, state=redis_state(REDIS_URL, prefix=prefix))
     try:
@@ -486,7 +480,7 @@ async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -
 
 
 async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
-    provider = _cached_provider()
+    provider = cached_provider()
     engine = make_engine(provider, state=redis_state(UNREACHABLE_REDIS_URL))
     try:
         results = [await engine.analyze(f"https://example.org/{n}") for n in range(2)]
@@ -522,7 +516,7 @@ async def test_engine_close_closes_the_state() -> None:
     async def closer() -> None:
         closed.append(True)
 
-    engine = make_engine(_cached_provider(), state=EngineState(closer=closer))
+    engine = make_engine(cached_provider(), state=EngineState(closer=closer))
     await engine.close()
     assert closed == [True]
 
