@@ -56,7 +56,7 @@ async def _result[T](call: Callable[[], Awaitable[T] | T]) -> T:
     value = call()
     if inspect.isawaitable(value):
         return cast(T, await value)
-    return cast(T, value)
+    return value
 
 
 def _failure(predicate: Callable[..., object], timeout: float, message: Message, last: object) -> str:
