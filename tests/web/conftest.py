@@ -19,7 +19,6 @@ from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 __all__ = ["REDIS_URL", "UNREACHABLE_REDIS_URL", "SharedRedis"]  # the web tests import the addresses from here
 
 
-
 @dataclass(frozen=True, slots=True)
 class SharedRedis:
     url: str
