@@ -1,11 +1,15 @@
-"""Fixtures shared by every test: a running emulator, its LINKMETER_* environment, a client for its web."""
+"""Fixtures shared by every test: a running emulator, its LINKMETER_* environment, a client for its web, the
+emulator's DNS server alone, and modules added to a package for one test."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import aiohttp
@@ -13,10 +17,14 @@ import pytest
 import pytest_asyncio
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from linkmeter.emulator.dnsserver import DnsServer, start_dns_server
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator, start_emulator
+from tests.emulated_dns import WORLD
 
 MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
+ServeDns = Callable[..., Awaitable[DnsServer]]
+AddModules = Callable[[ModuleType, Mapping[str, str]], None]
 
 
 class EmulatorResolver(AbstractResolver):
@@ -38,16 +46,13 @@ class EmulatorResolver(AbstractResolver):
 @pytest_asyncio.fixture
 async def emulator_factory() -> AsyncIterator[MakeEmulator]:
     """``await emulator_factory(knobs=Knobs(...), **start_options)``: emulators closed at teardown."""
-    started: list[RunningEmulator] = []
+    async with contextlib.AsyncExitStack() as started:
+        async def make(**options: Any) -> RunningEmulator:
+            running = await start_emulator(**options)
+            started.push_async_callback(running.close)
+            return running
 
-    async def make(**options: Any) -> RunningEmulator:
-        running = await start_emulator(**options)
-        started.append(running)
-        return running
-
-    yield make
-    for running in started:
-        await running.close()
+        yield make
 
 
 @pytest_asyncio.fixture
@@ -81,3 +86,42 @@ async def web_session(emulator: RunningEmulator) -> AsyncIterator[aiohttp.Client
     """An aiohttp session for which every URL (https://news.example.org/a/1, ...) reaches ``emulator``."""
     async with web_session_for(emulator) as session:
         yield session
+
+
+@pytest_asyncio.fixture
+async def serve_dns() -> AsyncIterator[ServeDns]:
+    """``await serve_dns(**knobs)``: the emulator's DNS server for tests.emulated_dns.WORLD on a loopback port,
+    with those Knobs; closed at teardown."""
+    async with contextlib.AsyncExitStack() as started:
+        async def serve(**knobs: Any) -> DnsServer:
+            running = await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1",
+                                             knobs=Knobs(**knobs))
+            started.push_async_callback(running.close)
+            return running
+
+        yield serve
+
+
+@pytest_asyncio.fixture
+async def dns_server(serve_dns: ServeDns) -> DnsServer:
+    """The emulator's DNS server with default knobs."""
+    return await serve_dns()
+
+
+@pytest.fixture
+def add_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AddModules]:
+    """``add_modules(package, {name: source})``: modules found in ``package`` (as new files in it would be) for
+    this test only; forgotten by ``sys.modules`` at teardown."""
+    added: list[str] = []
+
+    def add(package: ModuleType, sources: Mapping[str, str]) -> None:
+        folder = tmp_path / f"more-{package.__name__}-{len(added)}"
+        folder.mkdir()
+        for name, source in sources.items():
+            (folder / f"{name}.py").write_text(source)
+            added.append(f"{package.__name__}.{name}")
+        monkeypatch.setattr(package, "__path__", [*package.__path__, str(folder)])
+
+    yield add
+    for name in added:
+        sys.modules.pop(name, None)

@@ -4,8 +4,6 @@ and Redis: every URL is stored and the figures are reported beside the ceiling (
 
 from __future__ import annotations
 
-import asyncio
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.test_analyze import Completed
+from tests.processes import Completed, clean_environ, run_linkmeter
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -23,19 +21,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "linkmeter"
 
 async def run_bench(*args: str, limit: float = 240.0) -> Completed:
     """``python -m linkmeter bench ARGS`` with none of the developer's LINKMETER_* settings, at most ``limit`` s."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_") and k != "DATABASE_URL"}
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "linkmeter", "bench", *args, env=env,
-                                                   stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                                                   stderr=asyncio.subprocess.PIPE)
-    try:
-        async with asyncio.timeout(limit):
-            out, err = await process.communicate()
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Completed(process.returncode, out.decode(), err.decode())
+    return await run_linkmeter("bench", *args, env=clean_environ("DATABASE_URL"), limit=limit)
 
 
 def assert_sane(row: dict[str, Any], urls: int) -> None:

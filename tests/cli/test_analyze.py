@@ -5,13 +5,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import json
-import os
 import socket
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,45 +14,13 @@ from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from tests.conftest import MakeEmulator
+from tests.processes import run_linkmeter
 
 PROVIDERS = {cls.name for cls in PROVIDER_CLASSES}
 CALL_FIELDS = {"status", "latency_ms", "attempts", "message", "signals"}
 NEWS = "https://news.example.org/a/1"
 BLOG = "https://techblog.example/blog/async-python-in-practice"
 XSS = "https://xss.example.com/a/1"
-PROCESS_LIMIT = 60.0  # seconds: a hung process fails its test instead of hanging the run
-
-
-@dataclass(frozen=True, slots=True)
-class Completed:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-async def run_linkmeter(*args: str, stdin: str | None = None) -> Completed:
-    """Runs ``python -m linkmeter ARGS`` without blocking the event loop (the in-test emulator keeps serving)."""
-    # A developer's own LINKMETER_* settings or terminal width must not change what the tests see.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_") and k not in ("COLUMNS", "LINES")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "linkmeter", *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    try:
-        async with asyncio.timeout(PROCESS_LIMIT):
-            out, err = await process.communicate(stdin.encode() if stdin is not None else None)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return Completed(process.returncode, out.decode(), err.decode())
-
-
 def url_file(tmp_path: Path, *lines: str) -> str:
     path = tmp_path / "urls.txt"
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.cli.test_analyze import run_linkmeter
+from tests.processes import run_linkmeter
 
 FIGURES = {"seconds", "urls_per_s", "calls_per_s", "calls", "p50_url_ms", "p99_url_ms", "cpu_ms_per_call"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from linkmeter.emulator.web import SAMPLE_URLS
 from linkmeter.engine.urls import parse_url
-from tests.cli.test_analyze import run_linkmeter
+from tests.processes import run_linkmeter
 
 SAMPLES = [parse_url(url).url for url in SAMPLE_URLS]
 URL_COLUMN_CHARS = 47  # the table shortens longer URLs to this many characters and an ellipsis

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sys
@@ -16,19 +15,18 @@ import pytest_asyncio
 
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.providers.registry import PROVIDERS
-from tests.cli.test_analyze import run_linkmeter
 from tests.conftest import MakeEmulator
+from tests.processes import clean_environ, run_linkmeter
 
 NEWS = "https://news.example.org/a/1"
 
 
 @pytest_asyncio.fixture
 async def emulate_process() -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "linkmeter", "emulate", "--port", "0", "--https-port", "0", "--dns-port", "0",
         "--ready-json", "--seed", "3",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_environ(),
     )
     try:
         yield process

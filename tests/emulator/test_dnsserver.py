@@ -3,54 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
 
 import dns.asyncquery
 import dns.message
 import dns.rcode
 import pytest
-import pytest_asyncio
 
-from linkmeter.emulator.dnsserver import DnsServer, answer_zone, start_dns_server
-from linkmeter.emulator.knobs import Knobs
-from linkmeter.emulator.world import DomainFacts, World
+from linkmeter.emulator.dnsserver import DnsServer, answer_zone
 from linkmeter.engine.dns import DnsAnswer, DnsClient
 from linkmeter.engine.provider import ProviderError
-
-WORLD = World(0)
-
-
-def find_domain(predicate: Callable[[DomainFacts], bool], prefix: str = "site") -> str:
-    for i in range(20_000):
-        name = f"{prefix}{i}.com"
-        if predicate(WORLD.domain(name)):
-            return name
-    raise AssertionError("no such domain in the world")
-
-
-async def serve(**knobs: object) -> DnsServer:
-    return await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1",
-                                  knobs=Knobs(**knobs))  # type: ignore[arg-type]
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[DnsServer]:
-    running = await serve()
-    yield running
-    await running.close()
+from tests.conftest import ServeDns
+from tests.emulated_dns import WORLD, dns_client, find_domain
 
 
 @pytest.fixture
-def client(server: DnsServer) -> DnsClient:
-    return DnsClient([("127.0.0.1", server.port)], timeout=2.0)
+def client(dns_server: DnsServer) -> DnsClient:
+    return dns_client(dns_server)
 
 
 async def a_record(client: DnsClient, name: str) -> DnsAnswer:
     return await client.query(name, "A")
 
 
-async def test_binds_an_ephemeral_port(server: DnsServer) -> None:
-    assert server.port > 0
+async def test_binds_an_ephemeral_port(dns_server: DnsServer) -> None:
+    assert dns_server.port > 0
 
 
 async def test_a_records_start_with_the_answer_address(client: DnsClient) -> None:
@@ -146,16 +122,16 @@ def test_ip_queries_against_dbl_get_the_ip_error_code() -> None:
     assert answer_zone(WORLD, "surbl", "2.0.0.127", "A").rcode == dns.rcode.NXDOMAIN
 
 
-async def test_tcp_gives_the_same_answers_as_udp(server: DnsServer) -> None:
+async def test_tcp_gives_the_same_answers_as_udp(dns_server: DnsServer) -> None:
     query = dns.message.make_query("dbltest.com.dbl.spamhaus.org", "A")
-    via_tcp = await dns.asyncquery.tcp(query, "127.0.0.1", port=server.port, timeout=2)
-    via_udp = await dns.asyncquery.udp(query, "127.0.0.1", port=server.port, timeout=2)
+    via_tcp = await dns.asyncquery.tcp(query, "127.0.0.1", port=dns_server.port, timeout=2)
+    via_udp = await dns.asyncquery.udp(query, "127.0.0.1", port=dns_server.port, timeout=2)
     assert via_tcp.answer == via_udp.answer
     assert [r.to_text() for r in via_tcp.answer[0]] == ["127.0.1.2"]
 
 
-async def test_tcp_connection_serves_several_queries(server: DnsServer) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+async def test_tcp_connection_serves_several_queries(dns_server: DnsServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", dns_server.port)
     try:
         for name in ("dbltest.com.dbl.spamhaus.org", "unregistered-x.com"):
             wire = dns.message.make_query(name, "A").to_wire()
@@ -169,53 +145,44 @@ async def test_tcp_connection_serves_several_queries(server: DnsServer) -> None:
         await writer.wait_closed()
 
 
-async def test_error_rate_answers_servfail() -> None:
-    running = await serve(error_rate=1.0)
-    try:
-        query = dns.message.make_query("example.com", "A")
-        response = await dns.asyncquery.udp(query, "127.0.0.1", port=running.port, timeout=2)
-        assert response.rcode() == dns.rcode.SERVFAIL
-        client = DnsClient([("127.0.0.1", running.port)], timeout=2.0)
-        with pytest.raises(ProviderError) as caught:
-            await client.query("example.com", "A")
-        assert caught.value.retryable
-    finally:
-        await running.close()
+async def test_error_rate_answers_servfail(serve_dns: ServeDns) -> None:
+    running = await serve_dns(error_rate=1.0)
+    query = dns.message.make_query("example.com", "A")
+    response = await dns.asyncquery.udp(query, "127.0.0.1", port=running.port, timeout=2)
+    assert response.rcode() == dns.rcode.SERVFAIL
+    client = dns_client(running)
+    with pytest.raises(ProviderError) as caught:
+        await client.query("example.com", "A")
+    assert caught.value.retryable
 
 
-async def test_rate_limit_answers_the_excessive_queries_codes() -> None:
+async def test_rate_limit_answers_the_excessive_queries_codes(serve_dns: ServeDns) -> None:
     # 0.01/s: one query in the burst, the next token a hundred seconds away.
-    running = await serve(rate_limits={"dnsbl": 0.01})
-    try:
-        client = DnsClient([("127.0.0.1", running.port)], timeout=2.0)
-        assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.0.1.2",)
-        assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.255.255.255",)
-        assert (await a_record(client, "test.surbl.org.multi.surbl.org")).records == ("127.0.0.1",)
-        assert (await a_record(client, "test.uribl.com.multi.uribl.com")).records == ("127.0.0.1",)
-        # plain names are not under the dnsbl limit
-        assert (await a_record(client, "dbltest.com")).rcode == "NOERROR"
-    finally:
-        await running.close()
+    running = await serve_dns(rate_limits={"dnsbl": 0.01})
+    client = dns_client(running)
+    assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.0.1.2",)
+    assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.255.255.255",)
+    assert (await a_record(client, "test.surbl.org.multi.surbl.org")).records == ("127.0.0.1",)
+    assert (await a_record(client, "test.uribl.com.multi.uribl.com")).records == ("127.0.0.1",)
+    # plain names are not under the dnsbl limit
+    assert (await a_record(client, "dbltest.com")).rcode == "NOERROR"
 
 
 @pytest.mark.parametrize(("hang", "silent", "answered"), [
     ("dnsbl", "dbltest.com.dbl.spamhaus.org", "dbltest.com"),
     ("dns", "dbltest.com", "dbltest.com.dbl.spamhaus.org"),
 ])
-async def test_hang_silences_one_kind_of_query(hang: str, silent: str, answered: str) -> None:
-    running = await serve(hang=frozenset({hang}))
-    try:
-        client = DnsClient([("127.0.0.1", running.port)], timeout=0.3)
-        assert (await a_record(client, answered)).rcode == "NOERROR"
-        with pytest.raises(ProviderError) as caught:
-            await a_record(client, silent)
-        assert caught.value.retryable
-    finally:
-        await running.close()
+async def test_hang_silences_one_kind_of_query(serve_dns: ServeDns, hang: str, silent: str, answered: str) -> None:
+    running = await serve_dns(hang=frozenset({hang}))
+    client = dns_client(running, timeout=0.3)
+    assert (await a_record(client, answered)).rcode == "NOERROR"
+    with pytest.raises(ProviderError) as caught:
+        await a_record(client, silent)
+    assert caught.value.retryable
 
 
-async def test_close_ends_hanging_tcp_connections() -> None:
-    running = await serve(hang=frozenset({"dns"}))
+async def test_close_ends_hanging_tcp_connections(serve_dns: ServeDns) -> None:
+    running = await serve_dns(hang=frozenset({"dns"}))
     reader, writer = await asyncio.open_connection("127.0.0.1", running.port)
     wire = dns.message.make_query("example.com", "A").to_wire()
     writer.write(len(wire).to_bytes(2, "big") + wire)
@@ -229,25 +196,18 @@ async def test_close_ends_hanging_tcp_connections() -> None:
     writer.close()
 
 
-async def test_latency_still_answers() -> None:
-    running = await serve(latency_ms=5.0)
-    try:
-        client = DnsClient([("127.0.0.1", running.port)], timeout=2.0)
-        assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.0.1.2",)
-    finally:
-        await running.close()
+async def test_latency_still_answers(serve_dns: ServeDns) -> None:
+    running = await serve_dns(latency_ms=5.0)
+    client = dns_client(running)
+    assert (await a_record(client, "dbltest.com.dbl.spamhaus.org")).records == ("127.0.1.2",)
 
 
-async def test_answers_are_a_function_of_the_world_seed() -> None:
-    first, second = await serve(), await serve()
-    try:
-        names = [f"site{i}.com" for i in range(20)]
-        answers = []
-        for running in (first, second):
-            client = DnsClient([("127.0.0.1", running.port)], timeout=2.0)
-            answers.append([await client.query(name, rdtype) for name in names for rdtype in ("A", "MX", "NS")])
-        assert answers[0] == answers[1]
-    finally:
-        await first.close()
-        await second.close()
+async def test_answers_are_a_function_of_the_world_seed(serve_dns: ServeDns) -> None:
+    first, second = await serve_dns(), await serve_dns()
+    names = [f"site{i}.com" for i in range(20)]
+    answers = []
+    for running in (first, second):
+        client = dns_client(running)
+        answers.append([await client.query(name, rdtype) for name in names for rdtype in ("A", "MX", "NS")])
+    assert answers[0] == answers[1]
 

@@ -9,7 +9,6 @@ import ssl
 import statistics
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,7 +26,7 @@ from linkmeter.emulator.server import (
     serve_forever,
     start_emulator,
 )
-from tests.conftest import MakeEmulator, web_session_for
+from tests.conftest import AddModules, MakeEmulator, web_session_for
 
 FAKE_API = textwrap.dedent('''
     """A fake provider API used by the server tests."""
@@ -62,17 +61,9 @@ NOT_AN_API = '"""A helper module with no NAME: not mounted."""\nVALUE = 1\n'
 
 
 @pytest.fixture
-def fake_apis(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def fake_apis(add_modules: AddModules) -> None:
     """Adds fakeapi.py, plainapi.py and helper.py to linkmeter.emulator.apis, as a new provider file would."""
-    folder = tmp_path / "fake_apis"
-    folder.mkdir()
-    (folder / "fakeapi.py").write_text(FAKE_API)
-    (folder / "plainapi.py").write_text(PLAIN_API)
-    (folder / "helper.py").write_text(NOT_AN_API)
-    monkeypatch.setattr(apis_package, "__path__", [*apis_package.__path__, str(folder)])
-    yield
-    for name in ("fakeapi", "plainapi", "helper"):
-        sys.modules.pop(f"{apis_package.__name__}.{name}", None)
+    add_modules(apis_package, {"fakeapi": FAKE_API, "plainapi": PLAIN_API, "helper": NOT_AN_API})
 
 
 async def get(url: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:

@@ -1,9 +1,9 @@
-"""Fixtures shared by the engine tests: HTTP clients closed after the test, a CA, a client of the real Redis."""
+"""Fixtures shared by the engine tests: HTTP clients closed after the test, a CA, a client of the real Redis, a
+table-driven address lookup."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -12,7 +12,9 @@ import trustme
 from redis.exceptions import RedisError
 
 from linkmeter.engine.http import HttpClient, HttpSettings
+from linkmeter.engine.provider import ProviderError
 from linkmeter.engine.ssrf import AddressLookup
+from tests.services import REDIS_URL
 
 MakeClient = Callable[..., HttpClient]
 
@@ -33,13 +35,20 @@ async def make_client() -> AsyncIterator[MakeClient]:
         await client.close()
 
 
+def lookup_from(table: Mapping[str, list[str]]) -> AddressLookup:
+    """An address lookup answering from ``table``; a name not in it fails as an unresolvable one does."""
+    async def lookup(host: str) -> list[str]:
+        if host not in table:
+            raise ProviderError(f"cannot resolve {host}: not in the test table")
+        return list(table[host])
+
+    return lookup
+
+
 @pytest.fixture(scope="module")
 def ca() -> trustme.CA:
     """A certificate authority of the test's own (trustme)."""
     return trustme.CA()
-
-
-REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

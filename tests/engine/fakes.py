@@ -104,6 +104,12 @@ def retryable(message: str = "HTTP 503", *, retry_after: float | None = None, st
                          rate_limited=status == 429)
 
 
+def cached_provider(**options: Any) -> FakeProvider:
+    """Provider "p": one signal from the domain, its results cached for a minute."""
+    return FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
+                        policy=Policy(timeout=1, cache_ttl=60), **options)
+
+
 def make_engine(*providers: Provider, url_deadline: float = 5.0, state: EngineState | None = None,
                 select: list[str] | None = None) -> Engine:
     plan = Plan.build(list(providers), select=select)

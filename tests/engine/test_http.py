@@ -8,7 +8,7 @@ import socket
 import ssl
 import tracemalloc
 import zlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,8 +19,8 @@ from multidict import CIMultiDict
 
 from linkmeter.engine.http import error_for_status, parse_retry_after
 from linkmeter.engine.provider import ProviderError
-from linkmeter.engine.ssrf import AddressLookup, FetchRefused
-from tests.engine.conftest import MakeClient
+from linkmeter.engine.ssrf import FetchRefused
+from tests.engine.conftest import MakeClient, lookup_from
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 LOOPBACK = ["127.0.0.1/32"]
@@ -28,15 +28,6 @@ PAYLOAD = bytes(range(256)) * 40  # 10240 bytes, every byte value, so a cut in t
 HANG_STARTED = web.AppKey("hang_started", asyncio.Event)
 HANG_RELEASE = web.AppKey("hang_release", asyncio.Event)
 TEXT = ("<html><head><title>Hello</title></head><body>" + "word " * 2000 + "</body></html>").encode()
-
-
-def lookup_from(table: Mapping[str, list[str]]) -> AddressLookup:
-    async def lookup(host: str) -> list[str]:
-        if host not in table:
-            raise ProviderError(f"cannot resolve {host}: not in the test table")
-        return list(table[host])
-
-    return lookup
 
 
 def gzip_members(*parts: bytes) -> bytes:

@@ -13,7 +13,7 @@ from linkmeter.engine.plan import PlanError
 from linkmeter.engine.provider import Policy, ProviderError, Signals
 from linkmeter.engine.results import CallStatus, UrlStatus
 from linkmeter.engine.state import EngineState
-from tests.engine.fakes import FakeProvider, fails, hangs, make_engine, retryable, returns
+from tests.engine.fakes import FakeProvider, cached_provider, fails, hangs, make_engine, retryable, returns
 
 URL = "https://news.example.org/a/1"
 
@@ -277,11 +277,8 @@ async def test_a_result_held_in_process_is_final_at_once_and_starts_its_dependen
 
 async def test_a_disabled_provider_is_reported_disabled_even_with_a_cached_result() -> None:
     state = EngineState()
-    first = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                         policy=Policy(timeout=1, cache_ttl=60))
-    await make_engine(first, state=state).analyze("https://example.org/")
-    disabled = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                            policy=Policy(timeout=1, cache_ttl=60), requires_key=True)
+    await make_engine(cached_provider(), state=state).analyze("https://example.org/")
+    disabled = cached_provider(requires_key=True)
     result = await make_engine(disabled, state=state).analyze("https://example.org/x")
     assert result.providers["p"].status is CallStatus.DISABLED
 
@@ -307,29 +304,23 @@ async def test_identical_calls_in_flight_become_one_upstream_call() -> None:
     assert all(r.signals["rdap.age"] == 9 for r in results)
 
 
-async def test_a_url_reaching_its_deadline_does_not_cancel_a_call_others_share() -> None:
+@pytest.mark.parametrize(("first", "calls"), [
+    pytest.param("long", 1, id="a url reaching its deadline does not cancel a call others share"),
+    pytest.param("short", 2, id="a joiner with time left calls again when the shared call hit its leader's deadline"),
+])
+async def test_a_shared_call_and_the_deadlines_of_the_urls_sharing_it(first: str, calls: int) -> None:
     shared = FakeProvider("shared", needs=("domain",), provides=("shared.x",), key_signal="domain",
                           behave=returns({"shared.x": 1}, delay=0.3), policy=Policy(timeout=2))
     engine = make_engine(shared)
-    long = asyncio.create_task(engine.analyze("https://example.org/long", deadline=2))
+    deadlines = {"long": 2.0, "short": 0.1}
+    second = "short" if first == "long" else "long"
+    leader = asyncio.create_task(engine.analyze(f"https://example.org/{first}", deadline=deadlines[first]))
     await asyncio.sleep(0.02)
-    short = await engine.analyze("https://example.org/short", deadline=0.1)
-    assert short.providers["shared"].status is CallStatus.TIMEOUT
-    long_result = await long
-    assert long_result.providers["shared"].status is CallStatus.OK and long_result.signals["shared.x"] == 1
-    assert shared.calls == 1
-
-
-async def test_a_joiner_with_time_left_calls_again_when_the_shared_call_hit_its_leaders_deadline() -> None:
-    shared = FakeProvider("shared", needs=("domain",), provides=("shared.x",), key_signal="domain",
-                          behave=returns({"shared.x": 1}, delay=0.3), policy=Policy(timeout=2))
-    engine = make_engine(shared)
-    short = asyncio.create_task(engine.analyze("https://example.org/short", deadline=0.1))
-    await asyncio.sleep(0.02)
-    long = await engine.analyze("https://example.org/long", deadline=2)
-    assert (await short).providers["shared"].status is CallStatus.TIMEOUT
-    assert long.providers["shared"].status is CallStatus.OK and long.signals["shared.x"] == 1
-    assert shared.calls == 2
+    joiner = await engine.analyze(f"https://example.org/{second}", deadline=deadlines[second])
+    results = {first: await leader, second: joiner}
+    assert results["short"].providers["shared"].status is CallStatus.TIMEOUT
+    assert results["long"].providers["shared"].status is CallStatus.OK and results["long"].signals["shared.x"] == 1
+    assert shared.calls == calls
 
 
 async def test_analyze_many_yields_every_url_with_bounded_concurrency() -> None:
@@ -343,11 +334,8 @@ async def test_analyze_many_yields_every_url_with_bounded_concurrency() -> None:
 
 async def test_shared_state_can_be_passed_between_engines() -> None:
     state = EngineState()
-    first = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                         policy=Policy(timeout=1, cache_ttl=60))
-    await make_engine(first, state=state).analyze("https://example.org/")
-    second = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                          policy=Policy(timeout=1, cache_ttl=60))
+    await make_engine(cached_provider(), state=state).analyze("https://example.org/")
+    second = cached_provider()
     result = await make_engine(second, state=state).analyze("https://example.org/x")
     assert result.providers["p"].status is CallStatus.CACHED and second.calls == 0
 

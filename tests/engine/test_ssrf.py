@@ -20,19 +20,10 @@ from yarl import URL
 
 from linkmeter.engine.http import HttpClient, HttpSettings
 from linkmeter.engine.provider import ProviderError
-from linkmeter.engine.ssrf import AddressLookup, AllowList, FetchRefused, blocked_reason, host_address
-from tests.engine.conftest import MakeClient
+from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_address
+from tests.engine.conftest import MakeClient, lookup_from
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
-
-
-def lookup_from(table: Mapping[str, list[str]]) -> AddressLookup:
-    async def lookup(host: str) -> list[str]:
-        if host not in table:
-            raise ProviderError(f"cannot resolve {host}: not in the test table")
-        return list(table[host])
-
-    return lookup
 
 
 class Secret:
@@ -300,28 +291,23 @@ async def test_only_http_urls_are_fetched(url: str, make_client: MakeClient) -> 
 # --- the allow list -----------------------------------------------------------------------------------
 
 
-async def test_an_allowed_network_lets_only_its_addresses_through(
-    secret: tuple[Secret, TestServer], make_client: MakeClient
+@pytest.mark.parametrize(("allow", "table", "allowed", "refused", "address"), [
+    pytest.param(["127.0.0.1/32"], {}, "127.0.0.1", "127.0.0.2", "127.0.0.2",
+                 id="an allowed network lets only its addresses through"),
+    pytest.param(["127.0.0.0/8"], {"one.test": ["127.0.0.1"], "two.test": ["127.0.0.1", "10.0.0.1"]},
+                 "one.test", "two.test", "10.0.0.1",
+                 id="a name is allowed only when each of its addresses is in an allowed network"),
+])
+async def test_the_allow_list_lets_through_only_what_it_allows(
+    allow: list[str], table: dict[str, list[str]], allowed: str, refused: str, address: str,
+    secret: tuple[Secret, TestServer], make_client: MakeClient,
 ) -> None:
     _, server = secret
-    client = make_client(allow=["127.0.0.1/32"])
-    page = await client.fetch_page(f"http://127.0.0.1:{server.port}/secret")
-    assert page.status == 200
+    client = make_client(allow=allow, lookup=lookup_from(table) if table else None)
+    assert (await client.fetch_page(f"http://{allowed}:{server.port}/secret")).status == 200
     with pytest.raises(FetchRefused) as info:
-        await client.fetch_page(f"http://127.0.0.2:{server.port}/secret")
-    assert_blocked(info.value, "127.0.0.2", "127.0.0.2")
-
-
-async def test_a_name_is_allowed_only_when_each_of_its_addresses_is_in_an_allowed_network(
-    secret: tuple[Secret, TestServer], make_client: MakeClient
-) -> None:
-    _, server = secret
-    lookup = lookup_from({"one.test": ["127.0.0.1"], "two.test": ["127.0.0.1", "10.0.0.1"]})
-    client = make_client(allow=["127.0.0.0/8"], lookup=lookup)
-    assert (await client.fetch_page(f"http://one.test:{server.port}/secret")).status == 200
-    with pytest.raises(FetchRefused) as info:
-        await client.fetch_page(f"http://two.test:{server.port}/secret")
-    assert_blocked(info.value, "two.test", "10.0.0.1")
+        await client.fetch_page(f"http://{refused}:{server.port}/secret")
+    assert_blocked(info.value, refused, address)
 
 
 async def test_an_allowed_host_name_is_let_through_whatever_it_resolves_to(

@@ -29,10 +29,11 @@ import psycopg
 from linkmeter.bench.services import check_redis, conninfo, delete_redis_keys, temporary_database
 from linkmeter.emulator.server import env_for_info
 from linkmeter.providers.registry import PROVIDER_CLASSES
+from tests.services import redis_database
+from tests.waiting import Message, WaitTimeout, wait_until
 
 POSTGRES_SERVER = os.environ.get("LINKMETER_IT_POSTGRES", "postgres://postgres@127.0.0.1:5432/postgres")
 RABBITMQ = ("127.0.0.1", 5672)
-REDIS_URL = os.environ.get("LINKMETER_IT_REDIS", "redis://127.0.0.1:6379")
 START_SECONDS = 60.0
 SERVICE_SECONDS = 90.0  # a restarted RabbitMQ or PostgreSQL must answer again within this
 FINAL = ("done", "partial", "failed")
@@ -321,8 +322,8 @@ class Cluster:
                 return int(last["finished"]) >= at_least
             return bool(last["finished"] >= last["total"] and last["finished_at"])
 
-        wait_for(done, timeout, f"batch {batch_id} to reach {at_least or 'the end'} (last: {last})", self.processes,
-                 pause=0.1 if at_least is not None else 0.5)
+        wait_for(done, timeout, lambda: f"batch {batch_id} to reach {at_least or 'the end'} (last: {last})",
+                 self.processes, pause=0.1 if at_least is not None else 0.5)
         return last
 
 
@@ -333,7 +334,7 @@ def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = ()
     with every shared service left running."""
     processes = Processes(workdir)
     prefix = f"linkmeter-it-{secrets.token_hex(4)}:"
-    redis_url = f"{REDIS_URL}/{secrets.randbelow(15) + 1}"
+    redis_url = redis_database(secrets.randbelow(15) + 1)
     check_redis(redis_url)  # fail now, not after a batch that cannot close without it
     try:
         with temporary_database(POSTGRES_SERVER, prefix="linkmeter_it") as database, rabbitmq_vhost() as broker:
@@ -476,16 +477,19 @@ def ensure_services() -> None:
 
 
 def _wait(condition: Callable[[], bool], timeout: float, pause: float = 0.5) -> bool:
-    give_up = time.monotonic() + timeout
-    while time.monotonic() < give_up:
-        if condition():
-            return True
-        time.sleep(pause)
-    return condition()
+    """Whether ``condition()`` held within ``timeout`` seconds (a service that may need another push)."""
+    try:
+        wait_until(condition, timeout, interval=pause)
+    except WaitTimeout:
+        return False
+    return True
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, processes: Processes,
+def wait_for(condition: Callable[[], bool], timeout: float, what: Message, processes: Processes,
              pause: float = 0.2) -> None:
-    """Until ``condition()``; fails with the processes' log tails after ``timeout`` seconds."""
-    if not _wait(condition, timeout, pause):
-        raise HarnessError(f"timed out after {timeout:g}s waiting for {what}\n{processes.tails()}")
+    """Until ``condition()``; fails with the processes' log tails after ``timeout`` seconds (``what`` may be a
+    callable, to describe the state at that moment)."""
+    try:
+        wait_until(condition, timeout, interval=pause, message=what)
+    except WaitTimeout as timed_out:
+        raise HarnessError(f"{timed_out}\n{processes.tails()}") from None

@@ -135,7 +135,7 @@ def wait_for_callback(it: Running, batch_id: int, statuses: tuple[str, ...]) -> 
         last = it.cluster.batch(batch_id) or last
         return bool(last.get("callback") and last["callback"]["status"] in statuses)
 
-    wait_for(reached, WAIT, f"the webhook of batch {batch_id} to be {statuses} (last: {last})",
+    wait_for(reached, WAIT, lambda: f"the webhook of batch {batch_id} to be {statuses} (last: {last})",
              it.cluster.processes)
     return last
 

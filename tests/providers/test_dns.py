@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any
-
 import pytest
-import pytest_asyncio
 
-from linkmeter.emulator.dnsserver import DnsServer, start_dns_server
-from linkmeter.emulator.knobs import Knobs
-from linkmeter.emulator.world import DomainFacts, World
-from linkmeter.engine.dns import DnsClient
-from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, ProviderConfig, ProviderError
+from linkmeter.emulator.dnsserver import DnsServer
+from linkmeter.engine.provider import ProviderError
 from linkmeter.providers.dns import DnsProvider
-
-WORLD = World(0)
-
-
-def find_domain(predicate: Callable[[DomainFacts], bool]) -> str:
-    for i in range(20_000):
-        name = f"site{i}.com"
-        if predicate(WORLD.domain(name)):
-            return name
-    raise AssertionError("no such domain in the world")
-
-
-async def serve(**knobs: Any) -> DnsServer:
-    return await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1", knobs=Knobs(**knobs))
-
-
-def context(server: DnsServer, timeout: float = 2.0) -> CallContext:
-    return CallContext(http=HttpClient(), dns=DnsClient([("127.0.0.1", server.port)], timeout=timeout),
-                       config=ProviderConfig(base_url=""))
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[DnsServer]:
-    running = await serve()
-    yield running
-    await running.close()
+from tests.conftest import ServeDns
+from tests.emulated_dns import WORLD, dns_context, find_domain
 
 
 def test_declarations() -> None:
@@ -52,59 +20,53 @@ def test_declarations() -> None:
     assert (DnsProvider.policy.timeout, DnsProvider.policy.cache_ttl) == (5.0, 3600.0)
 
 
-async def test_counts_are_the_domains_records(server: DnsServer) -> None:
+async def test_counts_are_the_domains_records(dns_server: DnsServer) -> None:
     domain = find_domain(lambda f: f.registered and f.a_count == 3 and f.aaaa_count == 1 and f.mx_count == 2)
     facts = WORLD.domain(domain)
-    collected = await DnsProvider().collect(context(server), {"domain": domain})
+    collected = await DnsProvider().collect(dns_context(dns_server), {"domain": domain})
     assert collected.signals == {"dns.a_count": 3, "dns.aaaa_count": 1, "dns.mx_count": 2,
                                  "dns.ns_count": facts.ns_count}
     assert collected.raw["answers"]["A"]["records"] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
-async def test_final_domain_is_used_when_the_page_redirected(server: DnsServer) -> None:
+async def test_final_domain_is_used_when_the_page_redirected(dns_server: DnsServer) -> None:
     start = find_domain(lambda f: f.registered and f.a_count == 1)
     final = find_domain(lambda f: f.registered and f.a_count == 4)
     signals = {"domain": start, "page.final_domain": final}
     provider = DnsProvider()
     assert provider.key(signals) == final
-    collected = await provider.collect(context(server), signals)
+    collected = await provider.collect(dns_context(dns_server), signals)
     assert collected.signals["dns.a_count"] == 4
     assert collected.raw["domain"] == final
 
 
-async def test_missing_final_domain_falls_back_to_domain(server: DnsServer) -> None:
+async def test_missing_final_domain_falls_back_to_domain(dns_server: DnsServer) -> None:
     domain = find_domain(lambda f: f.registered and f.a_count == 2)
-    collected = await DnsProvider().collect(context(server), {"domain": domain, "page.final_domain": None})
+    collected = await DnsProvider().collect(dns_context(dns_server), {"domain": domain, "page.final_domain": None})
     assert collected.signals["dns.a_count"] == 2
 
 
-async def test_nxdomain_is_an_answer_with_zero_counts(server: DnsServer) -> None:
-    collected = await DnsProvider().collect(context(server), {"domain": "unregistered-store.com"})
+async def test_nxdomain_is_an_answer_with_zero_counts(dns_server: DnsServer) -> None:
+    collected = await DnsProvider().collect(dns_context(dns_server), {"domain": "unregistered-store.com"})
     assert collected.signals == {"dns.a_count": 0, "dns.aaaa_count": 0, "dns.mx_count": 0, "dns.ns_count": 0}
     assert collected.raw["answers"]["A"]["rcode"] == "NXDOMAIN"
 
 
-async def test_hanging_server_is_a_retryable_failure() -> None:
-    running = await serve(hang=frozenset({"dns"}))
-    try:
-        with pytest.raises(ProviderError) as caught:
-            await DnsProvider().collect(context(running, timeout=0.3), {"domain": "example.com"})
-        assert caught.value.retryable
-    finally:
-        await running.close()
-
-
-async def test_servfail_is_a_retryable_failure_not_zero_counts() -> None:
-    running = await serve(error_rate=1.0)
-    try:
-        with pytest.raises(ProviderError) as caught:
-            await DnsProvider().collect(context(running), {"domain": "example.com"})
-        assert caught.value.retryable
-    finally:
-        await running.close()
-
-
-async def test_ip_address_is_refused_for_good(server: DnsServer) -> None:
+async def test_hanging_server_is_a_retryable_failure(serve_dns: ServeDns) -> None:
+    running = await serve_dns(hang=frozenset({"dns"}))
     with pytest.raises(ProviderError) as caught:
-        await DnsProvider().collect(context(server), {"domain": "192.0.2.1"})
+        await DnsProvider().collect(dns_context(running, timeout=0.3), {"domain": "example.com"})
+    assert caught.value.retryable
+
+
+async def test_servfail_is_a_retryable_failure_not_zero_counts(serve_dns: ServeDns) -> None:
+    running = await serve_dns(error_rate=1.0)
+    with pytest.raises(ProviderError) as caught:
+        await DnsProvider().collect(dns_context(running), {"domain": "example.com"})
+    assert caught.value.retryable
+
+
+async def test_ip_address_is_refused_for_good(dns_server: DnsServer) -> None:
+    with pytest.raises(ProviderError) as caught:
+        await DnsProvider().collect(dns_context(dns_server), {"domain": "192.0.2.1"})
     assert not caught.value.retryable

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from linkmeter.emulator.dnsserver import DnsServer, start_dns_server
-from linkmeter.emulator.knobs import Knobs
-from linkmeter.emulator.world import DomainFacts, World
-from linkmeter.engine.dns import DnsAnswer, DnsClient
+from linkmeter.emulator.dnsserver import DnsServer
+from linkmeter.engine.dns import DnsAnswer
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import CallContext, ProviderConfig, ProviderError
 from linkmeter.providers.dnsbl import (
@@ -25,37 +22,14 @@ from linkmeter.providers.dnsbl import (
     decode_uribl,
     zones,
 )
+from tests.conftest import ServeDns
+from tests.emulated_dns import dns_client, dns_context, find_domain
 
-WORLD = World(0)
 LISTS = ("spamhaus_dbl", "surbl", "uribl")
-
-
-def find_domain(predicate: Callable[[DomainFacts], bool], prefix: str) -> str:
-    for i in range(20_000):
-        name = f"{prefix}{i}.com"
-        if predicate(WORLD.domain(name)):
-            return name
-    raise AssertionError("no such domain in the world")
-
-
-async def serve(**knobs: Any) -> DnsServer:
-    return await start_dns_server(WORLD, host="127.0.0.1", port=0, answer_address="127.0.0.1", knobs=Knobs(**knobs))
-
-
-def context(server: DnsServer, *, timeout: float = 2.0, config: ProviderConfig | None = None) -> CallContext:
-    return CallContext(http=HttpClient(), dns=DnsClient([("127.0.0.1", server.port)], timeout=timeout),
-                       config=config or ProviderConfig(base_url=""))
 
 
 async def collect(ctx: CallContext, domain: str, **more: Any) -> dict[str, Any]:
     return (await DnsblProvider().collect(ctx, {"domain": domain, **more})).signals
-
-
-@pytest_asyncio.fixture
-async def server() -> AsyncIterator[DnsServer]:
-    running = await serve()
-    yield running
-    await running.close()
 
 
 # --- decoding --------------------------------------------------------------------------------------------
@@ -146,15 +120,15 @@ def test_declarations() -> None:
 # --- against the emulator ------------------------------------------------------------------------------
 
 
-async def test_dbl_test_point(server: DnsServer) -> None:
-    signals = await collect(context(server), "dbltest.com")
+async def test_dbl_test_point(dns_server: DnsServer) -> None:
+    signals = await collect(dns_context(dns_server), "dbltest.com")
     assert signals["dnsbl.spamhaus_dbl"] == LISTED
     assert signals["dnsbl.spamhaus_dbl_categories"] == ["spam"]
 
 
-async def test_clean_domain(server: DnsServer) -> None:
+async def test_clean_domain(dns_server: DnsServer) -> None:
     domain = find_domain(lambda f: not (f.dbl_code or f.surbl_bits or f.uribl_bits or f.refused_zones), "site")
-    assert await collect(context(server), domain) == {
+    assert await collect(dns_context(dns_server), domain) == {
         "dnsbl.spamhaus_dbl": CLEAN, "dnsbl.spamhaus_dbl_categories": [],
         "dnsbl.surbl": CLEAN, "dnsbl.surbl_categories": [],
         "dnsbl.uribl": CLEAN, "dnsbl.uribl_categories": [],
@@ -162,10 +136,10 @@ async def test_clean_domain(server: DnsServer) -> None:
     }
 
 
-async def test_spammy_domain_listed_everywhere_with_categories(server: DnsServer) -> None:
+async def test_spammy_domain_listed_everywhere_with_categories(dns_server: DnsServer) -> None:
     domain = find_domain(lambda f: f.dbl_code == "127.0.1.102" and f.surbl_bits == 80 and f.uribl_bits == 6
                          and not f.refused_zones, "spam")
-    signals = await collect(context(server), domain)
+    signals = await collect(dns_context(dns_server), domain)
     assert signals == {
         "dnsbl.spamhaus_dbl": LISTED, "dnsbl.spamhaus_dbl_categories": ["abused_legit"],
         "dnsbl.surbl": LISTED, "dnsbl.surbl_categories": ["malware", "abuse"],
@@ -175,18 +149,18 @@ async def test_spammy_domain_listed_everywhere_with_categories(server: DnsServer
 
 
 @pytest.mark.parametrize(("zone", "signal"), [("dbl", "spamhaus_dbl"), ("surbl", "surbl"), ("uribl", "uribl")])
-async def test_a_refusing_list_is_refused_and_not_counted(server: DnsServer, zone: str, signal: str) -> None:
+async def test_a_refusing_list_is_refused_and_not_counted(dns_server: DnsServer, zone: str, signal: str) -> None:
     # A spammy domain: the other two lists do list it, so only the refusal code keeps this one out.
     domain = find_domain(lambda f: f.refused_zones == {zone} and bool(f.dbl_code), "spam")
-    signals = await collect(context(server), domain)
+    signals = await collect(dns_context(dns_server), domain)
     assert signals[f"dnsbl.{signal}"] == REFUSED
     assert signals[f"dnsbl.{signal}_categories"] == []
     assert signals["dnsbl.listed_count"] == 2
 
 
-async def test_queries_the_registered_final_domain_and_never_resolves_it(server: DnsServer) -> None:
+async def test_queries_the_registered_final_domain_and_never_resolves_it(dns_server: DnsServer) -> None:
     asked: list[tuple[str, str]] = []
-    real = DnsClient([("127.0.0.1", server.port)], timeout=2.0)
+    real = dns_client(dns_server)
 
     class Recording:
         async def query(self, name: str, rdtype: str) -> DnsAnswer:
@@ -203,40 +177,34 @@ async def test_queries_the_registered_final_domain_and_never_resolves_it(server:
     assert collected.signals["dnsbl.spamhaus_dbl"] == LISTED
 
 
-async def test_configured_zones_are_queried(server: DnsServer) -> None:
+async def test_configured_zones_are_queried(dns_server: DnsServer) -> None:
     # Pointing SURBL at the DBL zone proves the name comes from config: DBL's code is no SURBL bitmask.
     config = ProviderConfig(base_url="", extra={"surbl_zone": "dbl.spamhaus.org"})
-    signals = await collect(context(server, config=config), "dbltest.com")
+    signals = await collect(dns_context(dns_server, config=config), "dbltest.com")
     assert signals["dnsbl.surbl"] == REFUSED
 
 
-async def test_rate_limited_lists_answer_excessive_queries_which_is_refused() -> None:
+async def test_rate_limited_lists_answer_excessive_queries_which_is_refused(serve_dns: ServeDns) -> None:
     domain = find_domain(lambda f: bool(f.dbl_code and f.surbl_bits and f.uribl_bits) and not f.refused_zones,
                          "spam")
-    running = await serve(rate_limits={"dnsbl": 0.01})
-    try:
-        ctx = context(running)
-        await collect(ctx, domain)  # spends the burst
-        collected = await DnsblProvider().collect(ctx, {"domain": domain})
-        assert [collected.signals[f"dnsbl.{name}"] for name in LISTS] == [REFUSED] * 3
-        assert collected.signals["dnsbl.listed_count"] == 0
-        assert "excessive" in collected.raw["spamhaus_dbl"]["reason"]
-    finally:
-        await running.close()
+    running = await serve_dns(rate_limits={"dnsbl": 0.01})
+    ctx = dns_context(running)
+    await collect(ctx, domain)  # spends the burst
+    collected = await DnsblProvider().collect(ctx, {"domain": domain})
+    assert [collected.signals[f"dnsbl.{name}"] for name in LISTS] == [REFUSED] * 3
+    assert collected.signals["dnsbl.listed_count"] == 0
+    assert "excessive" in collected.raw["spamhaus_dbl"]["reason"]
 
 
-async def test_all_lookups_hanging_is_a_retryable_failure() -> None:
-    running = await serve(hang=frozenset({"dnsbl"}))
-    try:
-        with pytest.raises(ProviderError) as caught:
-            await collect(context(running, timeout=0.3), "dbltest.com")
-        assert caught.value.retryable
-    finally:
-        await running.close()
+async def test_all_lookups_hanging_is_a_retryable_failure(serve_dns: ServeDns) -> None:
+    running = await serve_dns(hang=frozenset({"dnsbl"}))
+    with pytest.raises(ProviderError) as caught:
+        await collect(dns_context(running, timeout=0.3), "dbltest.com")
+    assert caught.value.retryable
 
 
-async def test_one_failed_lookup_is_refused_with_the_reason_in_raw(server: DnsServer) -> None:
-    real = DnsClient([("127.0.0.1", server.port)], timeout=2.0)
+async def test_one_failed_lookup_is_refused_with_the_reason_in_raw(dns_server: DnsServer) -> None:
+    real = dns_client(dns_server)
 
     class FailingSurbl:
         async def query(self, name: str, rdtype: str) -> DnsAnswer:
@@ -252,23 +220,20 @@ async def test_one_failed_lookup_is_refused_with_the_reason_in_raw(server: DnsSe
     assert "timeout" in collected.raw["surbl"]["error"]
 
 
-async def test_ip_address_is_refused_for_good(server: DnsServer) -> None:
+async def test_ip_address_is_refused_for_good(dns_server: DnsServer) -> None:
     with pytest.raises(ProviderError) as caught:
-        await collect(context(server), "198.51.100.7")
+        await collect(dns_context(dns_server), "198.51.100.7")
     assert not caught.value.retryable
 
 
-async def test_the_dqs_key_never_appears_in_raw_results_or_messages(server: DnsServer) -> None:
-    ctx = context(server, config=ProviderConfig(base_url="", api_key="S3CRETKEY"))
+async def test_the_dqs_key_never_appears_in_raw_results_or_messages(serve_dns: ServeDns, dns_server: DnsServer) -> None:
+    ctx = dns_context(dns_server, config=ProviderConfig(base_url="", api_key="S3CRETKEY"))
     collected = await DnsblProvider().collect(ctx, {"domain": "example.org"})
     assert "S3CRETKEY" not in repr(collected.raw)
     assert collected.raw["spamhaus_dbl"]["query"] == "example.org.<key>.dbl.dq.spamhaus.net"
-    hung = await serve(hang=frozenset({"dnsbl", "dns"}))
-    try:
-        with pytest.raises(ProviderError) as info:
-            await DnsblProvider().collect(
-                context(hung, timeout=0.2, config=ProviderConfig(base_url="", api_key="S3CRETKEY")),
-                {"domain": "example.org"})
-        assert "S3CRETKEY" not in info.value.message
-    finally:
-        await hung.close()
+    hung = await serve_dns(hang=frozenset({"dnsbl", "dns"}))
+    with pytest.raises(ProviderError) as info:
+        await DnsblProvider().collect(
+            dns_context(hung, timeout=0.2, config=ProviderConfig(base_url="", api_key="S3CRETKEY")),
+            {"domain": "example.org"})
+    assert "S3CRETKEY" not in info.value.message

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import hackernews as hn_api
 from linkmeter.emulator.apis.hackernews import Story
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig
 from linkmeter.engine.urls import url_variants
 from linkmeter.providers.hackernews import (
     HackerNewsProvider,
@@ -25,9 +22,10 @@ from linkmeter.providers.hackernews import (
     search_query,
     summarise,
 )
+from tests.providers.conftest import Answer, EmulateApi, StubApi, answering, collect_from, raises_provider_error
 
 SEED = 7
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
+SEARCH = "/api/v1/search"
 
 # The official example response of the HN Search API page (REFERENCE.md section 1).
 REFERENCE_RESPONSE: dict[str, Any] = {
@@ -41,30 +39,12 @@ REFERENCE_RESPONSE: dict[str, Any] = {
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
-    root = web.Application()
-    root.add_subapp("/hackernews", api_app(hn_api, world))
-    server = await aiohttp_server(root)
-    return str(server.make_url("/hackernews"))
-
-
-async def serve(aiohttp_server: ServerFactory, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-                ) -> str:
-    app = web.Application()
-    app.router.add_get("/api/v1/search", handler)
-    server = await aiohttp_server(app)
-    return str(server.make_url("")).rstrip("/")
+async def emulator(emulated_api: EmulateApi) -> str:
+    return (await emulated_api(hn_api)).base_url
 
 
 async def collect(http: HttpClient, base_url: str, signals: dict[str, Any]) -> Collected:
-    provider = HackerNewsProvider(ProviderConfig(base_url=base_url))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, signals)
+    return await collect_from(HackerNewsProvider(ProviderConfig(base_url=base_url)), http, signals)
 
 
 def candidate_urls() -> Iterator[str]:
@@ -153,14 +133,14 @@ async def test_the_canonical_url_is_searched_when_the_page_gave_one(
     assert result.signals["hackernews.stories"] == len(world_stories(world, canonical))
 
 
-async def test_the_request_is_algolias_url_search(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_the_request_is_algolias_url_search(stub_api: StubApi, http: HttpClient) -> None:
     seen: list[dict[str, str]] = []
 
     async def handler(request: web.Request) -> web.Response:
         seen.append(dict(request.query))
         return web.json_response({"hits": [], "nbHits": 0})
 
-    await collect(http, await serve(aiohttp_server, handler), {"url": "https://example.com/post/"})
+    await collect(http, await stub_api({SEARCH: handler}), {"url": "https://example.com/post/"})
 
     assert seen == [{"query": "example.com/post", "restrictSearchableAttributes": "url", "tags": "story",
                      "hitsPerPage": "100"}]
@@ -207,37 +187,19 @@ def test_hits_without_a_valid_url_and_repeated_ids_are_skipped() -> None:
     assert signals["hackernews.top_story_url"] == "https://news.ycombinator.com/item?id=4"
 
 
-async def test_429_is_a_rate_limited_error_with_retry_after(
-    aiohttp_server: ServerFactory, http: HttpClient
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: hn_api.rate_limited_response(7.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 7.0},
+                 id="429 is a rate-limited error with retry-after"),
+    pytest.param(lambda: web.json_response({"message": "Internal error", "status": 503}, status=503),
+                 {"retryable": True, "status": 503, "rate_limited": False}, id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<html>oops</html>", content_type="application/json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'{"message": "no hits here"}', content_type="application/json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return hn_api.rate_limited_response(7.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://example.com/"})
-
-    assert caught.value.rate_limited and caught.value.retryable
-    assert caught.value.retry_after == 7.0
-
-
-async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.json_response({"message": "Internal error", "status": 503}, status=503)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://example.com/"})
-
-    assert caught.value.retryable and caught.value.status == 503 and not caught.value.rate_limited
-
-
-@pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"message": "no hits here"}'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    aiohttp_server: ServerFactory, http: HttpClient, body: bytes
-) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://example.com/"})
-
-    assert not caught.value.retryable
+    base_url = await stub_api({SEARCH: answering(answer)})
+    await raises_provider_error(collect(http, base_url, {"url": "https://example.com/"}), **expected)

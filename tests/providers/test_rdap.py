@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import rdap as rdap_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderError
+from linkmeter.engine.provider import Collected, ProviderError
 from linkmeter.engine.provider import ProviderConfig as Config
 from linkmeter.providers.rdap import (
     RdapProvider,
@@ -26,11 +21,19 @@ from linkmeter.providers.rdap import (
     parse_domain,
     select_service,
 )
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    EmulatedApi,
+    Handler,
+    StubApi,
+    answering,
+    collect_from,
+    raises_provider_error,
+)
 
 SEED = 17
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The IANA bootstrap fixture and the Verisign GOOGLE.COM answer (REFERENCE.md section 4).
 REFERENCE_BOOTSTRAP: dict[str, Any] = {
@@ -63,30 +66,9 @@ REFERENCE_DOMAIN: dict[str, Any] = {
 }
 
 
-class Emulator:
-    def __init__(self, base_url: str, hits: Counter[str]) -> None:
-        self.base_url = base_url
-        self.hits = hits
-
-
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> Emulator:
-    hits: Counter[str] = Counter()
-
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        hits[request.path] += 1
-        return await handler(request)
-
-    root = web.Application(middlewares=[count])
-    root.add_subapp("/rdap", api_app(rdap_api, world))
-    server = await aiohttp_server(root)
-    return Emulator(str(server.make_url("/rdap")), hits)
+async def emulator(emulated_api: EmulateApi) -> EmulatedApi:
+    return await emulated_api(rdap_api)
 
 
 def provider(base_url: str, **clocks: Any) -> RdapProvider:
@@ -94,8 +76,7 @@ def provider(base_url: str, **clocks: Any) -> RdapProvider:
 
 
 async def collect(http: HttpClient, rdap: RdapProvider, signals: dict[str, Any]) -> Collected:
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=rdap.config)
-    return await rdap.collect(ctx, signals)
+    return await collect_from(rdap, http, signals)
 
 
 def iso(when: datetime) -> str:
@@ -105,7 +86,7 @@ def iso(when: datetime) -> str:
 @pytest.mark.parametrize("domain", ["site1.com", "site2.org", "site1.example", "shop.uk"])
 @pytest.mark.parametrize("slash", ["", "/"])
 async def test_registered_domains_match_the_world(
-    http: HttpClient, emulator: Emulator, world: World, domain: str, slash: str
+    http: HttpClient, emulator: EmulatedApi, world: World, domain: str, slash: str
 ) -> None:
     facts = world.domain(domain)
 
@@ -122,7 +103,7 @@ async def test_registered_domains_match_the_world(
     assert result.raw["ldhName"] == domain.upper()
 
 
-async def test_an_unregistered_domain_is_an_answer(http: HttpClient, emulator: Emulator) -> None:
+async def test_an_unregistered_domain_is_an_answer(http: HttpClient, emulator: EmulatedApi) -> None:
     result = await collect(http, provider(emulator.base_url), {"domain": "unregistered-shop.com"})
 
     assert result.signals == {"rdap.registered": False, "rdap.registration_date": None,
@@ -131,7 +112,7 @@ async def test_an_unregistered_domain_is_an_answer(http: HttpClient, emulator: E
     assert result.raw["errorCode"] == 404
 
 
-async def test_the_longest_label_match_picks_the_registry(http: HttpClient, emulator: Emulator) -> None:
+async def test_the_longest_label_match_picks_the_registry(http: HttpClient, emulator: EmulatedApi) -> None:
     result = await collect(http, provider(emulator.base_url), {"domain": "shop.co.uk"})
 
     assert result.signals["rdap.registered"] is True
@@ -140,7 +121,7 @@ async def test_the_longest_label_match_picks_the_registry(http: HttpClient, emul
 
 
 async def test_the_final_domain_is_preferred_and_reduced_to_the_registered_domain(
-    http: HttpClient, emulator: Emulator, world: World
+    http: HttpClient, emulator: EmulatedApi, world: World
 ) -> None:
     rdap = provider(emulator.base_url)
     signals = {"domain": "short.example", "page.final_domain": "www.Site1.com."}
@@ -152,7 +133,7 @@ async def test_the_final_domain_is_preferred_and_reduced_to_the_registered_domai
 
 
 async def test_the_bootstrap_is_fetched_once_for_many_concurrent_calls(
-    http: HttpClient, emulator: Emulator
+    http: HttpClient, emulator: EmulatedApi
 ) -> None:
     clock = [1000.0]
     rdap = provider(emulator.base_url, monotonic=lambda: clock[0])
@@ -169,7 +150,7 @@ async def test_the_bootstrap_is_fetched_once_for_many_concurrent_calls(
     assert sum(n for path, n in emulator.hits.items() if "/domain/" in path) == 22
 
 
-async def test_a_tld_without_rdap_service_is_a_final_error(http: HttpClient, emulator: Emulator) -> None:
+async def test_a_tld_without_rdap_service_is_a_final_error(http: HttpClient, emulator: EmulatedApi) -> None:
     with pytest.raises(ProviderError) as caught:
         await collect(http, provider(emulator.base_url), {"domain": "shop.nosuchtld"})
 
@@ -177,7 +158,7 @@ async def test_a_tld_without_rdap_service_is_a_final_error(http: HttpClient, emu
     assert "no RDAP service for TLD 'nosuchtld'" in caught.value.message
 
 
-async def test_a_failed_bootstrap_is_not_cached(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_a_failed_bootstrap_is_not_cached(stub_api: StubApi, http: HttpClient) -> None:
     answers = iter([web.Response(status=503, text="busy")])
     accepts: list[str] = []
 
@@ -189,11 +170,7 @@ async def test_a_failed_bootstrap_is_not_cached(aiohttp_server: ServerFactory, h
         accepts.append(request.headers["Accept"])
         return web.json_response(REFERENCE_DOMAIN, content_type="application/rdap+json")
 
-    app = web.Application()
-    app.router.add_get("/dns.json", bootstrap)
-    app.router.add_get("/nic-ar/domain/{name}", domain)
-    server = await aiohttp_server(app)
-    rdap = provider(str(server.make_url("")))
+    rdap = provider(await stub_api({"/dns.json": bootstrap, "/nic-ar/domain/{name}": domain}) + "/")
 
     with pytest.raises(ProviderError) as caught:
         await collect(http, rdap, {"domain": "shop.com.ar"})
@@ -204,48 +181,29 @@ async def test_a_failed_bootstrap_is_not_cached(aiohttp_server: ServerFactory, h
     assert accepts == ["application/rdap+json"]
 
 
-async def serve_registry(aiohttp_server: ServerFactory, handler: Handler) -> str:
+async def serve_registry(stub_api: StubApi, handler: Handler) -> str:
     async def bootstrap(request: web.Request) -> web.Response:
         return web.json_response({"services": [[["com"], [str(request.url.with_path("/com/"))]]]})
 
-    app = web.Application()
-    app.router.add_get("/dns.json", bootstrap)
-    app.router.add_get("/com/domain/{name}", handler)
-    server = await aiohttp_server(app)
-    return str(server.make_url(""))
+    return await stub_api({"/dns.json": bootstrap, "/com/domain/{name}": handler}) + "/"
 
 
-async def test_429_is_rate_limited_with_retry_after(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return rdap_api.rate_limited_response(12.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(aiohttp_server, handler)), {"domain": "x.com"})
-
-    assert caught.value.rate_limited and caught.value.retryable and caught.value.retry_after == 12.0
-
-
-async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=500, text="oops")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(aiohttp_server, handler)), {"domain": "x.com"})
-
-    assert caught.value.retryable and caught.value.status == 500
-
-
-@pytest.mark.parametrize("body", [b"<html>maintenance</html>", b'["not", "an", "object"]'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    aiohttp_server: ServerFactory, http: HttpClient, body: bytes
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: rdap_api.rate_limited_response(12.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 12.0},
+                 id="429 is rate-limited with retry-after"),
+    pytest.param(lambda: web.Response(status=500, text="oops"), {"retryable": True, "status": 500},
+                 id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<html>maintenance</html>", content_type="application/rdap+json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'["not", "an", "object"]', content_type="application/rdap+json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/rdap+json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, provider(await serve_registry(aiohttp_server, handler)), {"domain": "x.com"})
-
-    assert not caught.value.retryable
+    base_url = await serve_registry(stub_api, answering(answer))
+    await raises_provider_error(collect(http, provider(base_url), {"domain": "x.com"}), **expected)
 
 
 def test_reference_bootstrap() -> None:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import reddit as reddit_api
 from linkmeter.emulator.apis.reddit import RedditPost
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.engine.urls import url_variants
 from linkmeter.providers.reddit import (
     OAUTH_RATE,
@@ -27,10 +24,17 @@ from linkmeter.providers.reddit import (
     merge_listings,
     summarise,
 )
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    Handler,
+    StubApi,
+    answering,
+    collect_from,
+    raises_provider_error,
+)
 
 SEED = 11
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The reddit wiki "API: info.json" example (REFERENCE.md section 2).
 REFERENCE_LISTING: dict[str, Any] = {"kind": "Listing", "data": {"modhash": "abc", "children": [{"kind": "t3", "data": {
@@ -43,30 +47,17 @@ REFERENCE_LISTING: dict[str, Any] = {"kind": "Listing", "data": {"modhash": "abc
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
+async def emulator(emulated_api: EmulateApi) -> str:
+    return (await emulated_api(reddit_api)).base_url
 
 
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
-    root = web.Application()
-    root.add_subapp("/reddit", api_app(reddit_api, world))
-    server = await aiohttp_server(root)
-    return str(server.make_url("/reddit"))
-
-
-async def serve(aiohttp_server: ServerFactory, handler: Handler) -> str:
-    app = web.Application()
-    app.router.add_get("/api/info.json", handler)
-    app.router.add_get("/api/info", handler)
-    server = await aiohttp_server(app)
-    return str(server.make_url("")).rstrip("/")
+def info(handler: Handler) -> dict[str, Handler]:
+    """Both paths of /api/info: unauthenticated (.json) and OAuth."""
+    return {"/api/info.json": handler, "/api/info": handler}
 
 
 async def collect(http: HttpClient, config: ProviderConfig, signals: dict[str, Any]) -> Collected:
-    provider = RedditProvider(config)
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, signals)
+    return await collect_from(RedditProvider(config), http, signals)
 
 
 def posts_by_variant(world: World, url: str) -> dict[str, list[RedditPost]]:
@@ -104,7 +95,7 @@ async def test_posts_of_every_variant_are_merged(http: HttpClient, emulator: str
 
 
 async def test_a_post_seen_under_several_variants_counts_once(
-    aiohttp_server: ServerFactory, http: HttpClient
+    stub_api: StubApi, http: HttpClient
 ) -> None:
     post = RedditPost(id="abc12", url="https://ex.com/a", subreddit="python", title="t", author="u",
                       score=40, num_comments=9, created_utc=1_600_000_000.0)
@@ -117,7 +108,7 @@ async def test_a_post_seen_under_several_variants_counts_once(
         posts = [post, other] if request.query["url"].startswith("http://") else [post]
         return web.json_response(reddit_api.listing(posts))
 
-    result = await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)),
+    result = await collect(http, ProviderConfig(base_url=await stub_api(info(handler))),
                            {"url": "https://ex.com/a"})
 
     assert asked == url_variants("https://ex.com/a")
@@ -137,14 +128,14 @@ async def test_a_url_never_posted_gives_zeros(http: HttpClient, emulator: str, w
                               "reddit.subreddits": [], "reddit.first_posted": None, "reddit.top_permalink": None}
 
 
-async def test_requests_carry_reddits_user_agent_form(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_requests_carry_reddits_user_agent_form(stub_api: StubApi, http: HttpClient) -> None:
     seen: list[tuple[str, str, dict[str, str]]] = []
 
     async def handler(request: web.Request) -> web.Response:
         seen.append((request.path, request.headers.get("User-Agent", ""), dict(request.query)))
         return web.json_response(reddit_api.listing([]))
 
-    await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)),
+    await collect(http, ProviderConfig(base_url=await stub_api(info(handler))),
                   {"url": "https://ex.com/", "page.canonical_url": "https://ex.com/canonical"})
 
     assert {path for path, _, _ in seen} == {"/api/info.json"}
@@ -170,30 +161,7 @@ async def test_with_an_oauth_token_the_oauth_endpoint_and_bearer_header_are_used
     assert RedditProvider().policy.rate_per_sec == UNAUTHENTICATED_RATE < OAUTH_RATE
 
 
-async def test_429_waits_for_the_ratelimit_reset(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return reddit_api.rate_limited_response(42.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/"})
-
-    assert caught.value.rate_limited and caught.value.retryable
-    assert caught.value.retry_after == 42.0
-
-
-async def test_429_prefers_retry_after_when_sent(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        response = reddit_api.rate_limited_response(42.0)
-        response.headers["Retry-After"] = "5"
-        return response
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/"})
-
-    assert caught.value.retry_after == 5.0
-
-
-async def test_the_variants_are_asked_at_once(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_the_variants_are_asked_at_once(stub_api: StubApi, http: HttpClient) -> None:
     variants = url_variants("https://e.com/a")
     arrived: list[str] = []
     all_arrived = asyncio.Event()
@@ -205,13 +173,13 @@ async def test_the_variants_are_asked_at_once(aiohttp_server: ServerFactory, htt
         await asyncio.wait_for(all_arrived.wait(), 5)  # answers only once every variant is being asked
         return web.json_response({"kind": "Listing", "data": {"children": []}})
 
-    collected = await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)),
+    collected = await collect(http, ProviderConfig(base_url=await stub_api(info(handler))),
                               {"url": "https://e.com/a"})
     assert sorted(arrived) == sorted(variants) and len(variants) > 1
     assert collected.signals["reddit.posts"] == 0
 
 
-async def test_a_429_on_one_variant_is_the_error_reported(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_a_429_on_one_variant_is_the_error_reported(stub_api: StubApi, http: HttpClient) -> None:
     first = url_variants("https://e.com/a")[0]
 
     async def handler(request: web.Request) -> web.Response:
@@ -222,31 +190,33 @@ async def test_a_429_on_one_variant_is_the_error_reported(aiohttp_server: Server
         return web.json_response({"kind": "Listing", "data": {"children": []}})
 
     with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/a"})
+        await collect(http, ProviderConfig(base_url=await stub_api(info(handler))), {"url": "https://e.com/a"})
     assert caught.value.rate_limited and caught.value.retry_after == 7.0
 
 
-async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/"})
-
-    assert caught.value.retryable and caught.value.status == 502
+def rate_limited_with_retry_after() -> web.Response:
+    response = reddit_api.rate_limited_response(42.0)
+    response.headers["Retry-After"] = "5"
+    return response
 
 
-@pytest.mark.parametrize("body", [b"<!doctype html><p>blocked</p>", b'{"kind": "t1", "data": {}}'])
-async def test_invalid_or_unexpected_json_is_not_retryable(
-    aiohttp_server: ServerFactory, http: HttpClient, body: bytes
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: reddit_api.rate_limited_response(42.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 42.0},
+                 id="429 waits for the ratelimit reset"),
+    pytest.param(rate_limited_with_retry_after, {"retry_after": 5.0}, id="429 prefers retry-after when sent"),
+    pytest.param(lambda: web.Response(status=502, text="<html>Bad Gateway</html>", content_type="text/html"),
+                 {"retryable": True, "status": 502}, id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<!doctype html><p>blocked</p>", content_type="application/json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'{"kind": "t1", "data": {}}', content_type="application/json"),
+                 {"retryable": False}, id="unexpected json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
 ) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, ProviderConfig(base_url=await serve(aiohttp_server, handler)), {"url": "https://e.com/"})
-
-    assert not caught.value.retryable
+    base_url = await stub_api(info(answering(answer)))
+    await raises_provider_error(collect(http, ProviderConfig(base_url=base_url), {"url": "https://e.com/"}), **expected)
 
 
 def test_reference_payload() -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,6 +10,7 @@ import linkmeter.providers
 from linkmeter.engine.plan import Plan
 from linkmeter.providers.discovery import provider_classes
 from linkmeter.providers.registry import INDICATORS, PROVIDER_CLASSES, PROVIDERS, headlines
+from tests.conftest import AddModules
 
 NEW_PROVIDER = textwrap.dedent('''
     """A provider file dropped into linkmeter.providers, as a contributor would add one."""
@@ -39,15 +37,8 @@ HELPER = '"""A helper module: no provider defined here."""\nfrom linkmeter.engin
 
 
 @pytest.fixture
-def new_provider_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    folder = tmp_path / "more_providers"
-    folder.mkdir()
-    (folder / "zebra.py").write_text(NEW_PROVIDER)
-    (folder / "parsing.py").write_text(HELPER)
-    monkeypatch.setattr(linkmeter.providers, "__path__", [*linkmeter.providers.__path__, str(folder)])
-    yield
-    for name in ("zebra", "parsing"):
-        sys.modules.pop(f"linkmeter.providers.{name}", None)
+def new_provider_file(add_modules: AddModules) -> None:
+    add_modules(linkmeter.providers, {"zebra": NEW_PROVIDER, "parsing": HELPER})
 
 
 TODAY = ("page", "dns", "rdap", "dnsbl", "wayback", "hackernews", "reddit", "engagement")

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import wayback as wayback_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.providers.wayback import WaybackProvider, parse_cdx, summarise
+from tests.providers.conftest import Answer, EmulateApi, StubApi, answering, collect_from, raises_provider_error
 
 SEED = 13
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CDX = "/cdx/search/cdx"
 
 # The CDX README example (REFERENCE.md section 3b).
 REFERENCE_ROWS = [
@@ -31,29 +28,12 @@ REFERENCE_ROWS = [
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
-    root = web.Application()
-    root.add_subapp("/wayback", api_app(wayback_api, world))
-    server = await aiohttp_server(root)
-    return str(server.make_url("/wayback"))
-
-
-async def serve(aiohttp_server: ServerFactory, handler: Handler) -> str:
-    app = web.Application()
-    app.router.add_get("/cdx/search/cdx", handler)
-    server = await aiohttp_server(app)
-    return str(server.make_url("")).rstrip("/")
+async def emulator(emulated_api: EmulateApi) -> str:
+    return (await emulated_api(wayback_api)).base_url
 
 
 async def collect(http: HttpClient, base_url: str, signals: dict[str, Any]) -> Collected:
-    provider = WaybackProvider(ProviderConfig(base_url=base_url))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, signals)
+    return await collect_from(WaybackProvider(ProviderConfig(base_url=base_url)), http, signals)
 
 
 def find_url(world: World, predicate: Callable[[list[datetime]], bool]) -> str:
@@ -93,17 +73,17 @@ async def test_zero_captures(http: HttpClient, emulator: str, world: World) -> N
                               "wayback.first_capture": None, "wayback.last_capture": None}
 
 
-async def test_an_empty_body_is_zero_captures(aiohttp_server: ServerFactory, http: HttpClient) -> None:
+async def test_an_empty_body_is_zero_captures(stub_api: StubApi, http: HttpClient) -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.Response(body=b"\n", content_type="text/plain")
 
-    result = await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
+    result = await collect(http, await stub_api({CDX: handler}), {"url": "https://ex.com/"})
 
     assert result.signals["wayback.capture_count"] == 0 and result.signals["wayback.archived"] is False
 
 
 async def test_the_canonical_url_is_asked_with_json_output(
-    aiohttp_server: ServerFactory, http: HttpClient
+    stub_api: StubApi, http: HttpClient
 ) -> None:
     seen: list[dict[str, str]] = []
 
@@ -112,7 +92,7 @@ async def test_the_canonical_url_is_asked_with_json_output(
         return web.json_response([])
 
     signals = {"url": "https://ex.com/?utm=1", "page.canonical_url": "https://ex.com/article"}
-    await collect(http, await serve(aiohttp_server, handler), signals)
+    await collect(http, await stub_api({CDX: handler}), signals)
 
     assert seen == [{"url": "https://ex.com/article", "matchType": "exact", "output": "json",
                      "fl": "timestamp,statuscode"}]
@@ -156,31 +136,16 @@ def test_malformed_rows_are_errors(rows: Any) -> None:
     assert not caught.value.retryable
 
 
-async def test_429_is_rate_limited_with_retry_after(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return wayback_api.rate_limited_response(60.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
-
-    assert caught.value.rate_limited and caught.value.retry_after == 60.0
-
-
-async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(status=504, text="Gateway Timeout")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
-
-    assert caught.value.retryable and caught.value.status == 504
-
-
-async def test_invalid_json_is_not_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(text="org,example)/ 20200101000000 200\n", content_type="text/plain")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect(http, await serve(aiohttp_server, handler), {"url": "https://ex.com/"})
-
-    assert not caught.value.retryable
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: wayback_api.rate_limited_response(60.0), {"rate_limited": True, "retry_after": 60.0},
+                 id="429 is rate-limited with retry-after"),
+    pytest.param(lambda: web.Response(status=504, text="Gateway Timeout"), {"retryable": True, "status": 504},
+                 id="5xx is retryable"),
+    pytest.param(lambda: web.Response(text="org,example)/ 20200101000000 200\n", content_type="text/plain"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(
+    answer: Answer, expected: dict[str, object], stub_api: StubApi, http: HttpClient
+) -> None:
+    base_url = await stub_api({CDX: answering(answer)})
+    await raises_provider_error(collect(http, base_url, {"url": "https://ex.com/"}), **expected)

@@ -4,7 +4,6 @@ Redis is not reachable: CI starts one."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ from redis.exceptions import RedisError
 
 from linkmeter.engine.cache import CacheEntry
 from linkmeter.web.jobs.health import forget_counts
+from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 
-REDIS_URL = os.environ.get("LINKMETER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-UNREACHABLE_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connections are refused
+__all__ = ["REDIS_URL", "UNREACHABLE_REDIS_URL", "SharedRedis"]  # the web tests import the addresses from here
 
 
 @dataclass(frozen=True, slots=True)

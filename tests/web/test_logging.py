@@ -35,6 +35,7 @@ from linkmeter.web.logging import (
     register_secret,
     resolve_format,
 )
+from tests.waiting import wait_until_async
 
 KEY = "k3y-0f-the-reddit-api-8c1f"
 WEBHOOK = "whsec-9d8e7f6a5b4c3d2e1f"
@@ -204,12 +205,7 @@ async def test_a_log_call_inside_an_analysis_carries_its_analysis_and_batch_ids(
     runner = InlineRunner(engine, RunnerSettings(concurrency=4, poll_interval=0.1, flush_interval=0.05))
     task = asyncio.create_task(runner.run())
     try:
-        for _ in range(400):
-            if await runner.database(_all_final):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the analyses did not finish within 20 s")
+        await wait_until_async(lambda: runner.database(_all_final), 20, message="the analyses to finish")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 30)

@@ -30,6 +30,7 @@ from linkmeter.web.links.models import FINAL_STATUSES, Analysis, ProviderResult
 from linkmeter.web.links.selectors.metrics import QueueSnapshot, queue_snapshot
 from linkmeter.web.links.services.queue import analysis_fail
 from linkmeter.web.links.services.submission import analysis_submit
+from tests.waiting import wait_until_async
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 TIMED = {"ok", "error", "timeout", "rate_limited"}
@@ -72,12 +73,7 @@ async def test_after_analyses_run_in_the_embedded_runner_metrics_count_their_cal
     runner = InlineRunner(engine, RunnerSettings(concurrency=4, poll_interval=0.1, flush_interval=0.05))
     task = asyncio.create_task(runner.run())
     try:
-        for _ in range(600):
-            if await runner.database(_all_final):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the analyses did not finish within 30 s")
+        await wait_until_async(lambda: runner.database(_all_final), 30, message="the analyses to finish")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 30)

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.waiting import wait_until
 
 START_TIMEOUT = 60.0
 NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -81,15 +82,17 @@ def served(tmp_path: Path) -> Iterator[Served]:
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
         assert match, f"no URL in the first line {banner!r}; log: {log.read_text()}"
         base = f"http://127.0.0.1:{match.group(1)}"
-        give_up = time.monotonic() + START_TIMEOUT
-        while True:  # migrations run after the banner: wait until HTTP answers
+
+        def answers() -> bool:
             try:
                 with NO_PROXY.open(base + "/admin/login/", timeout=5):
-                    break
+                    return True
             except OSError:
                 assert process.poll() is None, f"serve exited: {log.read_text()}"
-                assert time.monotonic() < give_up, f"no HTTP answer within {START_TIMEOUT}s: {log.read_text()}"
-                time.sleep(0.1)
+                return False
+
+        # migrations run after the banner: wait until HTTP answers
+        wait_until(answers, START_TIMEOUT, interval=0.1, message=lambda: f"an HTTP answer; log: {log.read_text()}")
         yield Served(process, banner, base, log)
     finally:
         if process.poll() is None:

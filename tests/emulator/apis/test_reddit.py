@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import reddit as reddit_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.urls import url_variants
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = reddit_api
+SEED = 5
 AGENT = {"User-Agent": "python:linkmeter-tests:0.1 (by /u/linkmeter)"}
 RATE_HEADERS = ("X-Ratelimit-Used", "X-Ratelimit-Remaining", "X-Ratelimit-Reset")
 T3_FIELDS = {"domain", "subreddit", "id", "author", "score", "over_18", "subreddit_id", "downs", "is_self",
              "permalink", "name", "created", "url", "title", "created_utc", "num_comments", "ups"}
-
-
-@pytest.fixture
-def world() -> World:
-    return World(5)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(reddit_api, world))
 
 
 def url_posted_under_two_variants(world: World) -> str:

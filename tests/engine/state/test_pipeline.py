@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from linkmeter.engine.state.pipeline import AutoPipeline
-from tests.engine.conftest import REDIS_URL
+from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ async def test_one_command_failing_fails_only_its_caller(admin: aioredis.Redis, 
 
 
 async def test_a_failed_round_trip_reaches_every_caller_and_the_next_one_works(prefix: str) -> None:
-    dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    dead = aioredis.Redis.from_url(UNREACHABLE_REDIS_URL, socket_connect_timeout=0.5)
     live = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
     current = [dead]
     pipeline = AutoPipeline(lambda: current[0])

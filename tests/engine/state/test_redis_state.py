@@ -18,7 +18,6 @@ import redis.asyncio as aioredis
 from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState
-from linkmeter.engine.provider import Policy
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.settings import SettingsError
 from linkmeter.engine.state import EngineState
@@ -27,10 +26,9 @@ from linkmeter.engine.state.cache import RedisCache
 from linkmeter.engine.state.limiter import RedisRateLimiter
 from linkmeter.engine.state.link import RedisLink
 from linkmeter.engine.state.redis_state import redis_state
-from tests.engine.conftest import REDIS_URL
-from tests.engine.fakes import FakeProvider, make_engine
-
-CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
+from tests.engine.fakes import cached_provider, make_engine
+from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
+from tests.waiting import wait_until_async
 
 MakeLink = Callable[..., RedisLink]
 
@@ -255,11 +253,7 @@ class _Counting:
 
 async def _mirrored(link: RedisLink) -> None:
     """Wait until the link's mirror is subscribed (it starts on first use)."""
-    for _ in range(200):
-        if link.mirror.ready:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the mirror never subscribed")
+    await wait_until_async(lambda: link.mirror.ready, 2.0, interval=0.01, message="the mirror to subscribe")
 
 
 async def test_calls_to_a_healthy_provider_cost_no_breaker_or_pause_round_trip(link: MakeLink) -> None:
@@ -285,9 +279,12 @@ async def _seen_by(link: RedisLink, name: str, change: Awaitable[object]) -> Non
     mirrored = link.mirror.breaker(name)
     before = mirrored.seq if mirrored is not None else -1
     await change
-    async with asyncio.timeout(5):
-        while (mirrored := link.mirror.breaker(name)) is None or mirrored.seq <= before:
-            await asyncio.sleep(0.002)
+
+    def arrived() -> bool:
+        mirrored = link.mirror.breaker(name)
+        return mirrored is not None and mirrored.seq > before
+
+    await wait_until_async(arrived, 5, interval=0.002, message=f"the breaker event of {name!r}")
 
 
 async def test_a_breaker_opened_by_one_worker_is_seen_by_another_without_asking(link: MakeLink) -> None:
@@ -322,9 +319,8 @@ async def test_a_pause_reaches_every_worker_by_event(link: MakeLink) -> None:
     counting = _Counting(other)
     pause = PauseLeft(1.0)
     await a.pause("p", 1.0)
-    async with asyncio.timeout(5):  # the event's way between two clients: milliseconds, more on a loaded machine
-        while other.mirror.known_pause("p") == 0.0:
-            await asyncio.sleep(0.005)
+    # The event's way between two clients: milliseconds, more on a loaded machine.
+    await wait_until_async(lambda: other.mirror.known_pause("p") > 0, 5, interval=0.005, message="the pause event")
     assert pause.holds(await b.paused_for("p"))
     assert counting.calls == []
     await a.pause("p", 0.2)  # shorter: changes nothing
@@ -423,7 +419,7 @@ async def test_an_unreadable_entry_is_a_miss(link: MakeLink, admin: aioredis.Red
 
 async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
         caplog: pytest.LogCaptureFixture) -> None:
-    link = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    link = RedisLink.from_url(UNREACHABLE_REDIS_URL, prefix="linkmeter-test:")
     limiter, breakers, cache = RedisRateLimiter(link), RedisCircuitBreakers(link), RedisCache(link)
     started = time.monotonic()
     try:
@@ -482,7 +478,7 @@ async def test_redis_is_used_again_once_it_answers(link: MakeLink) -> None:
     shared = link(retry_after=0.1)
     cache = RedisCache(shared)
     good = shared.client
-    shared.client = aioredis.Redis.from_url(CLOSED_PORT_URL)  # Redis "goes away"
+    shared.client = aioredis.Redis.from_url(UNREACHABLE_REDIS_URL)  # Redis "goes away"
     try:
         await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
         assert shared.down
@@ -497,13 +493,8 @@ async def test_redis_is_used_again_once_it_answers(link: MakeLink) -> None:
 # --- the engine -----------------------------------------------------------------------------------------
 
 
-def _cached_provider() -> FakeProvider:
-    return FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
-                        policy=Policy(timeout=1, cache_ttl=60))
-
-
 async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -> None:
-    first, second = _cached_provider(), _cached_provider()
+    first, second = cached_provider(), cached_provider()
     one = make_engine(first, state=redis_state(REDIS_URL, prefix=prefix))
     other = make_engine(second, state=redis_state(REDIS_URL, prefix=prefix))
     try:
@@ -518,8 +509,8 @@ async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -
 
 
 async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
-    provider = _cached_provider()
-    engine = make_engine(provider, state=redis_state(CLOSED_PORT_URL))
+    provider = cached_provider()
+    engine = make_engine(provider, state=redis_state(UNREACHABLE_REDIS_URL))
     try:
         results = [await engine.analyze(f"https://example.org/{n}") for n in range(2)]
     finally:
@@ -554,7 +545,7 @@ async def test_engine_close_closes_the_state() -> None:
     async def closer() -> None:
         closed.append(True)
 
-    engine = make_engine(_cached_provider(), state=EngineState(closer=closer))
+    engine = make_engine(cached_provider(), state=EngineState(closer=closer))
     await engine.close()
     assert closed == [True]
 
@@ -571,7 +562,7 @@ async def test_a_providers_cache_entries_are_counted(link: MakeLink) -> None:
         assert await store.entries("rdap", limit=3) == 4  # "more than 3"
         assert await store.entries("dns", limit=100) == 1
         assert await store.entries("wayback", limit=100) == 0
-    unreachable = RedisLink.from_url(CLOSED_PORT_URL, prefix="linkmeter-test:")
+    unreachable = RedisLink.from_url(UNREACHABLE_REDIS_URL, prefix="linkmeter-test:")
     try:
         assert await RedisCache(unreachable).entries("rdap", limit=10) is None
     finally:

@@ -18,6 +18,7 @@ from django.db.backends.signals import connection_created
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
 from linkmeter.web.jobs.dispatch import DatabaseQueue, set_dispatcher
 from linkmeter.web.links.services.queue import analysis_claim_next, analysis_complete
+from tests.waiting import wait_until_async
 
 SIGNALS: dict[str, Any] = {
     "page.status": 200,
@@ -101,10 +102,8 @@ async def live_api() -> AsyncIterator[str]:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         serving = asyncio.create_task(server.serve(sockets=[sock]))
-        for _ in range(1000):
-            if server.started or serving.done():
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: server.started or serving.done(), 10, interval=0.01,
+                               message="uvicorn to start or stop")
         assert server.started, "uvicorn did not start"
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
         server.should_exit = True

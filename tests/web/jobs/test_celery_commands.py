@@ -16,8 +16,7 @@ import pytest
 from linkmeter.engine.state.redis_state import redis_state
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs.health import engine_health, register_engine
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.services import REDIS_URL
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

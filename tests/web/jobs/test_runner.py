@@ -4,7 +4,6 @@ batched writes, hanging providers and graceful stops."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
 from linkmeter.web.links.services.queue import analysis_claim_next
 from linkmeter.web.links.services.submission import analysis_submit
+from tests.waiting import wait_until_async
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -70,11 +70,15 @@ async def run_until(runner: InlineRunner, done: Callable[[], bool], *, within: f
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.ready.wait(), within)
-        give_up = time.monotonic() + within
-        while not await runner.database(done):
+
+        async def finished() -> bool:
             assert not task.done(), "the runner stopped by itself"
-            assert time.monotonic() < give_up, f"not done within {within}s: {await runner.database(statuses)}"
-            await asyncio.sleep(0.05)
+            return await runner.database(done)
+
+        async def state() -> str:
+            return f"{done.__name__} (statuses: {await runner.database(statuses)})"
+
+        await wait_until_async(finished, within, message=state)
     finally:
         runner.stop()
         await asyncio.wait_for(task, within)
@@ -146,10 +150,7 @@ async def test_the_watchdog_requeues_a_lost_analysis_once_then_fails_it(engine: 
     try:
         await asyncio.wait_for(runner.ready.wait(), 10)
         retried, given_up = await runner.database(lose_two)
-        for _ in range(400):
-            if await runner.database(all_final):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.database(all_final), 20, message="every analysis to end")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -173,10 +174,8 @@ async def test_results_are_written_in_batches(engine: Engine, monkeypatch: pytes
                                                  flush_size=10))
     task = asyncio.create_task(runner.run())
     try:
-        for _ in range(600):
-            if runner.stats.claimed == 30 and runner.in_flight == 0:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.stats.claimed == 30 and runner.in_flight == 0, 30,
+                               message=lambda: f"30 claimed, none in flight ({runner.stats}, {runner.in_flight})")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -205,16 +204,10 @@ async def test_a_commit_wakes_the_runner_from_another_thread(engine: Engine) -> 
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.ready.wait(), 10)
-        for _ in range(200):
-            if runner.stats.claims:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until_async(lambda: runner.stats.claims, 2, interval=0.01, message="the runner's first claim")
         assert runner.stats.claims == 1  # it found nothing: now only a wake-up can start the next claim
         await sync_to_async(analysis_submit)(urls=URLS[:2])  # commits on another thread, then enqueues
-        for _ in range(200):
-            if await runner.database(all_final):
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: runner.database(all_final), 10, message="every analysis to end")
     finally:
         runner.stop()
         await asyncio.wait_for(task, 10)
@@ -228,10 +221,8 @@ async def test_a_stop_requeues_what_did_not_finish(emulator_factory: MakeEmulato
     try:
         await sync_to_async(analysis_submit)(urls=URLS[:3])
         task = asyncio.create_task(runner.run())
-        for _ in range(200):
-            if runner.in_flight == 3:
-                break
-            await asyncio.sleep(0.02)
+        await wait_until_async(lambda: runner.in_flight == 3, 4, interval=0.02,
+                               message=lambda: f"3 analyses in flight (now {runner.in_flight})")
         assert runner.in_flight == 3
         runner.stop()
         await asyncio.wait_for(task, 10)

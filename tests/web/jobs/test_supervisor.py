@@ -7,6 +7,7 @@ worker is started with (node name, metrics port, options), `--processes` on the 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -33,6 +34,7 @@ from linkmeter.web.jobs.supervisor import (
     shown_name,
     worker_specs,
 )
+from tests.waiting import wait_until
 
 WAIT = 30.0  # seconds any one expected line may take (the machine may be busy)
 
@@ -281,10 +283,11 @@ def test_workers_of_a_killed_supervisor_get_sigterm_and_stop(supervised: list[Su
     run.signal(signal.SIGKILL)  # no chance to pass anything on: the kernel tells the workers
     run.until(r"child \d+: got SIGTERM", 2)
     for pid in run.worker_pids():
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline and _alive(pid):
-            time.sleep(0.05)
-        assert not _alive(pid)
+        wait_until(functools.partial(_gone, pid), WAIT, message=f"worker {pid} to stop")
+
+
+def _gone(pid: int) -> bool:
+    return not _alive(pid)
 
 
 def _alive(pid: int) -> bool:
