@@ -170,6 +170,16 @@ async def test_a_429_that_arrives_while_an_exact_read_is_on_its_way_counts(link:
     assert pause.holds(await reading)
 
 
+async def test_a_pause_known_here_survives_the_subscription_coming_up(link: MakeLink) -> None:
+    shared = link()
+    limiter = RedisRateLimiter(shared)
+    pause = PauseLeft(1.0)
+    shared.mirror.note_pause("p", 1.0)  # our own 429, before the events channel is confirmed
+    await _mirrored(shared)  # the subscription comes up (and starts its mirror of breakers over)
+    assert pause.holds(shared.mirror.known_pause("p"))
+    assert pause.holds(await limiter.paused_for("p", exact=True))
+
+
 async def test_an_exact_read_sees_a_pause_whose_event_has_not_arrived(link: MakeLink, admin: aioredis.Redis,
                                                                      prefix: str) -> None:
     shared = link()

@@ -149,9 +149,11 @@ class StateMirror:
                 return
 
     def _reset(self) -> None:
+        # Breakers can move either way while no event reaches us, so their mirror starts over. Known pauses are
+        # kept: a pause only ever grows, so what this process learnt (its own 429, an event) still holds, and
+        # forgetting it would let calls out while a 429 of ours is still on its way to Redis.
         self._ready = False
         self._breakers.clear()
-        self._paused_until.clear()
         self._pauses_synced.clear()
 
     async def _run(self) -> None:

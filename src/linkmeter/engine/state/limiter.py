@@ -90,6 +90,7 @@ class RedisRateLimiter:
         try:
             us = int(await self._link.call("rate limiter", lambda: self._paused_for(self._keys(name)[1:])))
         except RedisUnavailable:
-            return await self._fallback.paused_for(name)
+            # Without Redis, what this process knows still holds: its own 429s and the events it received.
+            return max(await self._fallback.paused_for(name), mirror.known_pause(name))
         mirror.note_pause(name, us / 1e6)
         return mirror.known_pause(name)  # with a 429 this process got while the read was on its way
