@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.health import STORE_UNKNOWN, ProviderCache
+from linkmeter.web.engineview import STORE_UNKNOWN, ProviderCache
 from linkmeter.web.links.models import (
     FINAL_STATUSES,
     Analysis,

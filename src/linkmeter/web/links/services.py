@@ -18,7 +18,6 @@ from linkmeter.engine.results import UrlResult
 from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_address
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.dispatch import callbacks_supported, get_dispatcher
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import (
     FINAL_STATUSES,
@@ -32,6 +31,7 @@ from linkmeter.web.links.models import (
     FeedbackLabel,
     Link,
 )
+from linkmeter.web.runtime import callbacks_supported, get_dispatcher
 
 PROVIDER_NAMES = tuple(cls.name for cls in PROVIDER_CLASSES)
 PRIORITY_SINGLE = 10  # single URLs and small submissions run ahead of bulk batches
