@@ -69,7 +69,8 @@ LAZY_APP = textwrap.dedent("""
         app = config.celery_app()
         assert config.app is app, "celery -A finds the same app"
         chunk = app.tasks[config.RUN_CHUNK]
-        print("limits:", chunk.soft_time_limit, chunk.time_limit, sorted(n for n in app.tasks if n.startswith("linkmeter.")))
+        ours = sorted(name for name in app.tasks if name.startswith("linkmeter."))
+        print("limits:", chunk.soft_time_limit, chunk.time_limit, ours)
 """)
 
 
