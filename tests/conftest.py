@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from linkmeter.emulator.client import environment
 from linkmeter.emulator.dnsserver import DnsServer, start_dns_server
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator, start_emulator
@@ -71,7 +72,7 @@ def emulator_ca_file(emulator: RunningEmulator, tmp_path: Path) -> str:
 @pytest.fixture
 def emulator_env(emulator: RunningEmulator, emulator_ca_file: str) -> dict[str, str]:
     """The LINKMETER_* environment pointing every provider and the fetcher at ``emulator``."""
-    return emulator.env(emulator_ca_file)
+    return environment(emulator.info(), ca_file=emulator_ca_file)
 
 
 def web_session_for(emulator: RunningEmulator, *, trust: bool = True) -> aiohttp.ClientSession:

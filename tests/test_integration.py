@@ -13,6 +13,7 @@ import dns.message
 import dns.rdatatype
 
 from linkmeter.assembly import build_engine
+from linkmeter.emulator.client import environment, write_ca
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator
 from linkmeter.emulator.web import SAMPLE_URLS
@@ -35,9 +36,8 @@ OPTIONAL_SIGNALS = {"page.title", "page.description", "page.language"}
 async def running_engine(emulator: RunningEmulator, tmp_path: Path, *, url_deadline: float | None = None,
                          **overrides: str) -> AsyncIterator[Engine]:
     """An engine built from the emulator's LINKMETER_* environment (plus ``overrides``), closed after."""
-    ca_file = tmp_path / f"ca-{emulator.http_port}.pem"
-    ca_file.write_text(emulator.ca_pem)
-    environ = {**emulator.env(str(ca_file)), **overrides}
+    ca_file = write_ca(emulator.info(), tmp_path, f"ca-{emulator.http_port}.pem")
+    environ = {**environment(emulator.info(), ca_file=ca_file), **overrides}
     engine = build_engine(environ, relax_rate_limits=True, url_deadline=url_deadline)
     try:
         yield engine

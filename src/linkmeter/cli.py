@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any
+from collections.abc import Sequence
+from typing import IO
 
 import click
 from rich.console import Console
@@ -17,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from linkmeter import __version__, loops
 from linkmeter.assembly import build_engine
+from linkmeter.emulator.client import EmulatorUnreachable, fetch_info
 from linkmeter.emulator.knobs import Knobs, parse_rate_limit
 from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult, UrlStatus
@@ -91,9 +88,10 @@ def analyze(urls: tuple[str, ...], file: IO[str] | None, as_json: bool, as_csv: 
     if select == []:
         raise click.UsageError("--providers names no provider (try: --providers page,rdap)")
     try:
-        with _environment(emulator) as (environ, relaxed):
-            engine = build_engine(environ, select=select, relax_rate_limits=relaxed, url_deadline=timeout)
-            results = loops.run(_run(engine, url_list, concurrency, err))
+        info = loops.run(fetch_info(emulator)) if emulator else None
+        engine = build_engine(os.environ, select=select, relax_rate_limits=info is not None, url_deadline=timeout,
+                              emulator=info)
+        results = loops.run(_run(engine, url_list, concurrency, err))
     except (PlanError, SettingsError, EmulatorUnreachable) as exc:
         err.print(f"linkmeter: {exc}", style="red", markup=False, highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE)
@@ -131,41 +129,6 @@ async def _run(engine: Engine, url_list: UrlList, concurrency: int, err: Console
         await engine.close()
     results.sort(key=lambda r: order.get(r.url, len(order)))
     return results
-
-
-class EmulatorUnreachable(RuntimeError):
-    pass
-
-
-@contextmanager
-def _environment(emulator: str | None) -> Iterator[tuple[dict[str, str], bool]]:
-    """The process environment, plus everything that points providers at an emulator when one is given."""
-    environ = dict(os.environ)
-    if not emulator:
-        yield environ, False
-        return
-    info = asyncio.run(_emulator_info(emulator))
-    with tempfile.TemporaryDirectory(prefix="linkmeter-") as tmp:
-        ca_file = Path(tmp) / "emulator-ca.pem"
-        ca_file.write_text(info["ca_pem"])
-        from linkmeter.emulator.server import env_for_info
-
-        environ.update(env_for_info(info, str(ca_file)))
-        yield environ, True
-
-
-async def _emulator_info(base: str) -> dict[str, Any]:
-    import aiohttp
-
-    url = base.rstrip("/") + "/_emulator/info"
-    try:
-        async with aiohttp.ClientSession() as session, session.get(url, timeout=aiohttp.ClientTimeout(5)) as resp:
-            resp.raise_for_status()
-            info: dict[str, Any] = await resp.json()
-            return info
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise EmulatorUnreachable(f"no linkmeter emulator answers at {base} ({exc or type(exc).__name__}); "
-                                  "start one with `linkmeter emulate`") from exc
 
 
 @main.command()
@@ -213,7 +176,7 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
 
     def ready(emulator: RunningEmulator) -> None:
         if ready_json:
-            print(json.dumps(emulator.info()), flush=True)
+            print(json.dumps(emulator.info().to_json()), flush=True)
         else:
             err = Console(stderr=True)
             err.print(f"linkmeter emulator on {emulator.url} (https {emulator.https_port}, dns "

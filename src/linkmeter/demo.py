@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 from rich.console import Console
 
@@ -26,19 +24,15 @@ async def _demo(*, as_json: bool, latency_ms: float) -> int:
     err = Console(stderr=True)
     emulator = await start_emulator(knobs=Knobs(latency_ms=latency_ms, seed=1))
     try:
-        with tempfile.TemporaryDirectory(prefix="linkmeter-demo-") as tmp:
-            ca_file = Path(tmp) / "emulator-ca.pem"
-            ca_file.write_text(emulator.ca_pem)
-            environ = {**os.environ, **emulator.env(str(ca_file))}
-            engine = build_engine(environ, relax_rate_limits=True, url_deadline=20)
-            err.print(f"linkmeter demo: {len(SAMPLE_URLS)} sample URLs against the built-in emulator at "
-                      f"{emulator.url} (no internet needed)", highlight=False)
-            results: list[UrlResult] = []
-            try:
-                async for result in engine.analyze_many(SAMPLE_URLS, concurrency=20):
-                    results.append(result)
-            finally:
-                await engine.close()
+        engine = build_engine(os.environ, relax_rate_limits=True, url_deadline=20, emulator=emulator.info())
+        err.print(f"linkmeter demo: {len(SAMPLE_URLS)} sample URLs against the built-in emulator at "
+                  f"{emulator.url} (no internet needed)", highlight=False)
+        results: list[UrlResult] = []
+        try:
+            async for result in engine.analyze_many(SAMPLE_URLS, concurrency=20):
+                results.append(result)
+        finally:
+            await engine.close()
     finally:
         await emulator.close()
     order = {url: i for i, url in enumerate(SAMPLE_URLS)}

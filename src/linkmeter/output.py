@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from linkmeter.csvsafe import defused
 from linkmeter.engine.plan import Plan
 from linkmeter.engine.results import SUCCESS, UrlResult
 from linkmeter.inputs import InvalidLine
 from linkmeter.providers.registry import headlines
 
 MISSING = "-"
-FORMULA_STARTS = frozenset("=+-@\t\r")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 def stdout_console() -> Console:
@@ -64,17 +64,12 @@ def render_csv(results: Sequence[UrlResult], plan: Plan) -> str:
 
 def _csv_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
-        return _csv_safe(";".join(str(v) for v in value))
+        return defused(";".join(str(v) for v in value))
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return _csv_safe(value)
+        return defused(value)
     return value
-
-
-def _csv_safe(text: str) -> str:
-    """Scraped text starting like a formula would run as one in a spreadsheet: quote it (OWASP)."""
-    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 def printable(text: str) -> str:

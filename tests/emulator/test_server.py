@@ -17,11 +17,11 @@ import aiohttp
 import pytest
 
 from linkmeter.emulator import apis as apis_package
+from linkmeter.emulator.client import EmulatorInfo, environment
 from linkmeter.emulator.knobs import Faults, Knobs, TokenBucket
 from linkmeter.emulator.parts import discover_apis
 from linkmeter.emulator.server import (
     RunningEmulator,
-    env_for_info,
     is_api_host,
     serve_forever,
     start_emulator,
@@ -97,7 +97,8 @@ async def test_info_on_the_api_host_describes_the_emulator(emulator: RunningEmul
     status, _, body = await get(f"{emulator.url}/_emulator/info")
     assert status == 200
     info = json.loads(body)
-    assert info == emulator.info()
+    assert info == emulator.info().to_json()
+    assert EmulatorInfo.from_json(info) == emulator.info()
     assert info["url"] == emulator.url == f"http://127.0.0.1:{emulator.http_port}"
     assert info["http_port"] == emulator.http_port
     assert info["https_port"] == emulator.https_port
@@ -210,7 +211,7 @@ async def test_env_points_every_provider_and_the_fetcher_at_the_emulator(
     fake_apis: None, emulator_factory: MakeEmulator,
 ) -> None:
     running = await emulator_factory()
-    env = running.env("/tmp/ca.pem")
+    env = environment(running.info(), ca_file="/tmp/ca.pem")
     assert env["LINKMETER_FAKEAPI_BASE_URL"] == f"{running.url}/fakeapi"
     assert env["LINKMETER_PLAINAPI_BASE_URL"] == f"{running.url}/plainapi"
     for name in running.providers:
@@ -221,9 +222,10 @@ async def test_env_points_every_provider_and_the_fetcher_at_the_emulator(
     assert env["LINKMETER_DNS_SERVERS"] == f"127.0.0.1:{running.dns_port}"
 
 
-async def test_env_for_info_rebuilds_the_environment_from_the_info_endpoint(emulator: RunningEmulator) -> None:
+async def test_the_info_endpoint_rebuilds_the_same_environment(emulator: RunningEmulator) -> None:
     _, _, body = await get(f"{emulator.url}/_emulator/info")
-    assert env_for_info(json.loads(body), "/tmp/ca.pem") == emulator.env("/tmp/ca.pem")
+    assert (environment(EmulatorInfo.from_json(json.loads(body)), ca_file="/tmp/ca.pem")
+            == environment(emulator.info(), ca_file="/tmp/ca.pem"))
 
 
 def test_emulator_env_fixture_writes_the_ca(emulator: RunningEmulator, emulator_env: dict[str, str]) -> None:
@@ -255,7 +257,8 @@ async def test_dns_server_is_started_on_the_same_host_and_closed(
     running = await emulator_factory(dns_port=0, knobs=knobs)
     assert calls == [{"seed": 3, "host": "127.0.0.1", "port": 0, "answer_address": "127.0.0.1", "knobs": knobs}]
     assert running.dns_port == 5353
-    assert running.info()["dns"] == "127.0.0.1:5353"
+    assert running.info().dns == ("127.0.0.1", 5353)
+    assert running.info().to_json()["dns"] == "127.0.0.1:5353"
     await running.close()
     assert closed == [True]
 

@@ -27,7 +27,7 @@ from typing import Any
 import psycopg
 
 from linkmeter.bench.services import check_redis, conninfo, delete_redis_keys, temporary_database
-from linkmeter.emulator.server import env_for_info
+from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from tests.services import redis_database
 from tests.waiting import Message, WaitTimeout, wait_until
@@ -141,11 +141,11 @@ def read_line(proc: Proc, timeout: float) -> str:
 @dataclass(frozen=True)
 class Emulator:
     proc: Proc
-    info: dict[str, Any]
+    info: EmulatorInfo
 
     @property
     def url(self) -> str:
-        return str(self.info["url"])
+        return self.info.url
 
 
 def start_emulator(processes: Processes, *, latency_ms: float = 10, hang: tuple[str, ...] = (),
@@ -158,15 +158,13 @@ def start_emulator(processes: Processes, *, latency_ms: float = 10, hang: tuple[
     for limit in rate_limits:
         args += ["--rate-limit", limit]
     proc = processes.start("emulator", linkmeter(*args), dict(os.environ), stdout_pipe=True)
-    return Emulator(proc, json.loads(read_line(proc, START_SECONDS)))
+    return Emulator(proc, EmulatorInfo.from_json(json.loads(read_line(proc, START_SECONDS))))
 
 
 def emulator_env(emulator: Emulator, workdir: Path) -> dict[str, str]:
     """Every provider and the page fetcher pointed at the emulator, with no rate limits but those a test sets
     (what `--emulator` does; given as variables so a test can still point one provider elsewhere)."""
-    ca_file = workdir / "emulator-ca.pem"
-    ca_file.write_text(str(emulator.info["ca_pem"]))
-    env = env_for_info(emulator.info, str(ca_file))
+    env = environment(emulator.info, ca_file=write_ca(emulator.info, workdir))
     env.update({f"LINKMETER_{cls.name.upper()}_RATE": "off" for cls in PROVIDER_CLASSES})
     return env
 

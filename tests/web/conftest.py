@@ -1,22 +1,46 @@
-"""Fixtures for the web tests that need the Redis the workers share: a real Redis (LINKMETER_TEST_REDIS_URL,
-default 127.0.0.1:6379) under a key prefix of the test's own, deleted afterwards. They fail (never skip) when
-Redis is not reachable: CI starts one."""
+"""Fixtures for the web tests: the runtime every test runs with; and, for the tests that need the Redis the
+workers share, a real Redis (LINKMETER_TEST_REDIS_URL, default 127.0.0.1:6379) under a key prefix of the test's
+own, deleted afterwards. Those fail (never skip) when Redis is not reachable: CI starts one."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis
 from redis.exceptions import RedisError
 
 from linkmeter.engine.cache import CacheEntry
+from linkmeter.engine.runner import Engine
+from linkmeter.web import runtime
 from linkmeter.web.jobs.health import forget_counts
+from linkmeter.web.runtime import Dispatcher, Runtime
 from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 
 __all__ = ["REDIS_URL", "UNREACHABLE_REDIS_URL", "SharedRedis"]  # the web tests import the addresses from here
+
+
+@pytest.fixture(autouse=True)
+def web_runtime() -> Iterator[Runtime]:
+    """Every web test runs with a runtime installed, as `linkmeter serve` installs one at start-up: here the
+    database queue and no engine (``use_engine`` and ``runtime.install`` put another in its place)."""
+    installed = runtime.install(Runtime())
+    yield installed
+    runtime.uninstall()
+
+
+def use_engine(engine: Engine | None, **options: Any) -> Runtime:
+    """Install a runtime running ``engine`` (None: no engine), as `linkmeter serve` does; ``options``: the
+    other Runtime arguments (dispatcher, clock)."""
+    return runtime.install(Runtime(engine=engine, **options))
+
+
+def use_dispatcher(dispatcher: Dispatcher | None) -> Runtime:
+    """Install a runtime handing submissions to ``dispatcher`` (None: the database queue), with no engine."""
+    return runtime.install(Runtime(dispatcher=dispatcher))
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,10 +187,8 @@ def captured() -> Iterator[Lines]:
 
 
 @pytest_asyncio.fixture
-async def engine(emulator: RunningEmulator, tmp_path: Path) -> AsyncIterator[Engine]:
-    ca = tmp_path / "ca.pem"
-    ca.write_text(emulator.ca_pem)
-    built = build_engine(emulator.env(str(ca)), relax_rate_limits=True, url_deadline=10)
+async def engine(emulator: RunningEmulator) -> AsyncIterator[Engine]:
+    built = build_engine({}, relax_rate_limits=True, url_deadline=10, emulator=emulator.info())
     built.observer = with_observer(built.observer, LoggingObserver())
     yield built
     await built.close()

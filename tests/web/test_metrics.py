@@ -55,10 +55,8 @@ def scrape() -> Samples:
 
 
 @pytest_asyncio.fixture
-async def engine(emulator: RunningEmulator, tmp_path: Path) -> AsyncIterator[Engine]:
-    ca = tmp_path / "ca.pem"
-    ca.write_text(emulator.ca_pem)
-    built = build_engine(emulator.env(str(ca)), relax_rate_limits=True, url_deadline=10)
+async def engine(emulator: RunningEmulator) -> AsyncIterator[Engine]:
+    built = build_engine({}, relax_rate_limits=True, url_deadline=10, emulator=emulator.info())
     yield built
     await built.close()
 

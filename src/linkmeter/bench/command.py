@@ -21,6 +21,7 @@ from linkmeter.assembly import build_engine
 from linkmeter.bench.ceiling import CeilingRun, replay
 from linkmeter.bench.recorder import Recording, instrument
 from linkmeter.bench.services import Services, ServiceUnavailable, check_services
+from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.engine.results import UrlStatus
 
 TLDS = ("com", "org", "net")
@@ -167,22 +168,20 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
     with tempfile.TemporaryDirectory(prefix="linkmeter-bench-") as tmp:
         process, info = await _start_emulator(latency_ms)
         try:
-            ca_file = Path(tmp) / "ca.pem"
-            ca_file.write_text(info["ca_pem"])
-            from linkmeter.emulator.server import env_for_info
-
-            environ = {**os.environ, **env_for_info(info, str(ca_file))}
+            # The 2012 design's workers are other processes: they read the emulator's CA from a file.
+            environ = {**os.environ, **environment(info, ca_file=write_ca(info, tmp))}
             urls = workload(n)
             emulator_cpu = [_cpu_seconds(process.pid)]
-            engine_figures, recording, statuses = await _run_engine(environ, urls, concurrency)
+            engine_figures, recording, statuses = await _run_engine(info, urls, concurrency)
             emulator_cpu.append(_cpu_seconds(process.pid))
-            host, dns_port = info["dns"].rsplit(":", 1)
+            dns_server = info.dns
+            if dns_server is None:
+                raise click.ClickException("the emulator runs no DNS server: the ceiling cannot resolve its hosts")
 
             async def replay_ceiling() -> CeilingRun:
                 before = _cpu_seconds(process.pid)
-                run = await replay(recording, concurrency=concurrency,
-                                   port_map={80: info["http_port"], 443: info["https_port"]},
-                                   dns_server=(host, int(dns_port)), ca_pem=info["ca_pem"])
+                run = await replay(recording, concurrency=concurrency, port_map=info.port_map,
+                                   dns_server=dns_server, ca_pem=info.ca_pem)
                 after = _cpu_seconds(process.pid)
                 ceiling_emulator_cpu.append(after - before if after is not None and before is not None else None)
                 return run
@@ -242,13 +241,13 @@ def _ratio(row: dict[str, Any] | None, against: float) -> float | None:
     return round(int(row["urls"]) / float(row["seconds"]) / against, 3)
 
 
-async def _run_celery(urls: list[str], info: dict[str, Any], concurrency: int, workers: int, services: Services,
+async def _run_celery(urls: list[str], info: EmulatorInfo, concurrency: int, workers: int, services: Services,
                       workdir: Path, calls: int, emulator_pid: int) -> dict[str, Any]:
     from linkmeter.bench.celery_mode import CeleryBenchError, figures_of, run_celery
 
     emulator_before = _cpu_seconds(emulator_pid)
     try:
-        run = await run_celery(urls, emulator_url=info["url"], services=services, workers=workers,
+        run = await run_celery(urls, emulator_url=info.url, services=services, workers=workers,
                                concurrency=concurrency, workdir=workdir)
     except CeleryBenchError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -272,13 +271,13 @@ async def _run_chord(urls: list[str], environ: dict[str, str], workers: int, cho
             "emulator_cpu_share": _share(emulator_before, _cpu_seconds(emulator_pid), run.seconds)}
 
 
-async def _run_embedded(urls: list[str], info: dict[str, Any], concurrency: int, workdir: Path, calls: int,
+async def _run_embedded(urls: list[str], info: EmulatorInfo, concurrency: int, workdir: Path, calls: int,
                         emulator_pid: int) -> dict[str, Any]:
     from linkmeter.bench.embedded import EmbeddedBenchError, run_embedded
 
     emulator_before = _cpu_seconds(emulator_pid)  # over the whole run, submissions included
     try:
-        run = await run_embedded(urls, emulator_url=info["url"], concurrency=concurrency, workdir=workdir,
+        run = await run_embedded(urls, emulator_url=info.url, concurrency=concurrency, workdir=workdir,
                                  cpu_of=_cpu_seconds)
     except EmbeddedBenchError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -308,9 +307,9 @@ def _share(before: float | None, after: float | None, seconds: float) -> float |
     return round((after - before) / seconds, 2)
 
 
-async def _run_engine(environ: dict[str, str], urls: list[str], concurrency: int
+async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int
                       ) -> tuple[Figures, Recording, dict[str, int]]:
-    engine = build_engine(environ, relax_rate_limits=True)
+    engine = build_engine(os.environ, relax_rate_limits=True, emulator=info)
     recording = Recording()
     instrument(engine, recording)
     url_seconds: list[float] = []
@@ -328,7 +327,7 @@ async def _run_engine(environ: dict[str, str], urls: list[str], concurrency: int
             recording, statuses)
 
 
-async def _start_emulator(latency_ms: float) -> tuple[asyncio.subprocess.Process, dict[str, Any]]:
+async def _start_emulator(latency_ms: float) -> tuple[asyncio.subprocess.Process, EmulatorInfo]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "linkmeter", "emulate", "--port", "0", "--https-port", "0", "--dns-port", "0",
         "--latency-ms", str(latency_ms), "--seed", "7", "--ready-json",
@@ -339,7 +338,7 @@ async def _start_emulator(latency_ms: float) -> tuple[asyncio.subprocess.Process
     if not line:
         await process.wait()
         raise click.ClickException("the emulator did not start (see its messages above)")
-    return process, json.loads(line)
+    return process, EmulatorInfo.from_json(json.loads(line))
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

@@ -9,11 +9,12 @@ import ipaddress
 import signal
 import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, cast
+from collections.abc import Awaitable, Callable
+from typing import Protocol, cast
 
 from aiohttp import hdrs, web
 
+from linkmeter.emulator.client import EmulatorInfo
 from linkmeter.emulator.knobs import Faults, Knobs
 from linkmeter.emulator.parts import ApiMount, Part, discover_apis, web_answers
 from linkmeter.emulator.stats import RequestStats
@@ -131,24 +132,11 @@ class RunningEmulator:
         self._closing = closing
         self._closed = False
 
-    @property
-    def dns_address(self) -> str:
-        return f"{_url_host(self.host)}:{self.dns_port}"
-
-    def env(self, ca_file: str) -> dict[str, str]:
-        """The LINKMETER_* settings pointing every provider and the page fetcher at this emulator."""
-        return env_for_info(self.info(), ca_file)
-
-    def info(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "http_port": self.http_port,
-            "https_port": self.https_port,
-            "dns": self.dns_address if self._dns is not None else "",
-            "ca_pem": self.ca_pem,
-            "seed": self.seed,
-            "providers": list(self.providers),
-        }
+    def info(self) -> EmulatorInfo:
+        """What ``GET /_emulator/info`` describes (``to_json()``: the document itself)."""
+        return EmulatorInfo(url=self.url, http_port=self.http_port, https_port=self.https_port,
+                            dns=(self.host, self.dns_port) if self._dns is not None else None,
+                            ca_pem=self.ca_pem, seed=self.seed, providers=tuple(self.providers))
 
     async def close(self) -> None:
         if self._closed:
@@ -160,19 +148,6 @@ class RunningEmulator:
                 await self._dns.close()
         finally:
             await self._runner.cleanup()
-
-
-def env_for_info(info: Mapping[str, Any], ca_file: str) -> dict[str, str]:
-    """The LINKMETER_* settings for the emulator that ``info`` (GET /_emulator/info) describes; the caller
-    writes ``info["ca_pem"]`` to ``ca_file``."""
-    url = str(info["url"]).rstrip("/")
-    env = {f"LINKMETER_{name.upper()}_BASE_URL": f"{url}/{name}" for name in info["providers"]}
-    env["LINKMETER_FETCH_ALLOW"] = "127.0.0.0/8"
-    if info.get("dns"):
-        env["LINKMETER_DNS_SERVERS"] = str(info["dns"])
-    env["LINKMETER_FETCH_PORT_MAP"] = f"80={info['http_port']},443={info['https_port']}"
-    env["LINKMETER_FETCH_CA_FILE"] = ca_file
-    return env
 
 
 async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: int = 0, dns_port: int = 0,
@@ -192,7 +167,7 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
     holder: list[RunningEmulator] = []
 
     async def info(_request: web.Request) -> web.Response:
-        return web.json_response(holder[0].info())
+        return web.json_response(holder[0].info().to_json())
 
     async def index(_request: web.Request) -> web.Response:
         return web.json_response({"emulator": "linkmeter", "info": "/_emulator/info", "stats": "/_emulator/stats",

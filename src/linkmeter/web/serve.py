@@ -12,11 +12,12 @@ import socket
 import sys
 from collections.abc import Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from linkmeter import loops
+from linkmeter.emulator.client import EmulatorInfo, EmulatorUnreachable, fetch_info, write_ca
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.web.gctune import tune_garbage_collector
 
@@ -115,33 +116,30 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
     from linkmeter.assembly import build_engine
     from linkmeter.engine.plan import PlanError
     from linkmeter.engine.settings import SettingsError
-    from linkmeter.web.jobs.dispatch import DatabaseQueue, set_dispatcher
-    from linkmeter.web.jobs.health import register_engine
+    from linkmeter.web import runtime
     from linkmeter.web.jobs.runner import InlineRunner
 
-    environ = dict(os.environ)
     async with contextlib.AsyncExitStack() as stack:
+        info: EmulatorInfo | None = None
         if demo:
-            environ.update(await _start_demo_emulator(stack, data_dir))
+            info = await _demo_emulator(stack)
         elif emulator:
-            environ.update(await _emulator_environment(emulator, data_dir))
+            info = await _emulator_info(emulator)
+        if info is not None:
+            # Not read back (the engine takes the PEM as it is): kept beside the data for other clients, e.g.
+            # `curl --cacert DATA_DIR/emulator-ca.pem` through the emulator's DNS.
+            write_ca(info, data_dir)
         try:
-            engine = build_engine(environ, relax_rate_limits=demo or bool(emulator))
+            engine = build_engine(os.environ, relax_rate_limits=info is not None, emulator=info)
             dispatcher = _celery_dispatcher()
         except (SettingsError, PlanError) as exc:
             raise ServeError(str(exc)) from exc
         stack.push_async_callback(engine.close)
         # Celery mode: the workers run the analyses; this engine only answers for provider health (its
         # breakers are the workers' shared ones in Redis).
-        runner: InlineRunner | None = None
-        if dispatcher is None:
-            runner = InlineRunner(engine)
-            set_dispatcher(runner)
-        else:
-            set_dispatcher(dispatcher)
-        register_engine(engine)
-        stack.callback(register_engine, None)
-        stack.callback(set_dispatcher, DatabaseQueue())
+        runner = InlineRunner(engine) if dispatcher is None else None
+        runtime.install(runtime.Runtime(dispatcher=runner if runner is not None else dispatcher, engine=engine))
+        stack.callback(runtime.uninstall)
         if dispatcher is not None:
             stack.callback(dispatcher.close)
 
@@ -189,12 +187,13 @@ def _celery_dispatcher() -> CeleryDispatcher | None:
     """The Celery dispatcher when LINKMETER_BROKER_URL is set, else None (the embedded runner)."""
     if not os.environ.get("LINKMETER_BROKER_URL", "").strip():
         return None
-    from linkmeter.web.config.celery import SETTINGS, app
+    from linkmeter.web.config.celery import celery_app, celery_settings
     from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher
 
-    log.info("Celery mode: analyses go to the workers through %s (queue %s)", _without_password(SETTINGS.broker_url),
-             SETTINGS.queue)
-    return CeleryDispatcher(app, SETTINGS)
+    settings = celery_settings()
+    log.info("Celery mode: analyses go to the workers through %s (queue %s)", _without_password(settings.broker_url),
+             settings.queue)
+    return CeleryDispatcher(celery_app(), settings)
 
 
 def _without_password(url: str | None) -> str:
@@ -206,26 +205,16 @@ def _without_password(url: str | None) -> str:
     return url or ""
 
 
-async def _start_demo_emulator(stack: contextlib.AsyncExitStack, data_dir: Path) -> dict[str, str]:
+async def _demo_emulator(stack: contextlib.AsyncExitStack) -> EmulatorInfo:
     from linkmeter.emulator.server import start_emulator
 
     running = await start_emulator(knobs=Knobs(latency_ms=DEMO_LATENCY_MS, seed=1))
     stack.push_async_callback(running.close)
-    return running.env(_write_ca(data_dir, running.ca_pem))
+    return running.info()
 
 
-async def _emulator_environment(url: str, data_dir: Path) -> dict[str, str]:
-    from linkmeter.cli import EmulatorUnreachable, _emulator_info
-    from linkmeter.emulator.server import env_for_info
-
+async def _emulator_info(url: str) -> EmulatorInfo:
     try:
-        info: dict[str, Any] = await _emulator_info(url)
+        return await fetch_info(url)
     except EmulatorUnreachable as exc:
         raise ServeError(str(exc)) from exc
-    return env_for_info(info, _write_ca(data_dir, str(info["ca_pem"])))
-
-
-def _write_ca(data_dir: Path, pem: str) -> str:
-    path = data_dir / "emulator-ca.pem"
-    path.write_text(pem)
-    return str(path)

@@ -16,9 +16,9 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
-from linkmeter.web.jobs.dispatch import DatabaseQueue, set_dispatcher
 from linkmeter.web.links.services.queue import analysis_claim_next, analysis_complete
 from tests.waiting import wait_until_async
+from tests.web.conftest import use_dispatcher
 
 SIGNALS: dict[str, Any] = {
     "page.status": 200,
@@ -55,9 +55,9 @@ class CompletingDispatcher:
 
 @pytest.fixture
 def instant_runner() -> Iterator[None]:
-    set_dispatcher(CompletingDispatcher())
+    use_dispatcher(CompletingDispatcher())
     yield
-    set_dispatcher(DatabaseQueue())
+    use_dispatcher(None)
 
 
 class SignallingDispatcher:
@@ -73,9 +73,9 @@ class SignallingDispatcher:
 @pytest.fixture
 def signalling_dispatcher() -> Iterator[SignallingDispatcher]:
     dispatcher = SignallingDispatcher()
-    set_dispatcher(dispatcher)
+    use_dispatcher(dispatcher)
     yield dispatcher
-    set_dispatcher(DatabaseQueue())
+    use_dispatcher(None)
 
 
 def _readers_skip_table_locks(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:

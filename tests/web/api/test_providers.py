@@ -14,19 +14,19 @@ from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs import health
-from linkmeter.web.jobs.health import forget_counts, register_engine
+from linkmeter.web.jobs.health import forget_counts
 from linkmeter.web.links.models import Analysis, ProviderResult
 from tests.web.api.conftest import complete_queued
-from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis
+from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis, use_engine
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def no_engine() -> Iterator[None]:
-    register_engine(None)
+    use_engine(None)
     yield
-    register_engine(None)
+    use_engine(None)
 
 
 def by_name(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -57,11 +57,11 @@ def test_every_provider_is_reported_with_its_recent_numbers(client: Client, no_e
 
 async def test_breaker_states_come_from_the_running_engine(async_client: Client) -> None:
     engine = build_engine({})
-    register_engine(engine)
+    use_engine(engine)
     try:
         response = await async_client.get("/api/v1/providers")
     finally:
-        register_engine(None)
+        use_engine(None)
         await engine.close()
     assert response.status_code == 200
     assert {p["name"]: p["breaker"] for p in response.json()["providers"]}["page"] == "closed"
@@ -71,14 +71,14 @@ async def test_the_cache_of_the_running_engine_is_counted(async_client: Client,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "ENTRIES_LIMIT", 10)
     engine = build_engine({})
-    register_engine(engine)
+    use_engine(engine)
     try:
         for number in range(11):
             await engine.state.cache.set(f"rdap:key-{number}", CacheEntry({}, None, 0.0), 600.0)
         await engine.state.cache.set("page:key", CacheEntry({}, None, 0.0), 600.0)
         response = await async_client.get("/api/v1/providers")
     finally:
-        register_engine(None)
+        use_engine(None)
         await engine.close()
     health_ = by_name(response.json())
     assert health_["page"]["cache"] == {"ttl_seconds": 60.0, "store": "memory", "entries": 1, "entries_more": False}

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 
 from linkmeter.engine.settings import DEFAULT_URL_DEADLINE, EngineSettings, SettingsError
@@ -46,3 +52,42 @@ def test_zero_is_a_value_where_it_means_something() -> None:
     assert (chosen.orphan_age, chosen.webhook_backoff) == (0.0, 0.0)
     with pytest.raises(SettingsError, match="LINKMETER_WEBHOOK_TIMEOUT must be more than 0"):
         CelerySettings.from_env({"LINKMETER_WEBHOOK_TIMEOUT": "0"})
+
+
+LAZY_APP = textwrap.dedent("""
+    import django
+    from linkmeter.engine.settings import SettingsError
+    from linkmeter.web.config import celery as config
+
+    django.setup()
+    from linkmeter.web.jobs import tasks  # defines the tasks: still no setting read
+    try:
+        config.celery_app()
+    except SettingsError as exc:
+        print("refused:", exc)
+    else:
+        app = config.celery_app()
+        assert config.app is app, "celery -A finds the same app"
+        chunk = app.tasks[config.RUN_CHUNK]
+        ours = sorted(name for name in app.tasks if name.startswith("linkmeter."))
+        print("limits:", chunk.soft_time_limit, chunk.time_limit, ours)
+""")
+
+
+@pytest.mark.parametrize("deadline", ["10", "many"])
+def test_the_app_is_built_on_first_use_with_the_tasks_and_their_limits(tmp_path: Path, deadline: str) -> None:
+    """Importing the config and the tasks reads no setting (a test need not set the environment first); the app,
+    built when first asked for, refuses a bad setting then and gives run_chunk its backstop from the settings."""
+    env = {**os.environ, "LINKMETER_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+           "LINKMETER_REDIS_URL": "redis://127.0.0.1:6379/0", "LINKMETER_URL_DEADLINE": deadline,
+           "LINKMETER_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "linkmeter.web.config.settings"}
+    done = subprocess.run([sys.executable, "-c", LAZY_APP], env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    if deadline == "many":
+        assert done.stdout.startswith("refused: LINKMETER_URL_DEADLINE")
+    else:
+        limit = int(CelerySettings.from_env({"LINKMETER_URL_DEADLINE": deadline}).chunk_time_limit)
+        names = sorted(["linkmeter.run_chunk", "linkmeter.close_batch", "linkmeter.deliver_webhook",
+                        "linkmeter.watchdog", "linkmeter.requeue_orphans"])
+        assert done.stdout.strip() == f"limits: {limit} {limit + 30} {names}"

@@ -15,8 +15,9 @@ import pytest
 
 from linkmeter.engine.state.redis_state import redis_state
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.health import engine_health, register_engine
+from linkmeter.web.jobs.health import engine_health
 from tests.services import REDIS_URL
+from tests.web.conftest import use_engine
 
 
 def run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -57,9 +58,9 @@ def shared_redis(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     prefix = f"linkmeter-test-{secrets.token_hex(4)}:"
     monkeypatch.setenv("LINKMETER_REDIS_URL", REDIS_URL)
     monkeypatch.setenv("LINKMETER_REDIS_PREFIX", prefix)
-    register_engine(None)
+    use_engine(None)
     yield prefix
-    register_engine(None)
+    use_engine(None)
 
 
 async def test_without_an_engine_provider_health_shows_the_breakers_shared_in_redis(shared_redis: str) -> None:

@@ -13,9 +13,10 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from linkmeter.engine.settings import SettingsError, fetch_allow
 from linkmeter.web.config.celery import MAX_PRIORITY, CelerySettings, create_app
-from linkmeter.web.jobs import celery_dispatch, dispatch
+from linkmeter.web.jobs import celery_dispatch
 from linkmeter.web.jobs.celery_dispatch import CeleryDispatcher, chunked, publish_chunks
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch
+from tests.web.conftest import use_dispatcher
 
 URL = "/api/v1/analyses"
 
@@ -35,9 +36,9 @@ class RecordingDispatcher:
 @pytest.fixture
 def recording() -> Iterator[RecordingDispatcher]:
     recorder = RecordingDispatcher()
-    dispatch.set_dispatcher(recorder)
+    use_dispatcher(recorder)
     yield recorder
-    dispatch.set_dispatcher(dispatch.DatabaseQueue())
+    use_dispatcher(None)
 
 
 class FakeSignature:
@@ -98,7 +99,7 @@ def test_when_the_broker_is_down_the_submission_still_succeeds_and_its_analyses_
     settings = CelerySettings(broker_url="amqp://guest:guest@127.0.0.1:1//", redis_url="redis://127.0.0.1:1/0",
                               webhook_secret="x" * 16)
     dispatcher = CeleryDispatcher(create_app(settings, main=False), settings)
-    dispatch.set_dispatcher(dispatcher)
+    use_dispatcher(dispatcher)
     try:
         started = time.monotonic()
         response = client.post(URL, {"urls": ["https://e.example.org/1", "https://e.example.org/2"]},
@@ -106,7 +107,7 @@ def test_when_the_broker_is_down_the_submission_still_succeeds_and_its_analyses_
         answered = time.monotonic() - started
         dispatcher.close()  # waits for the publishing thread to give up
     finally:
-        dispatch.set_dispatcher(dispatch.DatabaseQueue())
+        use_dispatcher(None)
     assert response.status_code == 202 and answered < 2  # the request never waits on the broker
     assert set(Analysis.objects.values_list("status", flat=True)) == {AnalysisStatus.QUEUED}
     assert "stay queued" in caplog.text

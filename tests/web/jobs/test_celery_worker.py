@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,10 +27,8 @@ URLS = [f"https://news.example.org/c/{i}" for i in range(10)]
 
 
 @pytest.fixture
-def runtime(emulator: RunningEmulator, tmp_path: Path) -> Iterator[WorkerRuntime]:
-    ca = tmp_path / "ca.pem"
-    ca.write_text(emulator.ca_pem)
-    started = WorkerRuntime({**emulator.env(str(ca)), "LINKMETER_URL_DEADLINE": "10"}, relax_rate_limits=True,
+def runtime(emulator: RunningEmulator) -> Iterator[WorkerRuntime]:
+    started = WorkerRuntime({"LINKMETER_URL_DEADLINE": "10"}, emulator=emulator.info(), relax_rate_limits=True,
                             chunk_time_limit=30)
     started.start()
     yield started
@@ -159,10 +156,8 @@ async def test_a_workers_calls_are_counted_in_its_metrics(runtime: WorkerRuntime
     assert page_ok() - before == 2
 
 
-async def test_url_slots_cap_the_urls_in_flight_across_chunks(emulator: RunningEmulator, tmp_path: Path) -> None:
-    ca = tmp_path / "ca.pem"
-    ca.write_text(emulator.ca_pem)
-    capped = WorkerRuntime({**emulator.env(str(ca)), "LINKMETER_URL_DEADLINE": "10"}, relax_rate_limits=True,
+async def test_url_slots_cap_the_urls_in_flight_across_chunks(emulator: RunningEmulator) -> None:
+    capped = WorkerRuntime({"LINKMETER_URL_DEADLINE": "10"}, emulator=emulator.info(), relax_rate_limits=True,
                            chunk_time_limit=30, url_slots=3, waves=4)
     capped.start()
     in_flight, peak = 0, 0

@@ -15,17 +15,17 @@ from linkmeter.engine.ports import ResultCache
 from linkmeter.engine.state import EngineState
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.jobs import health
-from linkmeter.web.jobs.health import ProviderCache, engine_health, engine_view, forget_counts, register_engine
-from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis
+from linkmeter.web.jobs.health import ProviderCache, engine_health, engine_view, forget_counts
+from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis, use_engine
 
 NAMES = {cls.name for cls in PROVIDER_CLASSES}
 
 
 @pytest.fixture(autouse=True)
 def no_engine() -> Iterator[None]:
-    register_engine(None)
+    use_engine(None)
     yield
-    register_engine(None)
+    use_engine(None)
 
 
 async def test_without_an_engine_the_environment_says_what_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +38,7 @@ async def test_without_an_engine_the_environment_says_what_is_disabled(monkeypat
 
 async def test_the_registered_engine_reports_its_breakers_and_disabled_providers() -> None:
     engine = build_engine({"LINKMETER_WAYBACK_ENABLED": "false"})
-    register_engine(engine)
+    use_engine(engine)
     try:
         for _ in range(engine.plan.by_name("rdap").policy.breaker_threshold):
             await engine.state.breakers.record("rdap", False, engine.plan.by_name("rdap").policy.breaker_threshold)
@@ -66,7 +66,7 @@ async def fill(cache: ResultCache, provider: str, count: int, *, ttl: float = 60
 
 async def test_an_embedded_engine_reports_its_memory_cache_entries_and_policies() -> None:
     engine = build_engine({"LINKMETER_DNS_CACHE_TTL": "0"})
-    register_engine(engine)
+    use_engine(engine)
     try:
         assert isinstance(engine.state.cache, MemoryCache)
         await fill(engine.state.cache, "rdap", 3)
@@ -86,7 +86,7 @@ async def test_an_embedded_engine_reports_its_memory_cache_entries_and_policies(
 async def test_counting_stops_past_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health, "ENTRIES_LIMIT", 3)
     engine = build_engine({})
-    register_engine(engine)
+    use_engine(engine)
     try:
         await fill(engine.state.cache, "rdap", 5)
         await fill(engine.state.cache, "page", 3)
@@ -97,11 +97,10 @@ async def test_counting_stops_past_the_limit(monkeypatch: pytest.MonkeyPatch) ->
     assert (caches["page"].entries, caches["page"].more) == (3, False)  # exactly 3
 
 
-async def test_counts_are_reused_for_a_while_then_counted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_counts_are_reused_for_a_while_then_counted_again() -> None:
     now = [1000.0]
-    monkeypatch.setattr(health, "_clock", lambda: now[0])
     engine = build_engine({})
-    register_engine(engine)
+    use_engine(engine, clock=lambda: now[0])
     try:
         await fill(engine.state.cache, "rdap", 1)
         assert (await engine_view()).caches["rdap"].entries == 1
@@ -112,7 +111,7 @@ async def test_counts_are_reused_for_a_while_then_counted_again(monkeypatch: pyt
         now[0] += 1
         assert (await engine_view()).caches["rdap"].entries == 4
         await fill(engine.state.cache, "rdap", 5)
-        register_engine(engine)  # (re)registering an engine forgets the counts
+        use_engine(engine)  # (re)installing a runtime with an engine forgets the counts
         assert (await engine_view()).caches["rdap"].entries == 5
     finally:
         await engine.close()
@@ -136,7 +135,7 @@ class HangingCache(MemoryCache):
 async def test_a_cache_that_cannot_count_gives_unknown_quickly(monkeypatch: pytest.MonkeyPatch, fail: bool) -> None:
     monkeypatch.setattr(health, "COUNT_TIMEOUT", 0.2)
     engine = build_engine({}, state=EngineState(cache=HangingCache(fail=fail)))
-    register_engine(engine)
+    use_engine(engine)
     try:
         started = time.monotonic()
         view = await engine_view()
@@ -156,7 +155,7 @@ async def test_a_cache_that_cannot_count_at_all_is_unknown() -> None:
             return None
 
     engine = build_engine({}, state=EngineState(cache=PlainCache()))
-    register_engine(engine)
+    use_engine(engine)
     try:
         caches = (await engine_view()).caches
     finally:
@@ -192,7 +191,7 @@ async def test_without_an_engine_the_caches_the_workers_share_in_redis_are_count
 async def test_an_embedded_engine_on_redis_counts_the_shared_cache(worker_redis: SharedRedis) -> None:
     await worker_redis.fill("rdap", 2)  # another process's entries
     engine = build_engine({"LINKMETER_REDIS_URL": worker_redis.url, "LINKMETER_REDIS_PREFIX": worker_redis.prefix})
-    register_engine(engine)
+    use_engine(engine)
     try:
         await fill(engine.state.cache, "rdap", 3, ttl=600.0)  # this one's: key-0..2, two of them the same keys
         await fill(engine.state.cache, "dns", 1, ttl=600.0)
@@ -213,7 +212,7 @@ async def test_an_unreachable_redis_gives_unknown_counts_quickly(worker_redis: S
     assert {c.store for c in view.caches.values()} == {"redis"}
     assert set(view.breakers.values()) == {"unknown"}
     engine = build_engine({"LINKMETER_REDIS_URL": UNREACHABLE_REDIS_URL})
-    register_engine(engine)
+    use_engine(engine)
     try:
         started = time.monotonic()
         caches = (await engine_view()).caches

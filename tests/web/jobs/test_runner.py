@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,13 +18,13 @@ from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator
 from linkmeter.engine.runner import Engine
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs import dispatch
 from linkmeter.web.jobs import runner as runner_module
 from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
 from linkmeter.web.links.services.queue import analysis_claim_next
 from linkmeter.web.links.services.submission import analysis_submit
 from tests.waiting import wait_until_async
+from tests.web.conftest import use_dispatcher
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -35,15 +34,13 @@ URLS = [f"https://news.example.org/a/{i}" for i in range(12)]
 FAST = {"poll_interval": 0.1, "flush_interval": 0.05, "watchdog_interval": 60.0, "stop_grace": 5.0}
 
 
-def engine_for(emulator: RunningEmulator, tmp_path: Path, **env: str) -> Engine:
-    ca = tmp_path / "ca.pem"
-    ca.write_text(emulator.ca_pem)
-    return build_engine({**emulator.env(str(ca)), **env}, relax_rate_limits=True, url_deadline=10)
+def engine_for(emulator: RunningEmulator, **env: str) -> Engine:
+    return build_engine(env, relax_rate_limits=True, url_deadline=10, emulator=emulator.info())
 
 
 @pytest_asyncio.fixture
-async def engine(emulator: RunningEmulator, tmp_path: Path) -> AsyncIterator[Engine]:
-    built = engine_for(emulator, tmp_path)
+async def engine(emulator: RunningEmulator) -> AsyncIterator[Engine]:
+    built = engine_for(emulator)
     yield built
     await built.close()
 
@@ -51,7 +48,7 @@ async def engine(emulator: RunningEmulator, tmp_path: Path) -> AsyncIterator[Eng
 @pytest.fixture(autouse=True)
 def database_queue() -> Iterator[None]:
     yield
-    dispatch.set_dispatcher(dispatch.DatabaseQueue())
+    use_dispatcher(None)
 
 
 def statuses() -> dict[int, str]:
@@ -184,9 +181,9 @@ async def test_results_are_written_in_batches(engine: Engine, monkeypatch: pytes
     assert set((await sync_to_async(statuses)()).values()) <= {"done", "partial"}
 
 
-async def test_a_hanging_provider_never_stalls_the_runner(emulator_factory: MakeEmulator, tmp_path: Path) -> None:
+async def test_a_hanging_provider_never_stalls_the_runner(emulator_factory: MakeEmulator) -> None:
     hanging = await emulator_factory(knobs=Knobs(hang=frozenset({"wayback"})))
-    engine = engine_for(hanging, tmp_path, LINKMETER_WAYBACK_TIMEOUT="0.3", LINKMETER_WAYBACK_RETRIES="0")
+    engine = engine_for(hanging, LINKMETER_WAYBACK_TIMEOUT="0.3", LINKMETER_WAYBACK_RETRIES="0")
     try:
         await sync_to_async(analysis_submit)(urls=URLS[:8])
         await run_until(InlineRunner(engine, RunnerSettings(concurrency=3, **FAST)), all_final)
@@ -200,7 +197,7 @@ async def test_a_hanging_provider_never_stalls_the_runner(emulator_factory: Make
 
 async def test_a_commit_wakes_the_runner_from_another_thread(engine: Engine) -> None:
     runner = InlineRunner(engine, RunnerSettings(**{**FAST, "poll_interval": 600}))
-    dispatch.set_dispatcher(runner)
+    use_dispatcher(runner)
     task = asyncio.create_task(runner.run())
     try:
         await asyncio.wait_for(runner.ready.wait(), 10)
@@ -214,9 +211,9 @@ async def test_a_commit_wakes_the_runner_from_another_thread(engine: Engine) -> 
     assert set((await sync_to_async(statuses)()).values()) == {"done"}
 
 
-async def test_a_stop_requeues_what_did_not_finish(emulator_factory: MakeEmulator, tmp_path: Path) -> None:
+async def test_a_stop_requeues_what_did_not_finish(emulator_factory: MakeEmulator) -> None:
     hanging = await emulator_factory(knobs=Knobs(hang=frozenset({"page"})))
-    engine = engine_for(hanging, tmp_path, LINKMETER_PAGE_TIMEOUT="60", LINKMETER_PAGE_RETRIES="0")
+    engine = engine_for(hanging, LINKMETER_PAGE_TIMEOUT="60", LINKMETER_PAGE_RETRIES="0")
     runner = InlineRunner(engine, RunnerSettings(**{**FAST, "stop_grace": 0.2}))
     try:
         await sync_to_async(analysis_submit)(urls=URLS[:3])

@@ -15,10 +15,10 @@ from linkmeter.engine.cache import CacheEntry
 from linkmeter.engine.ports import ResultCache
 from linkmeter.engine.runner import Engine
 from linkmeter.web.jobs import health
-from linkmeter.web.jobs.health import forget_counts, register_engine
+from linkmeter.web.jobs.health import forget_counts
 from linkmeter.web.links.models import Analysis, ProviderResult
 from linkmeter.web.links.services.submission import analysis_submit
-from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis
+from tests.web.conftest import UNREACHABLE_REDIS_URL, SharedRedis, use_engine
 
 pytestmark = pytest.mark.django_db
 
@@ -27,18 +27,18 @@ PAYLOAD = "<script>alert(1)</script>"
 
 @pytest.fixture(autouse=True)
 def no_engine() -> Iterator[None]:
-    register_engine(None)
+    use_engine(None)
     yield
-    register_engine(None)
+    use_engine(None)
 
 
 @pytest.fixture
 def memory_engine() -> Iterator[Engine]:
     """An embedded engine (in-memory state) registered as `linkmeter serve` does."""
     engine = build_engine({})
-    register_engine(engine)
+    use_engine(engine)
     yield engine
-    register_engine(None)
+    use_engine(None)
     async_to_sync(engine.close)()
 
 
@@ -99,11 +99,11 @@ def test_the_table_shows_the_embedded_engines_memory_cache(client: Client, memor
 
 def test_a_provider_that_is_not_cached_says_so(client: Client) -> None:
     engine = build_engine({"LINKMETER_DNS_CACHE_TTL": "0"})
-    register_engine(engine)
+    use_engine(engine)
     try:
         html = client.get("/providers/table/").content.decode()
     finally:
-        register_engine(None)
+        use_engine(None)
         async_to_sync(engine.close)()
     assert cells(html, "dns")["cache"] == "not cached this process (memory)"
 

@@ -30,7 +30,13 @@ class EngineState:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     breakers: CircuitBreakers = field(default_factory=MemoryCircuitBreakers)
     closer: Callable[[], Awaitable[None]] | None = None
+    shared: bool = False  # held where other processes see it too (Redis), not in this process's memory
+    answering: Callable[[], bool] | None = None  # whether that shared store answered its last call
 
     async def aclose(self) -> None:
         if self.closer is not None:
             await self.closer()
+
+    def reachable(self) -> bool:
+        """False while the shared store is failing (the stores then answer from this process's own state)."""
+        return self.answering is None or self.answering()

@@ -15,4 +15,5 @@ def redis_state(url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = DEFA
     the process (after any fork) that uses it. Raises ValueError for an unusable URL."""
     link = RedisLink.from_url(url, prefix=prefix, timeout=timeout)
     return EngineState(cache=RedisCache(link), limiter=RedisRateLimiter(link),
-                       breakers=RedisCircuitBreakers(link), closer=link.aclose)
+                       breakers=RedisCircuitBreakers(link), closer=link.aclose, shared=True,
+                       answering=lambda: not link.down)

@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from linkmeter.output import FORMULA_STARTS
+from linkmeter.csvsafe import defused
 from linkmeter.web.links.selectors.details import SIGNAL_COLUMNS
 
 MEDIA_TYPES = {
@@ -32,8 +32,7 @@ def csv_cell(value: Any) -> Any:
     elif isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
     if isinstance(value, str):
-        # A cell starting like a formula would run as one in a spreadsheet (OWASP CSV injection).
-        return "'" + value if value[:1] in FORMULA_STARTS else value
+        return defused(value)
     return value
 
 

@@ -1,7 +1,12 @@
-"""The Celery app (Celery mode: LINKMETER_BROKER_URL set), configured from the environment."""
+"""The Celery app (Celery mode: LINKMETER_BROKER_URL set), configured from the environment.
+
+Built on first use (``celery_app()``), not at import: importing this module reads no setting. ``celery -A
+linkmeter.web.config.celery`` still finds the app (the module's ``app`` attribute builds it).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +23,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkmeter.web.config.settings")
 MAX_PRIORITY = 10  # RabbitMQ message priorities 0..10; services.PRIORITY_SINGLE is the top
 HOUSEKEEPING_PRIORITY = 9  # closing batches, webhooks and the periodic jobs go ahead of bulk work
 TASKS_MODULE = "linkmeter.web.jobs.tasks"
+# The task names (the tasks are defined in TASKS_MODULE; the dispatcher sends them by name).
+RUN_CHUNK = "linkmeter.run_chunk"
+CLOSE_BATCH = "linkmeter.close_batch"
+DELIVER_WEBHOOK = "linkmeter.deliver_webhook"
+WATCHDOG = "linkmeter.watchdog"
+REQUEUE_ORPHANS = "linkmeter.requeue_orphans"
 
 
 @dataclass(frozen=True)
@@ -122,10 +133,13 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
         # redelivered copy finds the work done): say so explicitly.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "timezone": "UTC",
+        # A chunk's backstop: its analyses run concurrently, each within the URL deadline, then one write.
+        "task_annotations": {RUN_CHUNK: {"soft_time_limit": int(settings.chunk_time_limit),
+                                         "time_limit": int(settings.chunk_time_limit) + 30}},
         "beat_schedule": {
-            "watchdog": {"task": "linkmeter.watchdog", "schedule": settings.watchdog_interval,
+            "watchdog": {"task": WATCHDOG, "schedule": settings.watchdog_interval,
                          "options": {"priority": HOUSEKEEPING_PRIORITY, "expires": settings.watchdog_interval}},
-            "requeue-orphans": {"task": "linkmeter.requeue_orphans", "schedule": settings.orphan_interval,
+            "requeue-orphans": {"task": REQUEUE_ORPHANS, "schedule": settings.orphan_interval,
                                 "options": {"priority": HOUSEKEEPING_PRIORITY,
                                             "expires": settings.orphan_interval}},
         },
@@ -136,5 +150,21 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
     return app
 
 
-SETTINGS = CelerySettings.from_env(os.environ)
-app = create_app(SETTINGS)
+@functools.cache
+def celery_settings() -> CelerySettings:
+    """This process's Celery settings, read from its environment on first use. Raises SettingsError."""
+    return CelerySettings.from_env(os.environ)
+
+
+@functools.cache
+def celery_app() -> Celery:
+    """This process's Celery app (the current app, whose tasks workers run), built on first use. Raises
+    SettingsError."""
+    return create_app(celery_settings())
+
+
+def __getattr__(name: str) -> Celery:
+    # ``celery -A linkmeter.web.config.celery`` looks for an ``app`` attribute.
+    if name == "app":
+        return celery_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

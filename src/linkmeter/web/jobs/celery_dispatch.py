@@ -10,13 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import Celery, chord
 from celery.canvas import Signature
 
-from linkmeter.web.config.celery import HOUSEKEEPING_PRIORITY, CelerySettings
+from linkmeter.web.config.celery import CLOSE_BATCH, HOUSEKEEPING_PRIORITY, RUN_CHUNK, CelerySettings
 
 log = logging.getLogger(__name__)
-
-RUN_CHUNK = "linkmeter.run_chunk"
-CLOSE_BATCH = "linkmeter.close_batch"
-DELIVER_WEBHOOK = "linkmeter.deliver_webhook"
 
 
 def chunked(ids: Sequence[int], size: int) -> list[list[int]]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
+
+from linkmeter.emulator.client import EmulatorInfo, EmulatorUnreachable, fetch_info_sync
 
 EXIT_OK, EXIT_USAGE = 0, 2
 WORKER_CONN_MAX_AGE = 60  # seconds a worker thread keeps its database connection
@@ -27,13 +28,12 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
         return EXIT_OK
     try:
         environ = _setup(loglevel, need_broker=True)
-        if emulator:
-            environ.update(_emulator_environment(emulator))
+        info = _emulator_info(emulator) if emulator else None
         from linkmeter.engine.plan import PlanError
         from linkmeter.engine.settings import SettingsError
 
         try:
-            from linkmeter.web.config.celery import SETTINGS, app
+            from linkmeter.web.config.celery import celery_app, celery_settings
             from linkmeter.web.gctune import tune_garbage_collector
             from linkmeter.web.jobs import tasks, worker
 
@@ -41,8 +41,10 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
 
             from linkmeter.web import metrics
 
-            worker.configure(environ=environ, relax_rate_limits=bool(emulator), chunk_threads=concurrency)
-            worker.runtime()  # bad settings fail here, before any message is taken
+            app, settings = celery_app(), celery_settings()
+            # Bad settings fail here, before any message is taken.
+            worker.start(worker.WorkerOptions(environ=environ, emulator=info, relax_rate_limits=info is not None,
+                                              chunk_threads=concurrency))
             tune_garbage_collector()  # after start-up: what it loaded is never rescanned
             metrics.worker_exporter_from_env(environ)  # this process's /metrics, when LINKMETER_METRICS_PORT is set
         except (SettingsError, PlanError, OSError) as exc:
@@ -50,7 +52,7 @@ def run_worker(*, concurrency: int, queues: str | None, loglevel: str, emulator:
     except CommandError as exc:
         print(f"linkmeter worker: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    argv = ["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queues or SETTINGS.queue,
+    argv = ["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queues or settings.queue,
             "--loglevel", loglevel.upper(), "--hostname", hostname or f"linkmeter-{os.getpid()}@%h",
             "--without-gossip", "--without-mingle"]
     try:
@@ -67,7 +69,9 @@ def run_beat(*, loglevel: str, schedule: str | None) -> int:
         from linkmeter.engine.settings import SettingsError
 
         try:
-            from linkmeter.web.config.celery import app
+            from linkmeter.web.config.celery import celery_app
+
+            app = celery_app()
         except SettingsError as exc:
             raise CommandError(str(exc)) from exc
     except CommandError as exc:
@@ -115,17 +119,9 @@ def _setup(loglevel: str | None, *, need_broker: bool) -> dict[str, str]:
     return dict(os.environ)
 
 
-def _emulator_environment(url: str) -> dict[str, str]:
-    """Everything that points the providers at the emulator at ``url`` (its CA written to the data dir)."""
-    from django.conf import settings
-
-    from linkmeter.cli import EmulatorUnreachable, _emulator_info
-    from linkmeter.emulator.server import env_for_info
-
+def _emulator_info(url: str) -> EmulatorInfo:
+    """What the emulator at ``url`` says about itself: the worker's engine points at it (its CA taken as it is)."""
     try:
-        info = asyncio.run(_emulator_info(url))
+        return fetch_info_sync(url)
     except EmulatorUnreachable as exc:
         raise CommandError(str(exc)) from exc
-    ca_file = Path(settings.DATA_DIR) / f"emulator-ca-{os.getpid()}.pem"
-    ca_file.write_text(str(info["ca_pem"]))
-    return env_for_info(info, str(ca_file))

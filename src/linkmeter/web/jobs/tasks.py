@@ -1,18 +1,33 @@
-"""The Celery tasks (thin: they take ids and call services or the worker runtime; each is idempotent)."""
+"""The Celery tasks (thin: they take ids and call services or the worker runtime; each is idempotent).
+
+Shared tasks: they bind to the app ``web.config.celery.celery_app()`` builds, so importing this module reads
+no setting. A worker started without `linkmeter worker` (``celery -A linkmeter.web.config.celery worker``)
+starts its runtime when Celery's worker initialises.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
-from celery import Task
+from celery import Task, shared_task
 from celery.exceptions import Retry
-from celery.signals import worker_shutdown
+from celery.signals import worker_init, worker_shutdown
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
 from linkmeter.engine.observe import logging_context
-from linkmeter.web.config.celery import HOUSEKEEPING_PRIORITY, SETTINGS, app
+from linkmeter.web import runtime
+from linkmeter.web.config.celery import (
+    CLOSE_BATCH,
+    DELIVER_WEBHOOK,
+    HOUSEKEEPING_PRIORITY,
+    REQUEUE_ORPHANS,
+    RUN_CHUNK,
+    WATCHDOG,
+    celery_app,
+    celery_settings,
+)
 from linkmeter.web.jobs import celery_dispatch, webhook, worker
 from linkmeter.web.links.models import CallbackStatus
 from linkmeter.web.links.selectors.workers import (
@@ -39,23 +54,23 @@ class DatabaseTask(Task[Any, Any]):
             close_old_connections()
 
 
-@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.RUN_CHUNK, autoretry_for=RETRY_ON,
-          retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES,
-          soft_time_limit=int(SETTINGS.chunk_time_limit), time_limit=int(SETTINGS.chunk_time_limit) + 30)
+# Its soft and hard time limits come from the settings: the app's task_annotations (config/celery.py).
+@shared_task(bind=True, base=DatabaseTask, name=RUN_CHUNK, autoretry_for=RETRY_ON, retry_backoff=1,
+             retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
 def run_chunk(self: DatabaseTask, analysis_ids: list[int]) -> dict[str, int]:
     """Run these analyses (the final ones are skipped); returns a ChunkSummary as a dict."""
     delivery = self.request.delivery_info or {}
     # Redelivered (its worker died or lost the broker) or retried: what it left running is ours to finish.
     takeover = bool(delivery.get("redelivered")) or bool(self.request.retries)
     try:
-        return worker.runtime().run_chunk(analysis_ids, takeover=takeover).as_dict()
+        return worker.current().run_chunk(analysis_ids, takeover=takeover).as_dict()
     except DatabaseError:
         close_old_connections()
         raise
 
 
-@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.CLOSE_BATCH, ignore_result=True,
-          autoretry_for=RETRY_ON, retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
+@shared_task(bind=True, base=DatabaseTask, name=CLOSE_BATCH, ignore_result=True, autoretry_for=RETRY_ON,
+             retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
 def close_batch(self: DatabaseTask, batch_id: int) -> None:
     """The chord callback: close the batch once its analyses are final, and start its webhook."""
     with logging_context(batch_id=batch_id):
@@ -71,8 +86,8 @@ def close_batch(self: DatabaseTask, batch_id: int) -> None:
                 raise
 
 
-@app.task(bind=True, base=DatabaseTask, name=celery_dispatch.DELIVER_WEBHOOK, ignore_result=True,
-          autoretry_for=RETRY_ON, retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
+@shared_task(bind=True, base=DatabaseTask, name=DELIVER_WEBHOOK, ignore_result=True, autoretry_for=RETRY_ON,
+             retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=MAX_RETRIES)
 def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
     """POST the batch's signed summary; retried with exponential backoff; the outcome is kept on the batch."""
     with logging_context(batch_id=batch_id):
@@ -80,17 +95,18 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
         if summary is None or summary.pop("callback_status") != CallbackStatus.SENDING:
             return  # delivered or given up already (a duplicate task)
         url = summary.pop("callback_url")
-        if SETTINGS.public_url:
-            summary["results_url"] = SETTINGS.public_url + summary["results_url"]
-        if SETTINGS.webhook_secret:
-            runtime = worker.runtime()
-            outcome = runtime.call(webhook.post(runtime.engine.http, url, webhook.encode(summary),
-                                                secret=SETTINGS.webhook_secret, within=SETTINGS.webhook_timeout),
-                                   timeout=SETTINGS.webhook_timeout + 5)
+        settings = celery_settings()
+        if settings.public_url:
+            summary["results_url"] = settings.public_url + summary["results_url"]
+        if settings.webhook_secret:
+            runtime = worker.current()
+            outcome = runtime.call(webhook.post(runtime.running_engine.http, url, webhook.encode(summary),
+                                                secret=settings.webhook_secret, within=settings.webhook_timeout),
+                                   timeout=settings.webhook_timeout + 5)
         else:
             outcome = webhook.Delivery(False, False, "LINKMETER_WEBHOOK_SECRET is not set on the workers")
         attempt = batch_webhook_record(batch_id=batch_id, delivered=outcome.delivered, error=outcome.error,
-                                       retryable=outcome.retryable, max_tries=SETTINGS.webhook_tries)
+                                                retryable=outcome.retryable, max_tries=settings.webhook_tries)
         if attempt.status == CallbackStatus.DELIVERED:
             log.info("webhook of batch %d delivered to %s (HTTP %s, try %d)", batch_id, url, outcome.status,
                      attempt.attempts)
@@ -98,7 +114,7 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
             log.warning("webhook of batch %d to %s failed for good after %d tries: %s", batch_id, url,
                         attempt.attempts, outcome.error)
         elif attempt.status == CallbackStatus.SENDING:
-            countdown = SETTINGS.webhook_backoff * 2 ** (attempt.attempts - 1)
+            countdown = settings.webhook_backoff * 2 ** (attempt.attempts - 1)
             log.info("webhook of batch %d to %s failed (try %d): %s; next try in %gs", batch_id, url,
                      attempt.attempts, outcome.error, countdown)
             try:
@@ -110,32 +126,33 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
                 raise
 
 
-@app.task(name="linkmeter.watchdog", ignore_result=True)
+@shared_task(name=WATCHDOG, ignore_result=True)
 def watchdog() -> None:
     """Analyses running past their deadline plus grace (their worker is gone): re-queued and dispatched
     again once, then failed."""
     grace = settings.LINKMETER["WATCHDOG_GRACE_SECONDS"]  # LINKMETER_WATCHDOG_GRACE, as the embedded runner's
     recovered = analysis_recover(max_attempts=MAX_ATTEMPTS, grace_seconds=grace)
     if recovered.requeued:
-        celery_dispatch.publish_chunks(app, analyses_priorities(recovered.requeued),
-                                       chunk_size=SETTINGS.chunk_size)
+        celery_dispatch.publish_chunks(celery_app(), analyses_priorities(recovered.requeued),
+                                       chunk_size=celery_settings().chunk_size)
     if recovered.requeued or recovered.failed:
         log.warning("watchdog: re-queued %d and failed %d analyses past their deadline", len(recovered.requeued),
                     recovered.failed)
 
 
-@app.task(name="linkmeter.requeue_orphans", ignore_result=True)
+@shared_task(name=REQUEUE_ORPHANS, ignore_result=True)
 def requeue_orphans() -> None:
     """Analyses queued with no message (the broker was down when they were submitted, or lost them) are
     dispatched again; finished batches whose chord callback never came are closed."""
+    settings = celery_settings()
     waiting = queue_depth()
     if waiting == 0:
-        orphans = analyses_orphaned(older_than_seconds=SETTINGS.orphan_age)
+        orphans = analyses_orphaned(older_than_seconds=settings.orphan_age)
         if orphans:
-            sent = celery_dispatch.publish_chunks(app, orphans, chunk_size=SETTINGS.chunk_size)
+            sent = celery_dispatch.publish_chunks(celery_app(), orphans, chunk_size=settings.chunk_size)
             log.warning("re-dispatched %d analyses queued for over %gs with no task waiting (%d tasks)",
-                        len(orphans), SETTINGS.orphan_age, sent)
-    for batch_id in batches_unclosed(finished_before_seconds=SETTINGS.orphan_age):
+                        len(orphans), settings.orphan_age, sent)
+    for batch_id in batches_unclosed(finished_before_seconds=settings.orphan_age):
         log.warning("batch %d finished without its chord callback; closing it now", batch_id,
                     extra={"batch_id": batch_id})
         close_batch.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)
@@ -143,14 +160,21 @@ def requeue_orphans() -> None:
 
 def queue_depth() -> int | None:
     """Messages waiting in the queue (not yet delivered to a worker); None when the broker does not say."""
+    queue = celery_settings().queue
     try:
-        with app.connection_for_read() as connection:
+        with celery_app().connection_for_read() as connection:
             channel: Any = connection.default_channel
-            declared = channel.queue_declare(queue=SETTINGS.queue, passive=True)
+            declared = channel.queue_declare(queue=queue, passive=True)
             return int(declared.message_count)
     except Exception:
-        log.warning("could not read the depth of queue %s", SETTINGS.queue, exc_info=True)
+        log.warning("could not read the depth of queue %s", queue, exc_info=True)
         return None
+
+
+@worker_init.connect
+def _start_runtime(**_: Any) -> None:
+    if not isinstance(runtime.installed(), worker.WorkerRuntime):  # `linkmeter worker` started it already
+        worker.start()
 
 
 @worker_shutdown.connect

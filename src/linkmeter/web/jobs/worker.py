@@ -27,12 +27,15 @@ from django.db import DatabaseError, close_old_connections
 
 from linkmeter import loops
 from linkmeter.assembly import build_engine
+from linkmeter.emulator.client import EmulatorInfo
 from linkmeter.engine.observe import logging_context
 from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
+from linkmeter.web import runtime
 from linkmeter.web.jobs.slots import PrioritySlots
 from linkmeter.web.links.services.queue import ClaimedWork, analysis_claim_ids, analysis_complete, analysis_fail
+from linkmeter.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -58,17 +61,20 @@ class ChunkSummary:
         return asdict(self)
 
 
-class WorkerRuntime:
-    """The process's loop thread and engine. ``start()`` once (tasks call ``runtime()``, which does), then
-    ``run_chunk`` from any number of task threads; ``close()`` when the process stops."""
+class WorkerRuntime(Runtime):
+    """A worker process's runtime: its loop thread and the engine on it. ``start()`` once (``worker.start``
+    does, at start-up), then ``run_chunk`` from any number of task threads; ``close()`` when the process
+    stops. Its dispatcher is the database queue (workers submit nothing)."""
 
-    def __init__(self, environ: Mapping[str, str], *, relax_rate_limits: bool = False,
-                 chunk_time_limit: float = 180.0, url_slots: int | None = None, waves: int = 1,
-                 engine_factory: Callable[[], Engine] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, str], *, emulator: EmulatorInfo | None = None,
+                 relax_rate_limits: bool = False, chunk_time_limit: float = 180.0, url_slots: int | None = None,
+                 waves: int = 1, engine_factory: Callable[[], Engine] | None = None) -> None:
         """``waves``: how many times over the claimed URLs (chunk threads x chunk size) can fill the slots:
         a claimed URL may wait for a slot while up to ``waves - 1`` others run in it before it, so its claim
         and the chunk's backstop allow that many more URL deadlines."""
+        super().__init__()
         self._environ = dict(environ)
+        self._emulator = emulator
         self._relax = relax_rate_limits
         self._factory = engine_factory
         self.url_slots = url_slots
@@ -77,15 +83,15 @@ class WorkerRuntime:
         self._slots: PrioritySlots | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._engine: Engine | None = None
 
     # -- the loop ----------------------------------------------------------------------------------------
 
     @property
-    def engine(self) -> Engine:
-        if self._engine is None:
+    def running_engine(self) -> Engine:
+        """The engine, once ``start()`` built it."""
+        if self.engine is None:
             raise RuntimeError("the worker runtime is not started")
-        return self._engine
+        return self.engine
 
     def start(self) -> None:
         """Start the loop thread and build the engine on it. Raises SettingsError / PlanError for bad
@@ -105,7 +111,7 @@ class WorkerRuntime:
         ready.wait(START_TIMEOUT)
         self._loop = loop
         try:
-            self._engine = self.call(self._build(), timeout=START_TIMEOUT)
+            self.engine = self.call(self._build(), timeout=START_TIMEOUT)
         except BaseException:
             self._stop_loop()
             raise
@@ -115,7 +121,7 @@ class WorkerRuntime:
         from linkmeter.web import metrics
 
         engine = self._factory() if self._factory is not None else build_engine(
-            self._environ, relax_rate_limits=self._relax)
+            self._environ, relax_rate_limits=self._relax, emulator=self._emulator)
         return metrics.attach(engine)  # before any narrowed() view, which copies the observer
 
     def call[T](self, coroutine: Coroutine[Any, Any, T], *, timeout: float | None = None) -> T:
@@ -136,8 +142,8 @@ class WorkerRuntime:
         if self._loop is None:
             return
         try:
-            if self._engine is not None:
-                self.call(self._engine.close(), timeout=10)
+            if self.engine is not None:
+                self.call(self.engine.close(), timeout=10)
         except Exception:
             log.exception("closing the worker's engine failed")
         finally:
@@ -158,7 +164,7 @@ class WorkerRuntime:
     @property
     def chunk_time_limit(self) -> float:
         """The backstop for one chunk: the configured one plus the URL deadlines its URLs may wait for slots."""
-        return self._base_time_limit + (self.waves - 1) * (self._engine.url_deadline if self._engine else 0.0)
+        return self._base_time_limit + (self.waves - 1) * (self.engine.url_deadline if self.engine else 0.0)
 
     def run_chunk(self, analysis_ids: Sequence[int], *, takeover: bool = False) -> ChunkSummary:
         """Claim these analyses, run them concurrently on the loop, store the results (call from a task
@@ -166,7 +172,7 @@ class WorkerRuntime:
         ``takeover``: also run analyses marked running (this chunk's previous delivery died with them)."""
         # A claimed URL may wait for its slot behind waves - 1 others (each ends by its URL deadline), so the
         # claim allows that many more deadlines before the watchdog takes it back.
-        deadline = self.engine.url_deadline * self.waves
+        deadline = self.running_engine.url_deadline * self.waves
         claimed = analysis_claim_ids(analysis_ids=analysis_ids, deadline_seconds=deadline, takeover=takeover)
         if not claimed:
             return ChunkSummary(asked=len(analysis_ids), claimed=0, stored=0, failed=0)
@@ -192,7 +198,7 @@ class WorkerRuntime:
             with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
                 try:
                     async with slots.slot(item.priority) if slots else contextlib.nullcontext():
-                        result = await self.engine.for_selection(item.providers).analyze(item.url)
+                        result = await self.running_engine.for_selection(item.providers).analyze(item.url)
                 except PlanError as exc:
                     failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
                 except Exception as exc:  # the engine never raises for provider failures; a bug costs one
@@ -228,49 +234,52 @@ class WorkerRuntime:
 
 # -- the process's runtime ----------------------------------------------------------------------------------
 
-_lock = threading.Lock()
-_runtime: WorkerRuntime | None = None
-_options: dict[str, Any] = {}
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """How a worker process builds its runtime (`linkmeter worker` sets them from its command line); what is
+    None comes from the environment and the Celery settings."""
+
+    environ: Mapping[str, str] | None = None  # None: this process's environment
+    emulator: EmulatorInfo | None = None  # `--emulator URL`: every provider points at it
+    relax_rate_limits: bool = False
+    chunk_time_limit: float | None = None  # None: CelerySettings.chunk_time_limit
+    url_slots: int | None = None  # None: LINKMETER_WORKER_URLS
+    chunk_threads: int = 1  # chunk tasks the process holds at once (`--concurrency`)
 
 
-def configure(*, environ: Mapping[str, str] | None = None, relax_rate_limits: bool = False,
-              chunk_time_limit: float | None = None, url_slots: int | None = None,
-              chunk_threads: int | None = None) -> None:
-    """Set how ``runtime()`` builds the engine (`linkmeter worker --emulator` points it at an emulator);
-    call before the first task."""
-    _options.update(environ=dict(environ) if environ is not None else None, relax_rate_limits=relax_rate_limits)
-    if chunk_time_limit is not None:
-        _options["chunk_time_limit"] = chunk_time_limit
-    if url_slots is not None:
-        _options["url_slots"] = url_slots
-    if chunk_threads is not None:
-        _options["chunk_threads"] = chunk_threads
+def start(options: WorkerOptions | None = None) -> WorkerRuntime:
+    """Build this worker process's runtime, start it and install it (once, at start-up). Raises SettingsError
+    / PlanError for bad settings."""
+    from linkmeter.web.config.celery import celery_settings
+
+    options = options or WorkerOptions()
+    settings = celery_settings()
+    slots = options.url_slots or settings.worker_urls
+    started = WorkerRuntime(
+        options.environ if options.environ is not None else os.environ,
+        emulator=options.emulator,
+        relax_rate_limits=options.relax_rate_limits,
+        chunk_time_limit=options.chunk_time_limit or settings.chunk_time_limit,
+        url_slots=slots,
+        waves=math.ceil(options.chunk_threads * settings.chunk_size / slots),
+    )
+    started.start()
+    runtime.install(started)
+    return started
 
 
-def runtime() -> WorkerRuntime:
-    """This process's runtime, started on first use."""
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            from linkmeter.web.config.celery import SETTINGS
-
-            slots = int(_options.get("url_slots") or SETTINGS.worker_urls)
-            started = WorkerRuntime(
-                _options.get("environ") or os.environ,
-                relax_rate_limits=bool(_options.get("relax_rate_limits")),
-                chunk_time_limit=float(_options.get("chunk_time_limit") or SETTINGS.chunk_time_limit),
-                url_slots=slots,
-                waves=math.ceil(int(_options.get("chunk_threads") or 1) * SETTINGS.chunk_size / slots),
-            )
-            started.start()
-            _runtime = started
-        return _runtime
+def current() -> WorkerRuntime:
+    """This worker process's runtime (installed by ``start``). Raises RuntimeNotInstalled in another process."""
+    installed = runtime.current()
+    if not isinstance(installed, WorkerRuntime):
+        raise runtime.RuntimeNotInstalled("this process is not a started linkmeter worker (worker.start())")
+    return installed
 
 
 def shutdown() -> None:
-    """Close this process's runtime, if it was started."""
-    global _runtime
-    with _lock:
-        current, _runtime = _runtime, None
-    if current is not None:
-        current.close()
+    """Close this process's worker runtime and uninstall it, if it was started."""
+    installed = runtime.installed()
+    if isinstance(installed, WorkerRuntime):
+        runtime.uninstall()
+        installed.close()

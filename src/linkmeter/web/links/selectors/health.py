@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.jobs.health import STORE_UNKNOWN, ProviderCache
+from linkmeter.web.engineview import STORE_UNKNOWN, ProviderCache
 from linkmeter.web.links.models import ProviderResult
 
 PROBLEM_STATUSES = ("error", "timeout", "rate_limited", "circuit_open")

@@ -16,9 +16,9 @@ from django.utils import timezone
 from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_address
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.providers.registry import PROVIDER_CLASSES, PROVIDER_NAMES
-from linkmeter.web.jobs.dispatch import callbacks_supported, get_dispatcher
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, BatchSource, CallbackStatus, Link
 from linkmeter.web.links.services.errors import ServiceError
+from linkmeter.web.runtime import callbacks_supported, get_dispatcher
 
 PRIORITY_SINGLE = 10  # single URLs and small submissions run ahead of bulk batches
 PRIORITY_BULK = 0

@@ -1,0 +1,36 @@
+"""The engine's view of its providers as plain records (disabled reasons, breakers, caches): built by
+``web.jobs.health``, shown by the selectors, the API and the UI, which import them from here (below both)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNKNOWN = "unknown"
+
+# Where a provider cache lives (``ProviderCache.store``).
+STORE_REDIS = "redis"  # shared by every process using the same Redis (and prefix)
+STORE_MEMORY = "memory"  # the memory of this process (the engine it runs)
+STORE_UNKNOWN = "unknown"  # no engine runs here and no Redis is configured
+STORE_LABELS = {STORE_REDIS: "shared (Redis)", STORE_MEMORY: "this process (memory)", STORE_UNKNOWN: UNKNOWN}
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCache:
+    """A provider's result cache: its TTL (seconds, 0: results are not cached), where it lives (a ``STORE_*``),
+    and its live entries (None: cannot tell now; ``more``: there are more than ``entries``, the limit)."""
+
+    ttl: float
+    store: str
+    entries: int | None
+    more: bool = False
+
+    @property
+    def location(self) -> str:
+        return STORE_LABELS.get(self.store, self.store)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineView:
+    disabled: dict[str, str]  # disabled provider -> reason
+    breakers: dict[str, str]  # provider -> closed, open, half_open or unknown
+    caches: dict[str, ProviderCache]  # provider -> its cache (empty when not asked for)
