@@ -103,6 +103,10 @@ class Batcher:
         self.requests = 0  # upstream requests sent, every attempt counted (tests, the benchmark's notes)
         self.keys_sent = 0  # keys those requests carried
 
+    @property
+    def requests_in_flight(self) -> int:
+        return len(self._tasks)
+
     async def submit(self, signals: dict[str, Any], cache_key: str, deadline: float) -> Outcome:
         """Wait in the pending batch, then for the request that carries this key; its outcome for the key."""
         loop = asyncio.get_running_loop()
