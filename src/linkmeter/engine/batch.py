@@ -170,8 +170,9 @@ class Batcher:
         self._end(request, key, outcome)
 
     def _on_backoff(self, request: _Request, policy: Policy, exc: BaseException, sleep: float) -> None:
-        """Before a backoff sleep: the keys with no time for the next attempt end with this failure."""
-        last_start = self._clock() + sleep + MIN_ATTEMPT_SECONDS
+        """Before a backoff sleep: the keys with no time for the next attempt end with this failure (the margin:
+        a key still waiting ends that long before its deadline)."""
+        last_start = self._clock() + sleep + MIN_ATTEMPT_SECONDS + SLOT_WAIT_MARGIN
         outcome: Outcome | None = None
         for key in request.keys:
             if key.deadline <= last_start and not key.future.done():

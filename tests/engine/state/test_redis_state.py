@@ -28,7 +28,7 @@ from linkmeter.engine.state.limiter import RedisRateLimiter
 from linkmeter.engine.state.link import RedisLink
 from linkmeter.engine.state.redis_state import redis_state
 from tests.engine.conftest import REDIS_URL
-from tests.engine.fakes import FakeProvider, make_engine
+from tests.engine.fakes import BulkFake, FakeProvider, make_engine
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
@@ -488,6 +488,26 @@ async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -
     assert done.providers["p"].status is CallStatus.OK
     assert again.providers["p"].status is CallStatus.CACHED and second.calls == 0
     assert again.signals["p.x"] == 1 and again.providers["p"].raw == {"fake": "p"}
+
+
+async def test_a_bulk_query_s_answers_are_cached_for_every_worker_and_take_one_shared_slot(prefix: str) -> None:
+    policy = Policy(timeout=2, retries=0, cache_ttl=60, rate_per_sec=100, burst=1, batch_linger=0.02)
+    first, second = BulkFake("bulk", policy=policy), BulkFake("bulk", policy=policy)
+    one = make_engine(first, state=redis_state(REDIS_URL, prefix=prefix))
+    other = make_engine(second, state=redis_state(REDIS_URL, prefix=prefix))
+    targets = [f"https://site{i}.example/" for i in range(30)]
+    try:
+        done = [r async for r in one.analyze_many(targets, concurrency=30)]
+        again = [r async for r in other.analyze_many(targets, concurrency=30)]
+        # One request took one slot: the next one is booked 1/rate after it, not 30 slots later.
+        wait = await one.state.limiter.reserve("bulk", 100, 1, 10)
+    finally:
+        await one.close()
+        await other.close()
+    assert len(first.batches) == 1 and second.batches == []
+    assert {r.providers["bulk"].status for r in done} == {CallStatus.OK}
+    assert {r.providers["bulk"].status for r in again} == {CallStatus.CACHED}
+    assert wait is not None and wait <= 0.02
 
 
 async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:
