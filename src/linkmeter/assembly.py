@@ -78,4 +78,5 @@ def build_engine(
         dns=DnsClient(settings.dns_servers),
         state=state,
         url_deadline=url_deadline or settings.url_deadline,
+        bulk=settings.bulk,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from linkmeter.engine.dns import DnsClient
@@ -41,9 +41,11 @@ class FakeProvider(Provider):
         key_signal: str = "url",
         requires_key: bool = False,
         api_key: str | None = None,
+        in_default_set: bool = True,
     ) -> None:
         super().__init__(ProviderConfig(base_url="", api_key=api_key))
         self.name = name  # type: ignore[misc]
+        self.in_default_set = in_default_set  # type: ignore[misc]
         self.needs = needs  # type: ignore[misc]
         self.wants = wants  # type: ignore[misc]
         self.provides = {s: SignalSpec(int, s) for s in provides}  # type: ignore[misc]
@@ -111,7 +113,62 @@ def cached_provider(**options: Any) -> FakeProvider:
 
 
 def make_engine(*providers: Provider, url_deadline: float = 5.0, state: EngineState | None = None,
-                select: list[str] | None = None) -> Engine:
+                select: list[str] | None = None, bulk: bool = True) -> Engine:
     plan = Plan.build(list(providers), select=select)
     return Engine(plan, http=HttpClient(), dns=DnsClient([("127.0.0.1", 9)]), state=state,
-                  url_deadline=url_deadline)
+                  url_deadline=url_deadline, bulk=bulk)
+
+
+ItemAnswer = Callable[[Signals], Collected]  # one key's answer; raises ProviderError for that key's own error
+RequestHook = Callable[[list[str], int], Awaitable[None]]  # (keys, request number): may raise or hang
+
+
+def one_value(name: str) -> ItemAnswer:
+    """The default answer: a signal computed from the key alone, so any batching gives the same results."""
+
+    def answer(signals: Signals) -> Collected:
+        return Collected({f"{name}.x": len(str(signals["url"]))}, raw={"url": signals["url"]})
+
+    return answer
+
+
+class BulkFake(FakeProvider):
+    """A bulk provider: ``collect_many`` records each request's keys (``batches``) and answers every key with
+    ``item`` (a ProviderError it raises is that key's outcome); ``collect`` answers one key the same way
+    (``singles``). ``before(keys, n)`` runs first in both, for request-level failures and hangs."""
+
+    def __init__(self, name: str, *, max_batch: int = 100, linger: float = 0.02, item: ItemAnswer | None = None,
+                 before: RequestHook | None = None, policy: Policy | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("provides", (f"{name}.x",))
+        super().__init__(name, policy=policy or Policy(timeout=2.0, retries=0, backoff_base=0.01,
+                                                        batch_linger=linger), **kwargs)
+        self.max_batch = max_batch  # type: ignore[misc]
+        self._item = item or one_value(name)
+        self._before = before
+        self.batches: list[list[str]] = []
+        self.singles: list[str] = []
+
+    async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
+        key = self.key(signals)
+        self.singles.append(key)
+        if self._before is not None:
+            await self._before([key], len(self.singles))
+        return self._item(signals)
+
+    async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> list[Collected | ProviderError]:
+        keys = [self.key(signals) for signals in batch]
+        self.batches.append(keys)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self._before is not None:
+                await self._before(keys, len(self.batches))
+        finally:
+            self.in_flight -= 1
+        answers: list[Collected | ProviderError] = []
+        for signals in batch:
+            try:
+                answers.append(self._item(signals))
+            except ProviderError as exc:
+                answers.append(exc)
+        return answers

@@ -73,3 +73,22 @@ def test_wants_outside_the_selection_are_not_waited_for() -> None:
     social = FakeProvider("social", wants=("page.canonical_url",), provides=("s.x",))
     plan = Plan.build([page, social], select=["social"])
     assert plan.names == ["social"] and plan.waits_for["social"] == frozenset()
+
+
+def test_without_a_selection_the_plan_is_the_default_set_and_what_it_needs() -> None:
+    page = FakeProvider("page", provides=("page.final_url",), in_default_set=False)  # needed by a default one
+    needy = FakeProvider("needy", needs=("page.final_url",), provides=("n.x",))
+    slow = FakeProvider("slow", provides=("s.x",), in_default_set=False)
+    wanting = FakeProvider("wanting", wants=("s.x",), provides=("w.x",))
+    plan = Plan.build([page, needy, slow, wanting])
+    assert sorted(plan.names) == ["needy", "page", "wanting"]
+    assert plan.waits_for["wanting"] == frozenset()  # a want of a provider left out is not waited for
+    assert "s.x" not in plan.producer
+    assert [p.name for p in plan.known] == ["page", "needy", "slow", "wanting"]
+
+
+def test_a_provider_outside_the_default_set_runs_when_selected_with_what_it_needs() -> None:
+    page = FakeProvider("page", provides=("page.final_url",))
+    slow = FakeProvider("slow", needs=("page.final_url",), provides=("s.x",), in_default_set=False)
+    other = FakeProvider("other", provides=("o.x",))
+    assert sorted(Plan.build([page, slow, other], select=["slow"]).names) == ["page", "slow"]

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from linkmeter.engine.cache import MemoryCache
 from linkmeter.engine.limits import MemoryCircuitBreakers, MemoryRateLimiter
 from linkmeter.engine.plan import PlanError
-from linkmeter.engine.provider import Policy, ProviderError, Signals
+from linkmeter.engine.ports import CacheEntry
+from linkmeter.engine.provider import Collected, Policy, ProviderError, Signals
 from linkmeter.engine.results import CallStatus, UrlStatus
 from linkmeter.engine.state import EngineState
 from tests.engine.fakes import FakeProvider, cached_provider, fails, hangs, make_engine, retryable, returns
@@ -283,6 +285,33 @@ async def test_a_disabled_provider_is_reported_disabled_even_with_a_cached_resul
     assert result.providers["p"].status is CallStatus.DISABLED
 
 
+@pytest.mark.parametrize(("ttl", "cached_for"), [(None, 60.0), (5.0, 5.0), (600.0, 60.0), (0.0, None)])
+async def test_a_result_s_own_ttl_caps_how_long_it_is_cached(ttl: float | None, cached_for: float | None) -> None:
+    class Recording(MemoryCache):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ttls: dict[str, float] = {}
+
+        async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
+            self.ttls[key] = ttl
+            await super().set(key, entry, ttl)
+
+    class Expiring(FakeProvider):
+        async def collect(self, ctx: Any, signals: Signals) -> Collected:
+            found = await super().collect(ctx, signals)
+            return Collected(found.signals, found.raw, ttl=ttl)
+
+    cache = Recording()
+    provider = Expiring("p", needs=("domain",), provides=("p.x",), key_signal="domain",
+                        policy=Policy(timeout=1, cache_ttl=60))
+    engine = make_engine(provider, state=EngineState(cache=cache))
+    await engine.analyze("https://example.org/1")
+    second = await engine.analyze("https://example.org/2")
+    assert cache.ttls == ({} if cached_for is None else {"p:example.org": cached_for})
+    assert second.providers["p"].status is (CallStatus.OK if cached_for is None else CallStatus.CACHED)
+    assert provider.calls == (2 if cached_for is None else 1)
+
+
 async def test_failures_are_not_cached() -> None:
     provider = FakeProvider("p", needs=("domain",), provides=("p.x",), key_signal="domain",
                             behave=fails(ProviderError("HTTP 400"), times=1, then={"p.x": 1}),
@@ -432,3 +461,24 @@ async def test_a_provider_selection_is_a_view_made_once_and_no_selection_is_the_
     assert engine.for_selection(("a", "b")) is not view
     with pytest.raises(PlanError):
         engine.for_selection(("nope",))
+
+
+async def test_a_provider_outside_the_default_set_runs_only_when_a_selection_names_it() -> None:
+    page = FakeProvider("page", provides=("page.x",))
+    slow = FakeProvider("slow", needs=("page.x",), provides=("slow.x",), in_default_set=False,
+                        behave=returns({"slow.x": 1}, delay=0.05), policy=Policy(timeout=1, retries=0, concurrency=1))
+    engine = make_engine(page, slow)
+    default = await engine.for_selection(()).analyze(URL)
+    assert sorted(default.providers) == ["page"] and default.status is UrlStatus.DONE and slow.calls == 0
+    chosen = engine.for_selection(["slow"])
+    assert chosen is engine.for_selection(("slow",)) and sorted(p.name for p in chosen.plan.providers) == [
+        "page", "slow"]
+    named = await chosen.analyze(URL)
+    assert named.providers["slow"].status is CallStatus.OK and named.signals["slow.x"] == 1
+    assert engine.disabled() == {} and slow.calls == 1
+    # Views share the concurrency cap of a provider the engine's own plan does not run.
+    both = await asyncio.gather(chosen.analyze(f"{URL}?n=1"), engine.for_selection(["slow", "page"]).analyze(
+        f"{URL}?n=2"))
+    assert [r.providers["slow"].status for r in both] == [CallStatus.OK] * 2 and slow.max_in_flight == 1
+    # And a view of a view still knows every provider.
+    assert sorted(p.name for p in chosen.narrowed(["page"]).narrowed(["slow"]).plan.providers) == ["page", "slow"]

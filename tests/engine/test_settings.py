@@ -73,6 +73,16 @@ def test_policy_overrides_apply_to_that_provider_only() -> None:
     assert RdapProvider.policy.timeout != 2.5  # the class default is untouched
 
 
+def test_the_batch_linger_is_a_policy_override() -> None:
+    assert settings(LINKMETER_RDAP_BATCH_LINGER="0.05").configure(RdapProvider).policy.batch_linger == 0.05
+    assert settings().configure(RdapProvider).policy.batch_linger == RdapProvider.policy.batch_linger
+
+
+@pytest.mark.parametrize(("value", "bulk"), [("", True), ("on", True), ("off", False), ("false", False)])
+def test_bulk_queries_are_on_unless_switched_off(value: str, bulk: bool) -> None:
+    assert settings(LINKMETER_BULK=value).bulk is bulk
+
+
 def test_concurrency_zero_means_no_cap() -> None:
     assert settings(LINKMETER_PAGE_CONCURRENCY="0").configure(PageProvider).policy.concurrency is None
 
@@ -110,6 +120,7 @@ def test_url_deadline_and_dns_servers() -> None:
     ("LINKMETER_DNS_CONCURRENCY", "many"),
     ("LINKMETER_WAYBACK_CACHE_TTL", "1h"),
     ("LINKMETER_WAYBACK_ENABLED", "maybe"),
+    ("LINKMETER_WAYBACK_BATCH_LINGER", "-0.1"),
 ])
 def test_a_bad_policy_value_raises_a_settings_error_naming_the_variable(variable: str, value: str) -> None:
     chosen = settings(**{variable: value})
@@ -135,6 +146,7 @@ def test_a_bad_policy_value_raises_a_settings_error_naming_the_variable(variable
     ("LINKMETER_FETCH_MAX_BYTES", "big"),
     ("LINKMETER_FETCH_MAX_BYTES", "5MB"),
     ("LINKMETER_FETCH_MAX_BYTES", "0"),
+    ("LINKMETER_BULK", "sometimes"),
 ])
 def test_a_bad_global_value_raises_a_settings_error_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):

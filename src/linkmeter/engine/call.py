@@ -5,41 +5,27 @@ breaker may refuse; the provider's concurrency cap and rate limit are waited for
 URL's deadline); the call is tried and retried under the policy; a success is cached; the breaker records
 the outcome. This is every call's path: each coroutine frame between the URL's task and the provider's I/O
 is passed through again on every resumption, so helpers here are plain methods handed over with
-``functools.partial``, never extra layers of ``await``.
+``functools.partial``, never extra layers of ``await``. A provider with ``max_batch`` > 1 takes the same path
+up to single flight, then waits for a bulk query (``batch.py``), which applies the rest per request.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from linkmeter.engine.batch import Batcher
 from linkmeter.engine.cache import SingleFlight
 from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.outcome import DEFAULT_PAUSE_SECONDS, SLOT_WAIT_MARGIN, Outcome, RateLimitWait, cache_ttl, failure
 from linkmeter.engine.policy import call_with_retries
 from linkmeter.engine.ports import CacheEntry, DnsApi, HttpApi
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider
 from linkmeter.engine.results import CallResult, CallStatus
 from linkmeter.engine.state import EngineState
-
-log = logging.getLogger(__name__)
-
-SLOT_WAIT_MARGIN = 0.05  # a wait for a slot ends this long before the URL deadline
-DEFAULT_PAUSE_SECONDS = 1.0  # how long to leave a provider alone after a 429 that gave no Retry-After
-
-
-@dataclass(slots=True)
-class _Shared:
-    """The outcome of one upstream call, handed to every URL that joined it in flight."""
-
-    status: CallStatus
-    attempts: int
-    message: str
-    collected: Collected | None
 
 
 class CallPipeline:
@@ -53,25 +39,40 @@ class CallPipeline:
         dns: DnsApi,
         state: EngineState,
         clock: Callable[[], float] = time.monotonic,
-        flights: SingleFlight[_Shared] | None = None,
+        bulk: bool = True,
+        flights: SingleFlight[Outcome] | None = None,
         semaphores: dict[str, asyncio.Semaphore] | None = None,
+        batchers: dict[str, Batcher] | None = None,
     ) -> None:
         providers = list(providers)
         self.state = state
         self._http, self._dns = http, dns
         self._clock = clock
-        self._flights: SingleFlight[_Shared] = flights if flights is not None else SingleFlight()
+        self._flights: SingleFlight[Outcome] = flights if flights is not None else SingleFlight()
         self._semaphores = semaphores if semaphores is not None else {
             p.name: asyncio.Semaphore(p.policy.concurrency) for p in providers if p.policy.concurrency
         }
         self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in providers}
         self._disabled = {p.name: p.disabled_reason() for p in providers}
         self._peek: Callable[[str], CacheEntry | None] | None = getattr(state.cache, "peek", None)
+        # Bulk queries: one Batcher per provider that takes many keys per request (none with bulk=False: every
+        # call then goes one by one through collect()). Empty for most engines, so call() pays one truth test.
+        self._batchers = batchers if batchers is not None else {
+            p.name: Batcher(p, context=self._contexts[p.name], state=state, clock=clock,
+                            semaphore=self._semaphores.get(p.name), acquire=self._acquire,
+                            wait_for_slot=self._wait_for_slot)
+            for p in providers if bulk and p.max_batch > 1
+        }
 
     def narrowed(self, providers: Iterable[Provider]) -> CallPipeline:
-        """A pipeline for some of these providers sharing this one's clients, state, in-flight calls and caps."""
+        """A pipeline for some of these providers sharing this one's clients, state, in-flight calls, caps and
+        pending bulk queries."""
         return CallPipeline(providers, http=self._http, dns=self._dns, state=self.state, clock=self._clock,
-                            flights=self._flights, semaphores=self._semaphores)
+                            flights=self._flights, semaphores=self._semaphores, batchers=self._batchers)
+
+    def batcher(self, name: str) -> Batcher | None:
+        """The bulk-query batcher of provider ``name`` (None: its calls go one by one)."""
+        return self._batchers.get(name)
 
     def disabled(self) -> dict[str, str]:
         return {name: reason for name, reason in self._disabled.items() if reason}
@@ -108,7 +109,11 @@ class CallPipeline:
             if entry is not None:
                 return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0,
                                   "from cache", dict(entry.signals), entry.raw, key)
-        upstream = partial(self._upstream, provider, signals, cache_key, deadline)
+        batcher = self._batchers.get(provider.name) if self._batchers else None
+        if batcher is None:
+            upstream = partial(self._upstream, provider, signals, cache_key, deadline)
+        else:
+            upstream = partial(batcher.submit, signals, cache_key, deadline)
         shared, joined = await self._flights.run(cache_key, upstream)
         if joined and shared.status is CallStatus.TIMEOUT and self._clock() < deadline - 0.05:
             # The call we joined ran under its first caller's (earlier) deadline; ours has time left.
@@ -124,19 +129,19 @@ class CallPipeline:
         return CallResult(provider.name, shared.status, latency, shared.attempts, shared.message,
                           collected.signals if collected else {}, collected.raw if collected else None, key)
 
-    async def _upstream(self, provider: Provider, signals: dict[str, Any], cache_key: str, deadline: float) -> _Shared:
+    async def _upstream(self, provider: Provider, signals: dict[str, Any], cache_key: str, deadline: float) -> Outcome:
         """The call itself, once for every URL that joined it: breaker, cap, limiter, retries, cache write."""
         policy = provider.policy
         name = provider.name
         started = self._clock()
         if not await self.state.breakers.allow(name, policy.breaker_threshold, policy.breaker_cooldown):
-            return _Shared(CallStatus.CIRCUIT_OPEN, 0, "circuit open after repeated failures", None)
+            return Outcome(CallStatus.CIRCUIT_OPEN, 0, "circuit open after repeated failures", None)
         success = False
         try:
             semaphore = self._semaphores.get(name)
             if semaphore is not None and not await self._acquire(semaphore, deadline):
                 success = True  # our own cap was full: says nothing about the provider's health
-                return _Shared(CallStatus.RATE_LIMITED, 0,
+                return Outcome(CallStatus.RATE_LIMITED, 0,
                                f"concurrency cap ({policy.concurrency}) full until the deadline", None)
             try:
                 collected, attempts = await call_with_retries(
@@ -147,15 +152,13 @@ class CallPipeline:
                 if semaphore is not None:
                     semaphore.release()
         except Exception as exc:
-            shared, success = _failure(exc, name, min(policy.timeout, deadline - started))
+            shared, success = failure(exc, name, min(policy.timeout, deadline - started))
             return shared
         else:
             success = True
-            if policy.cache_ttl > 0:
-                await self.state.cache.set(
-                    cache_key, CacheEntry(collected.signals, collected.raw, time.time()), policy.cache_ttl
-                )
-            return _Shared(CallStatus.OK, attempts, "", collected)
+            if policy.cache_ttl > 0 and (ttl := cache_ttl(policy, collected)) > 0:
+                await self.state.cache.set(cache_key, CacheEntry(collected.signals, collected.raw, time.time()), ttl)
+            return Outcome(CallStatus.OK, attempts, "", collected)
         finally:
             await self.state.breakers.record(name, success, policy.breaker_threshold)
 
@@ -171,7 +174,7 @@ class CallPipeline:
 
     async def _wait_for_slot(self, name: str, policy: Policy, deadline: float) -> None:
         """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end; raises
-        _RateLimitWait when that would outlast the deadline."""
+        RateLimitWait when that would outlast the deadline."""
         limiter = self.state.limiter
         while True:
             left = deadline - self._clock() - SLOT_WAIT_MARGIN
@@ -181,7 +184,7 @@ class CallPipeline:
                 paused = await limiter.paused_for(name)
                 wait = paused if paused <= left else None
             if wait is None:
-                raise _RateLimitWait(policy.rate_per_sec)
+                raise RateLimitWait(policy.rate_per_sec)
             if wait > 0:
                 await asyncio.sleep(wait)
             # A 429 anywhere while we waited (slots are booked seconds ahead under load) pauses
@@ -198,25 +201,3 @@ class CallPipeline:
                 # Every caller of this provider (every worker, with shared state) pauses too.
                 await self.state.limiter.pause(provider.name, exc.retry_after or DEFAULT_PAUSE_SECONDS)
             raise
-
-
-def _failure(exc: Exception, name: str, timeout: float) -> tuple[_Shared, bool]:
-    """What a failed call hands its callers, and whether the breaker counts it as a success (the provider
-    itself is healthy). Called while ``exc`` is being handled (so a traceback can be logged)."""
-    attempts = int(getattr(exc, "attempts", 0))
-    if isinstance(exc, _RateLimitWait):
-        return _Shared(CallStatus.RATE_LIMITED, attempts, str(exc), None), True  # our own limiter said no
-    if isinstance(exc, TimeoutError):
-        return _Shared(CallStatus.TIMEOUT, attempts, f"no answer within {timeout:.3g}s", None), False
-    if isinstance(exc, ProviderError):
-        status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
-        # A 4xx answer is the caller's problem, not the provider's health.
-        return _Shared(status, attempts, exc.message, None), not exc.retryable and not exc.rate_limited
-    log.exception("provider %s failed unexpectedly", name)  # a provider bug costs only its own cell
-    return _Shared(CallStatus.ERROR, attempts, f"unexpected {type(exc).__name__}: {exc}", None), False
-
-
-class _RateLimitWait(Exception):
-    def __init__(self, rate: float | None) -> None:
-        limit = f"rate limit ({rate:g}/s)" if rate else "a pause after HTTP 429"
-        super().__init__(f"{limit} would not free a slot before the deadline")

@@ -17,11 +17,16 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Plan:
+    """What runs for each URL. Without a selection: every provider of the default set (``in_default_set``)
+    plus the providers they need; with one: the providers named plus those they need. ``known`` keeps every
+    provider the plan was built from, so a narrower or wider selection can be planned from it later."""
+
     providers: tuple[Provider, ...]  # in a topological order
     producer: dict[str, str]  # signal -> name of the provider that produces it
     waits_for: dict[str, frozenset[str]]  # provider -> providers it waits for (needs and wants)
     dependents: dict[str, tuple[str, ...]]  # provider -> providers waiting for it
     depth: dict[str, int]  # 1 = round one
+    known: tuple[Provider, ...] = ()  # every provider given to build(), selected or not, in the order given
 
     @property
     def names(self) -> list[str]:
@@ -65,7 +70,11 @@ class Plan:
         if problems:
             raise PlanError("invalid provider plan: " + "; ".join(problems))
 
-        chosen = _closure(by_name, producer, select) if select is not None else list(by_name)
+        if select is None:
+            closure = set(_closure(by_name, producer, [n for n, p in by_name.items() if p.in_default_set]))
+            chosen = [name for name in by_name if name in closure]  # in the order given, as before
+        else:
+            chosen = _closure(by_name, producer, select)
         graph: dict[str, set[str]] = {}
         for name in chosen:
             provider = by_name[name]
@@ -90,6 +99,7 @@ class Plan:
             waits_for={name: frozenset(deps) for name, deps in graph.items()},
             dependents={name: tuple(sorted(deps)) for name, deps in dependents.items()},
             depth=depth,
+            known=tuple(by_name.values()),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -40,6 +41,12 @@ class _WaitRetryAfterOrBackoff:
         return wait
 
 
+def _tell_backoff(on_backoff: Callable[[BaseException, float], None], state: RetryCallState) -> None:
+    failure = state.outcome.exception() if state.outcome is not None else None
+    if failure is not None:
+        on_backoff(failure, state.upcoming_sleep)
+
+
 class _StopAtDeadline(stop_base):
     """Stop when sleeping the upcoming backoff would leave no time for another attempt."""
 
@@ -58,11 +65,14 @@ async def call_with_retries(
     deadline: float,
     clock: Callable[[], float] = time.monotonic,
     before_attempt: Callable[[], Awaitable[None]] | None = None,
+    on_backoff: Callable[[BaseException, float], None] | None = None,
 ) -> tuple[Any, int]:
     """Run ``attempt()`` until it succeeds, fails for good, runs out of retries or of time.
 
     Each attempt gets ``min(policy.timeout, time left)``, counted after ``before_attempt`` (a rate-limit
-    wait) returns. Returns (result, attempts); the last exception is re-raised with ``.attempts`` set."""
+    wait) returns. ``on_backoff(failure, seconds)`` is told before each backoff sleep (a bulk query ends the
+    keys that cannot wait that long). Returns (result, attempts); the last exception is re-raised with
+    ``.attempts`` set."""
     attempts = 0
 
     async def one_attempt() -> Any:
@@ -109,6 +119,7 @@ async def call_with_retries(
         retry=retry_if_exception(is_retryable),
         reraise=True,
         sleep=asyncio.sleep,
+        before_sleep=None if on_backoff is None else partial(_tell_backoff, on_backoff),
     )
     try:
         return await retrying(replay_first_then_attempt), attempts

@@ -35,6 +35,7 @@ class Engine:
         url_deadline: float = DEFAULT_URL_DEADLINE,
         clock: Callable[[], float] = time.monotonic,
         observer: EngineObserver | None = None,
+        bulk: bool = True,
     ) -> None:
         self.plan = plan
         self.observer = observer  # set it before narrowed() views are made: they copy it
@@ -42,8 +43,12 @@ class Engine:
         self.dns = dns
         self.state = state or EngineState()
         self.url_deadline = url_deadline
+        self.bulk = bulk  # False (LINKMETER_BULK=off): every call goes one by one through collect()
         self._clock = clock
-        self.calls = CallPipeline(plan.providers, http=http, dns=dns, state=self.state, clock=clock)
+        # Over every known provider, not only the plan's: a selection's view (narrowed) shares its caps and
+        # pending bulk queries, and may run a provider outside the default set.
+        self.calls = CallPipeline(plan.known or plan.providers, http=http, dns=dns, state=self.state, clock=clock,
+                                  bulk=bulk)
         self._selections: dict[frozenset[str], Engine] = {}
 
     async def close(self) -> None:
@@ -58,17 +63,18 @@ class Engine:
         return self.calls.disabled()
 
     def narrowed(self, select: Iterable[str]) -> Engine:
-        """An engine running only ``select`` (plus the providers they need), sharing this one's clients,
-        state, in-flight calls and concurrency caps; close only this one. Raises PlanError for an unknown
-        name."""
-        view = Engine(Plan.build(self.plan.providers, select=select), http=self.http, dns=self.dns,
-                      state=self.state, url_deadline=self.url_deadline, clock=self._clock, observer=self.observer)
+        """An engine running only ``select`` (plus the providers they need), chosen among every provider this
+        one knows (in its default set or not), sharing this one's clients, state, in-flight calls, concurrency
+        caps and pending bulk queries; close only this one. Raises PlanError for an unknown name."""
+        view = Engine(Plan.build(self.plan.known or self.plan.providers, select=select), http=self.http,
+                      dns=self.dns, state=self.state, url_deadline=self.url_deadline, clock=self._clock,
+                      observer=self.observer, bulk=self.bulk)
         view.calls = self.calls.narrowed(view.plan.providers)
         return view
 
     def for_selection(self, providers: Iterable[str]) -> Engine:
-        """This engine for an empty selection, else its ``narrowed`` view for these providers, made once per
-        distinct selection and kept. Raises PlanError for an unknown name."""
+        """This engine for an empty selection (its plan: the default set), else its ``narrowed`` view for these
+        providers, made once per distinct selection and kept. Raises PlanError for an unknown name."""
         key = frozenset(providers)
         if not key:
             return self

@@ -124,6 +124,7 @@ class EngineSettings:
     redis_url: str | None = None  # LINKMETER_REDIS_URL: shared rate limits, breakers and caches
     redis_prefix: str = DEFAULT_PREFIX  # LINKMETER_REDIS_PREFIX: namespace of every key linkmeter writes
     redis_timeout: float = DEFAULT_TIMEOUT  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
+    bulk: bool = True  # LINKMETER_BULK: off sends every call one by one (the benchmark's comparison)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
@@ -133,7 +134,8 @@ class EngineSettings:
                    url_deadline=url_deadline(environ), environ=environ, relax_rate_limits=relax_rate_limits,
                    redis_url=redis_url(environ),
                    redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
-                   redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True))
+                   redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
+                   bulk=env.flag(environ, "LINKMETER_BULK", True))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""
@@ -155,7 +157,7 @@ class EngineSettings:
 
     def policy_for(self, base: Policy, prefix: str) -> Policy:
         """``base`` with the overrides set under ``prefix`` (TIMEOUT, RETRIES, CACHE_TTL, CONCURRENCY, RATE,
-        BURST); each unset one keeps the base's value."""
+        BURST, BATCH_LINGER); each unset one keeps the base's value."""
         environ = self.environ
         changes: dict[str, object] = {
             "timeout": env.number(environ, prefix + "TIMEOUT", base.timeout, positive=True),
@@ -163,6 +165,7 @@ class EngineSettings:
             "cache_ttl": env.number(environ, prefix + "CACHE_TTL", base.cache_ttl),
             "concurrency": env.whole(environ, prefix + "CONCURRENCY", base.concurrency or 0) or None,
             "burst": max(1, env.whole(environ, prefix + "BURST", base.burst)),
+            "batch_linger": env.number(environ, prefix + "BATCH_LINGER", base.batch_linger),
         }
         if prefix + "RATE" in environ:
             off = env.text(environ, prefix + "RATE").lower() in env.FALSE | {""}

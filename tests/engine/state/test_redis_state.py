@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from linkmeter.assembly import build_engine
 from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState
+from linkmeter.engine.provider import Policy
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.settings import SettingsError
 from linkmeter.engine.state import EngineState
@@ -26,7 +27,7 @@ from linkmeter.engine.state.cache import RedisCache
 from linkmeter.engine.state.limiter import RedisRateLimiter
 from linkmeter.engine.state.link import RedisLink
 from linkmeter.engine.state.redis_state import redis_state
-from tests.engine.fakes import cached_provider, make_engine
+from tests.engine.fakes import BulkFake, cached_provider, make_engine
 from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
 from tests.waiting import wait_until_async
 
@@ -516,6 +517,26 @@ async def test_a_result_cached_by_one_engine_is_cached_in_another(prefix: str) -
     assert done.providers["p"].status is CallStatus.OK
     assert again.providers["p"].status is CallStatus.CACHED and second.calls == 0
     assert again.signals["p.x"] == 1 and again.providers["p"].raw == {"fake": "p"}
+
+
+async def test_a_bulk_query_s_answers_are_cached_for_every_worker_and_take_one_shared_slot(prefix: str) -> None:
+    policy = Policy(timeout=2, retries=0, cache_ttl=60, rate_per_sec=100, burst=1, batch_linger=0.02)
+    first, second = BulkFake("bulk", policy=policy), BulkFake("bulk", policy=policy)
+    one = make_engine(first, state=redis_state(REDIS_URL, prefix=prefix))
+    other = make_engine(second, state=redis_state(REDIS_URL, prefix=prefix))
+    targets = [f"https://site{i}.example/" for i in range(30)]
+    try:
+        done = [r async for r in one.analyze_many(targets, concurrency=30)]
+        again = [r async for r in other.analyze_many(targets, concurrency=30)]
+        # One request took one slot: the next one is booked 1/rate after it, not 30 slots later.
+        wait = await one.state.limiter.reserve("bulk", 100, 1, 10)
+    finally:
+        await one.close()
+        await other.close()
+    assert len(first.batches) == 1 and second.batches == []
+    assert {r.providers["bulk"].status for r in done} == {CallStatus.OK}
+    assert {r.providers["bulk"].status for r in again} == {CallStatus.CACHED}
+    assert wait is not None and wait <= 0.02
 
 
 async def test_an_engine_whose_redis_is_unreachable_still_runs() -> None:

@@ -63,15 +63,15 @@ async def engine_view(*, caches: bool = True) -> EngineView:
     if engine is None:
         return await _environment_view(os.environ, current.counts, caches=caches)
     breakers: dict[str, str] = {}
-    for provider in engine.plan.providers:
+    for provider in engine.plan.known:
         state = await engine.state.breakers.state(provider.name, provider.policy.breaker_cooldown)
         breakers[provider.name] = str(state)
     cache_view: dict[str, ProviderCache] = {}
     if caches:
         cache = engine.state.cache
         store = STORE_REDIS if engine.state.shared else STORE_MEMORY
-        counts = await _counted(current.counts, cache, cache, [p.name for p in engine.plan.providers])
-        cache_view = _caches(engine.plan.providers, store, counts)
+        counts = await _counted(current.counts, cache, cache, [p.name for p in engine.plan.known])
+        cache_view = _caches(engine.plan.known, store, counts)
     return EngineView(engine.disabled(), breakers, cache_view)
 
 

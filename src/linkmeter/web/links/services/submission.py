@@ -55,8 +55,8 @@ def validate_providers(providers: Sequence[str] | None) -> list[str]:
 
 
 def default_max_age(providers: Sequence[str]) -> float:
-    """The shortest cache TTL among the providers asked for (all when none named), in seconds."""
-    classes = [cls for cls in PROVIDER_CLASSES if not providers or cls.name in providers]
+    """The shortest cache TTL among the providers asked for (the default set when none named), in seconds."""
+    classes = [cls for cls in PROVIDER_CLASSES if (cls.name in providers if providers else cls.in_default_set)]
     ttls = [cls.policy.cache_ttl for cls in classes if cls.policy.cache_ttl > 0]
     return min(ttls) if ttls else 0.0
 
