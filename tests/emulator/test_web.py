@@ -127,6 +127,18 @@ def test_spammy_domains_serve_spammy_pages(synthetic: SyntheticWeb) -> None:
     assert "!!!" in tree.css_first("title").text()
 
 
+def test_phishing_domains_serve_a_brands_sign_in_form_and_other_pages_none(synthetic: SyntheticWeb) -> None:
+    assert synthetic.world.domain("phish-login.example").threat == "phishing"
+    tree = parse(fetch(synthetic, "https://phish-login.example/signin"))
+    form = tree.css_first("form[method=post]")
+    assert form is not None and form.css_first('input[type="password"]') is not None
+    assert "account verification" in form.text() and "Sign in" in form.text()
+
+    others = ["https://malware-downloads.example/a", *article_urls(10)]
+    assert all(synthetic.world.domain(urlsplit(url).hostname or "").threat != "phishing" for url in others)
+    assert all(parse(fetch(synthetic, url)).css_first('input[type="password"]') is None for url in others)
+
+
 def test_pdf_paths_are_not_html(synthetic: SyntheticWeb) -> None:
     answer = fetch(synthetic, "https://docs.example.com/files/report.pdf")
     assert answer.status == 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,8 @@ class EmulatorUnreachable(RuntimeError):
 @dataclass(frozen=True, slots=True)
 class EmulatorInfo:
     """A running emulator: its URL, its ports, its DNS server's address (None: it runs none), the CA
-    certificate its TLS is signed by (PEM), its seed and the provider APIs it mounts."""
+    certificate its TLS is signed by (PEM), its seed, the provider APIs it mounts and, for the keyed ones, the
+    key each accepts (it refuses real keys, so every keyed provider runs against it with its demo key)."""
 
     url: str
     http_port: int
@@ -36,6 +37,7 @@ class EmulatorInfo:
     ca_pem: str
     seed: int
     providers: tuple[str, ...]
+    keys: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def port_map(self) -> dict[int, int]:
@@ -55,6 +57,7 @@ class EmulatorInfo:
             "ca_pem": self.ca_pem,
             "seed": self.seed,
             "providers": list(self.providers),
+            "keys": dict(self.keys),
         }
 
     @classmethod
@@ -64,7 +67,8 @@ class EmulatorInfo:
             info = cls(url=str(document["url"]).rstrip("/"), http_port=int(document["http_port"]),
                        https_port=int(document["https_port"]), dns=_parse_address(str(document.get("dns") or "")),
                        ca_pem=str(document["ca_pem"]), seed=int(document.get("seed", 0)),
-                       providers=tuple(str(name) for name in document["providers"]))
+                       providers=tuple(str(name) for name in document["providers"]),
+                       keys={str(name): str(key) for name, key in dict(document.get("keys") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not an emulator info document ({type(exc).__name__}: {exc})") from exc
         if not info.ca_pem.startswith("-----BEGIN CERTIFICATE-----"):
@@ -90,8 +94,11 @@ def fetch_info_sync(url: str) -> EmulatorInfo:
 
 
 def provider_urls(info: EmulatorInfo) -> dict[str, str]:
-    """LINKMETER_<NAME>_BASE_URL for every provider API the emulator mounts."""
-    return {f"LINKMETER_{name.upper()}_BASE_URL": info.base_url(name) for name in info.providers}
+    """LINKMETER_<NAME>_BASE_URL for every provider API the emulator mounts, and LINKMETER_<NAME>_API_KEY for
+    the keyed ones (their demo key)."""
+    env = {f"LINKMETER_{name.upper()}_BASE_URL": info.base_url(name) for name in info.providers}
+    env.update({f"LINKMETER_{name.upper()}_API_KEY": key for name, key in info.keys.items() if name in info.providers})
+    return env
 
 
 def emulator_variables(info: EmulatorInfo) -> frozenset[str]:

@@ -16,7 +16,7 @@ from aiohttp import hdrs, web
 
 from linkmeter.emulator.client import EmulatorInfo
 from linkmeter.emulator.knobs import Faults, Knobs
-from linkmeter.emulator.parts import ApiMount, Part, discover_apis, web_answers
+from linkmeter.emulator.parts import ApiMount, Part, demo_keys, discover_apis, web_answers
 from linkmeter.emulator.stats import RequestStats
 from linkmeter.emulator.tls import EmulatorTLS
 from linkmeter.emulator.web import PROVIDER as WEB_PROVIDER
@@ -136,7 +136,8 @@ class RunningEmulator:
         """What ``GET /_emulator/info`` describes (``to_json()``: the document itself)."""
         return EmulatorInfo(url=self.url, http_port=self.http_port, https_port=self.https_port,
                             dns=(self.host, self.dns_port) if self._dns is not None else None,
-                            ca_pem=self.ca_pem, seed=self.seed, providers=tuple(self.providers))
+                            ca_pem=self.ca_pem, seed=self.seed, providers=tuple(self.providers),
+                            keys=demo_keys())
 
     async def close(self) -> None:
         if self._closed:

@@ -80,6 +80,7 @@ OTHER_SITES = (
     "research.example.edu", "video.example", "jobs.example", "weather.example",
 )
 SPAM_SITES = ("spam-deals.example", "cheap-pills.example", "phish-login.example", "malware-downloads.example")
+PHISHED_BRANDS = ("PayPal", "Microsoft 365", "Apple ID", "Netflix", "Amazon", "DHL Express", "Chase Bank")
 CURRENCY_NOTES = "Café crème, naïve façade, Müller & Søn — prices in £ and €, señor"
 
 
@@ -173,7 +174,8 @@ class SyntheticWeb:
         return _redirect(status, f"{scheme}://{site}{_article_path(rng)}")
 
     def _page(self, rng: random.Random, host: str, target: str, clean: str) -> WebResponse:
-        spammy = self.world.domain(host).spam
+        facts = self.world.domain(host)
+        spammy = facts.spam
         site = _site_name(host)
         vocabulary = SPAM_WORDS if spammy else WORDS
         headline = _headline(rng, vocabulary)
@@ -226,6 +228,9 @@ class SyntheticWeb:
         rng.shuffle(links)
         body = [f"<header><a href=\"/\">{escape(site)}</a></header><main><article><h1>"
                 f"{escape(headline, quote=False)}</h1>"]
+        if facts.threat == "phishing":
+            # Its own draws: the rest of the page (and every other page) stays byte for byte as it was.
+            body.append(_login_form(self.world.rng("web", "phish", host)))
         per_paragraph = len(links) // len(chosen) + 1
         for index, paragraph in enumerate(chosen):
             own_links = " ".join(links[index * per_paragraph:(index + 1) * per_paragraph])
@@ -366,6 +371,16 @@ def _gzip_bomb() -> bytes:
     chunk = b" " * (1024 * 1024)
     data = b"".join(compressor.compress(chunk) for _ in range(GZIP_BOMB_BYTES // len(chunk)))
     return data + compressor.flush()
+
+
+def _login_form(rng: random.Random) -> str:
+    """What a phishing page asks for: a brand's sign-in form with a password field, posted to the same site."""
+    brand = rng.choice(PHISHED_BRANDS)
+    return (f'<form method="post" action="/{rng.choice(("verify", "secure", "account"))}/login.php">'
+            f"<h2>{brand} account verification</h2><p>Your {brand} account has been limited. Sign in to verify "
+            'your identity and restore access.</p><label>Email or phone <input type="email" name="email">'
+            '</label><label>Password <input type="password" name="password"></label>'
+            '<button type="submit">Sign in</button></form>')
 
 
 def _site_name(host: str) -> str:

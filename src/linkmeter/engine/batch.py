@@ -239,6 +239,10 @@ class Batcher:
             raise
         if len(answers) != len(keys):
             raise RuntimeError(f"collect_many answered {len(answers)} outcomes for {len(keys)} keys")
+        pause = max((answer.pause or 0.0 for answer in answers if isinstance(answer, Collected)), default=0.0)
+        if pause:
+            # A good answer that spent the allowance: hold every caller back before the next one is refused.
+            await self._state.limiter.pause(self._provider.name, pause)
         return list(zip(keys, answers, strict=True))
 
     async def _deliver(self, policy: Policy, answers: Answers, attempts: int, request: _Request) -> None:

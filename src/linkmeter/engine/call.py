@@ -195,9 +195,13 @@ class CallPipeline:
 
     async def _attempt(self, provider: Provider, signals: dict[str, Any]) -> Collected:
         try:
-            return await provider.collect(self._contexts[provider.name], signals)
+            collected = await provider.collect(self._contexts[provider.name], signals)
         except ProviderError as exc:
             if exc.rate_limited:
                 # Every caller of this provider (every worker, with shared state) pauses too.
                 await self.state.limiter.pause(provider.name, exc.retry_after or DEFAULT_PAUSE_SECONDS)
             raise
+        if collected.pause:
+            # A good answer that spent the allowance: hold every caller back before the next one is refused.
+            await self.state.limiter.pause(provider.name, collected.pause)
+        return collected

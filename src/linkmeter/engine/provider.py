@@ -64,11 +64,14 @@ class ProviderConfig:
 class Collected:
     """What a successful call returns: signals, and the raw upstream response kept for audit. ``ttl`` caps
     how long this result may be cached (seconds; e.g. a Safe Browsing match's ``cacheDuration``): the engine
-    caches it for ``min(policy.cache_ttl, ttl)``, and not at all when ``ttl`` is 0."""
+    caches it for ``min(policy.cache_ttl, ttl)``, and not at all when ``ttl`` is 0. ``pause`` (seconds) says
+    the answer is good but the upstream's allowance is spent (e.g. PhishTank's ``X-Request-Count`` reached
+    ``X-Request-Limit``): the engine then pauses the provider for every caller, as after a 429."""
 
     signals: dict[str, Any]
     raw: Any = None
     ttl: float | None = None
+    pause: float | None = None
 
 
 @dataclass(slots=True)
