@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from linkmeter.engine.cache import SingleFlight
-from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.errors import ProviderDisabled, ProviderError
 from linkmeter.engine.policy import call_with_retries
 from linkmeter.engine.ports import CacheEntry, DnsApi, HttpApi
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider
@@ -208,6 +208,8 @@ def _failure(exc: Exception, name: str, timeout: float) -> tuple[_Shared, bool]:
         return _Shared(CallStatus.RATE_LIMITED, attempts, str(exc), None), True  # our own limiter said no
     if isinstance(exc, TimeoutError):
         return _Shared(CallStatus.TIMEOUT, attempts, f"no answer within {timeout:.3g}s", None), False
+    if isinstance(exc, ProviderDisabled):  # a setting to change, not a failure of the provider
+        return _Shared(CallStatus.DISABLED, attempts, exc.message, None), True
     if isinstance(exc, ProviderError):
         status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
         # A 4xx answer is the caller's problem, not the provider's health.
