@@ -175,8 +175,7 @@ async def test_only_the_chosen_providers_run(emulator: RunningEmulator) -> None:
 
 async def test_a_url_whose_every_provider_fails_ends_failed_with_exit_1(
         emulator_factory: MakeEmulator) -> None:
-    everything = frozenset({"page", "dns", "dnsbl", "rdap", "wayback", "hackernews", "reddit"})
-    emulator = await emulator_factory(knobs=Knobs(hang=everything))
+    emulator = await emulator_factory(knobs=Knobs(hang=frozenset(PROVIDERS)))
     run = await run_linkmeter("analyze", "--emulator", emulator.url, "--timeout", "1", "--json", NEWS)
     assert run.code == 1
     [result] = run.json()["results"]

@@ -74,6 +74,12 @@ def discover_apis() -> list[ApiMount]:
     return sorted(mounts, key=lambda mount: mount.name)
 
 
+def demo_keys() -> dict[str, str]:
+    """Provider name -> the key its emulated API accepts (``DEMO_KEY`` of the keyed APIs' modules)."""
+    keys = {mount.name: getattr(mount.module, "DEMO_KEY", None) for mount in discover_apis()}
+    return {name: key for name, key in keys.items() if isinstance(key, str)}
+
+
 def web_answers() -> Part:
     """The synthetic web's knob answers (an nginx-like HTML 5xx and 429)."""
     return Part(web_part.PROVIDER, web_part)

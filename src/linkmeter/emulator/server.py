@@ -15,7 +15,7 @@ from typing import Any, Protocol, cast
 from aiohttp import hdrs, web
 
 from linkmeter.emulator.knobs import Faults, Knobs
-from linkmeter.emulator.parts import ApiMount, Part, discover_apis, web_answers
+from linkmeter.emulator.parts import ApiMount, Part, demo_keys, discover_apis, web_answers
 from linkmeter.emulator.stats import RequestStats
 from linkmeter.emulator.tls import EmulatorTLS
 from linkmeter.emulator.web import PROVIDER as WEB_PROVIDER
@@ -167,6 +167,9 @@ def env_for_info(info: Mapping[str, Any], ca_file: str) -> dict[str, str]:
     writes ``info["ca_pem"]`` to ``ca_file``."""
     url = str(info["url"]).rstrip("/")
     env = {f"LINKMETER_{name.upper()}_BASE_URL": f"{url}/{name}" for name in info["providers"]}
+    # Keyed APIs accept their DEMO_KEY (and refuse real keys), so every keyed provider runs against them.
+    keys = demo_keys()
+    env.update({f"LINKMETER_{name.upper()}_API_KEY": keys[name] for name in info["providers"] if name in keys})
     env["LINKMETER_FETCH_ALLOW"] = "127.0.0.0/8"
     if info.get("dns"):
         env["LINKMETER_DNS_SERVERS"] = str(info["dns"])
