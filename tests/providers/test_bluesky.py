@@ -114,7 +114,7 @@ async def test_near_misses_of_the_fuzzy_url_match_are_dropped(http: HttpClient, 
 
     result = await collect(http, provider_for(emulator), url)
 
-    assert result.raw["posts"] and result.signals["bluesky.posts"] == 0
+    assert result.raw["returned"] > 0 and result.raw["posts"] == [] and result.signals["bluesky.posts"] == 0
     assert result.signals["bluesky.first_posted"] is None and result.signals["bluesky.likes"] == 0
 
 

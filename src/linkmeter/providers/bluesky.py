@@ -92,7 +92,10 @@ class BlueskyProvider(Provider):
             token = await self.sessions.after_expired(ctx, token)
             response = await self._search(ctx, target, token)
         payload = self._answer(response, token)
-        return Collected(signals=summarise(matching_posts(payload, target)), raw=payload)
+        posts = matching_posts(payload, target)
+        # Kept for audit: what the search found and the posts counted (not every near miss's postView).
+        raw = {"hitsTotal": payload.get("hitsTotal"), "returned": len(payload["posts"]), "posts": posts}
+        return Collected(signals=summarise(posts), raw=raw)
 
     async def _search(self, ctx: CallContext, target: str, token: str) -> HttpResponse:
         return await ctx.http.request(
