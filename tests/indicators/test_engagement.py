@@ -35,6 +35,20 @@ async def test_total_is_points_plus_comments_plus_score_plus_comments() -> None:
     assert signals == {"engagement.total": 207, "engagement.sources": ["hackernews", "reddit"]}
 
 
+async def test_facebook_bluesky_and_mastodon_join_the_total_and_facebooks_own_total_is_not_counted() -> None:
+    signals = await _total({
+        "hackernews.points": 10, "hackernews.comments": 1,
+        "facebook.reactions": 100, "facebook.comments": 20, "facebook.shares": 30, "facebook.plugin_comments": 4,
+        "facebook.total": 154,
+        "bluesky.likes": 7, "bluesky.reposts": 2, "bluesky.replies": 1, "bluesky.quotes": 1,
+        "mastodon.reblogs": 3, "mastodon.favourites": 5, "mastodon.replies": 2,
+        "mastodon.trend_uses": 999, "bluesky.posts": 999,  # counts of posts and uses, not of interactions
+        "reddit.score": 50, "reddit.comments": 7,
+    })
+    assert signals == {"engagement.total": 11 + 154 + 11 + 10 + 57,
+                       "engagement.sources": ["hackernews", "facebook", "bluesky", "mastodon", "reddit"]}
+
+
 async def test_a_missing_source_is_left_out_and_named() -> None:
     signals = await _total({"reddit.score": 5, "reddit.comments": 2})
     assert signals == {"engagement.total": 7, "engagement.sources": ["reddit"]}

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.errors import ProviderDisabled, ProviderError
 from linkmeter.engine.observe import LOG_FIELDS, logging_context
 from linkmeter.engine.outcome import (
     DEFAULT_PAUSE_SECONDS,
@@ -272,6 +272,8 @@ class Batcher:
 def _answer(answer: Collected | ProviderError | object, attempts: int) -> Outcome:
     if isinstance(answer, Collected):
         return Outcome(CallStatus.OK, attempts, "", answer)
+    if isinstance(answer, ProviderDisabled):
+        return Outcome(CallStatus.DISABLED, attempts, answer.message, None)
     if isinstance(answer, ProviderError):
         status = CallStatus.RATE_LIMITED if answer.rate_limited else CallStatus.ERROR
         return Outcome(status, attempts, answer.message, None)

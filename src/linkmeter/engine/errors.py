@@ -6,8 +6,11 @@ The hierarchy::
      ├── ProviderError          a provider call failed; the engine retries it when ``retryable``, pauses the
      │    │                     provider after it when ``rate_limited`` (raised by providers, http.py,
      │    │                     dns.py, bodies.py, ssrf.py)
-     │    └── FetchRefused      a request the HTTP client will not make: the SSRF guard, a redirect limit or
-     │                          target, a URL it cannot fetch (``code`` says which); never retried
+     │    ├── FetchRefused      a request the HTTP client will not make: the SSRF guard, a redirect limit or
+     │    │                     target, a URL it cannot fetch (``code`` says which); never retried
+     │    └── ProviderDisabled  the upstream refuses this provider as configured (e.g. search closed to the
+     │                          session it has): the call ends ``disabled`` with the reason, never retried,
+     │                          and the breaker does not count it
      └── ValueError
           └── SettingsError     a LINKMETER_* variable holds a value that cannot be used; the message names
                                 the variable (the CLI and ``linkmeter serve`` exit with status 2)
@@ -45,6 +48,14 @@ class FetchRefused(ProviderError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message, retryable=False)
         self.code = code
+
+
+class ProviderDisabled(ProviderError):
+    """The upstream will not serve this provider as it is set up; the call ends ``disabled`` with ``message``
+    (which says what to change), is not retried and does not count against the provider's health."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message, retryable=False, status=status)
 
 
 class SettingsError(ValueError):

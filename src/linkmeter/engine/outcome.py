@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.errors import ProviderDisabled, ProviderError
 from linkmeter.engine.provider import Collected, Policy
 from linkmeter.engine.results import CallStatus
 
@@ -43,6 +43,8 @@ def failure(exc: BaseException, name: str, timeout: float) -> tuple[Outcome, boo
         return Outcome(CallStatus.RATE_LIMITED, attempts, str(exc), None), True  # our own limiter said no
     if isinstance(exc, TimeoutError):
         return Outcome(CallStatus.TIMEOUT, attempts, f"no answer within {timeout:.3g}s", None), False
+    if isinstance(exc, ProviderDisabled):  # a setting to change, not a failure of the provider
+        return Outcome(CallStatus.DISABLED, attempts, exc.message, None), True
     if isinstance(exc, ProviderError):
         status = CallStatus.RATE_LIMITED if exc.rate_limited else CallStatus.ERROR
         # A 4xx answer is the caller's problem, not the provider's health.

@@ -2,10 +2,13 @@
 
 engagement.total = the sum of every signal a provider marks ``SignalSpec(..., interactions=True)``
 
-Each such signal counts people's interactions with a submission of the URL (an upvote, a comment), so the
-sum reads as "interactions seen across the sites we ask". Today the terms are hackernews.points,
-hackernews.comments, reddit.score and reddit.comments; a provider adds its own by marking its signals,
-with no edit here (``linkmeter providers`` lists them as this indicator's wants). A provider whose terms
+Each such signal counts people's interactions with the URL or its posts (an upvote, a like, a share, a
+comment), so the sum reads as "interactions seen across the sites we ask". Today the terms are
+hackernews.points, hackernews.comments; facebook.reactions, facebook.comments, facebook.shares,
+facebook.plugin_comments (not facebook.total, their sum); bluesky.likes, bluesky.reposts, bluesky.replies,
+bluesky.quotes; mastodon.reblogs, mastodon.favourites, mastodon.replies; reddit.score and reddit.comments.
+A provider adds its own by marking its signals, with no edit here (``linkmeter providers`` lists them as this
+indicator's wants). A provider whose terms
 are all absent (it failed, was skipped or disabled) is left out, and the providers that do count are listed
 in engagement.sources; with no source at all the indicator fails rather than report a misleading zero.
 """
