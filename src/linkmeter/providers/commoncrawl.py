@@ -28,7 +28,6 @@ from linkmeter.providers.wayback import parse_timestamp
 COLLINFO_TTL = 12 * 3600.0  # a crawl is published about once a month
 DEFAULT_CRAWLS = 3  # REFERENCE §12: "only the latest 1-3 crawls"
 MAX_CRAWLS = 12
-SLOWDOWN_SECONDS = 10.0  # the pause after a 503 without Retry-After: "slow down when you got 503s"
 NO_CAPTURES = "No Captures found"
 
 
@@ -58,7 +57,7 @@ class _CrawlList:
 class CommonCrawlProvider(Provider):
     """``collinfo.json`` once per 12 h per instance (concurrent calls share one fetch), then one CDX query per
     crawl for the newest ``LINKMETER_COMMONCRAWL_OPT_CRAWLS`` crawls (default 3), one after the other. A 404
-    "No Captures found" is zero captures in that crawl; a 503 pauses the provider (rate_limited)."""
+    "No Captures found" is zero captures in that crawl; a 503 slows the provider down (see status_error)."""
 
     name = "commoncrawl"
     order = 55
@@ -82,9 +81,10 @@ class CommonCrawlProvider(Provider):
     # ~1 request a second in all (REFERENCE §12: "plan for <= 1 request per second, serially"). A call makes
     # one request per crawl, so the call rate is 1/crawls (set in __init__ from the option); near-serial:
     # two calls in flight at most. The index is slow under load; captures of past crawls never change, but
-    # a new crawl appears monthly: a day's cache.
+    # a new crawl appears monthly: a day's cache. "Slow down when you got 503s": a long backoff, and after 5
+    # failed calls in a row the breaker leaves the server alone for a minute.
     policy = Policy(timeout=30.0, retries=1, backoff_base=2.0, rate_per_sec=1.0 / DEFAULT_CRAWLS, burst=1,
-                    concurrency=2, cache_ttl=86400.0)
+                    concurrency=2, cache_ttl=86400.0, breaker_cooldown=60.0)
     default_base_url = "https://index.commoncrawl.org"
 
     def __init__(self, config: ProviderConfig | None = None, *,
@@ -176,12 +176,12 @@ def crawl_answer(crawl: Crawl, response: HttpResponse) -> tuple[list[Capture], A
 
 
 def status_error(response: HttpResponse) -> ProviderError:
-    """503 is the index server's "slow down": rate_limited, so the engine pauses the provider; the rest are
-    mapped as usual."""
+    """503 is the index server's "slow down": with a Retry-After it pauses the provider (rate_limited),
+    without one it is a retried error (backoff from 2 s, and the breaker's minute after 5 in a row)."""
     if response.status == 503:
-        wait = parse_retry_after(response.headers.get("Retry-After")) or SLOWDOWN_SECONDS
+        wait = parse_retry_after(response.headers.get("Retry-After"))
         return ProviderError(f"HTTP 503 from {response.url}: Common Crawl asks to slow down", retryable=True,
-                             retry_after=wait, status=503, rate_limited=True)
+                             retry_after=wait, status=503, rate_limited=wait is not None)
     return error_for_status(response.status, response.headers, response.url, response.text()[:200])
 
 
