@@ -30,7 +30,9 @@ def test_no_variables_means_every_provider_on_its_defaults() -> None:
         provider = chosen.configure(cls)
         assert provider.config.base_url == cls.default_base_url
         assert provider.config.api_key is None
-        assert provider.disabled_reason() is None
+        # Enabled, except a provider that cannot run without a key: disabled, naming the variable to set.
+        expected = f"no API key: set LINKMETER_{cls.name.upper()}_API_KEY" if cls.requires_key else None
+        assert provider.disabled_reason() == expected
         assert provider.policy == cls.policy
 
 
