@@ -161,7 +161,8 @@ def certificates(world: World, domain: str) -> list[Cert]:
     pop = facts.popularity
     # Popular domains took up HTTPS earlier; nobody before the domain existed or before CT logs.
     adopted = CT_ERA + timedelta(days=int((1.0 - pop) * rng.random() * 9 * 365))
-    start = max(facts.registration + timedelta(days=rng.randint(1, 90)), adopted)
+    start = max(facts.registration + timedelta(days=rng.randint(1, 90)), adopted) + timedelta(
+        seconds=rng.randint(0, 86399))
     lines: list[tuple[tuple[str, ...], datetime]] = [
         ((("*." + domain, domain) if rng.random() < 0.3 else (domain, "www." + domain)), start)]
     for sub in rng.sample(SUBDOMAINS, int(pop * pop * 10 * rng.random())):
