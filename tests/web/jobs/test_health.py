@@ -46,7 +46,10 @@ async def test_the_registered_engine_reports_its_breakers_and_disabled_providers
         disabled, breakers = await engine_health()
     finally:
         await engine.close()
-    assert set(disabled) == {"wayback"}
+    # wayback switched off, and every provider that cannot run without a key it was not given
+    keyed = {cls.name for cls in PROVIDER_CLASSES if cls.requires_key}
+    assert set(disabled) == {"wayback"} | keyed
+    assert all(disabled[name] == f"no API key: set LINKMETER_{name.upper()}_API_KEY" for name in keyed)
     assert breakers["rdap"] == "open" and breakers["page"] == "closed" and set(breakers) == NAMES
 
 
