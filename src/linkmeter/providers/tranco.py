@@ -107,8 +107,8 @@ class TrancoProvider(Provider):
             if ranks is not None:
                 return self._from_list(ranks, domain)
         why = f"no Tranco list yet ({self._failure})" if self._failure else "no Tranco list yet"
-        raise ProviderError(f"{why}, and the rank API takes one request a second", rate_limited=True,
-                            retry_after=max(0.1, self._api_free_at - self._monotonic()))
+        raise ProviderError(f"{why}, and the rank API takes one request a second", retryable=True,
+                            rate_limited=True, retry_after=max(0.1, self._api_free_at - self._monotonic()))
 
     def current(self, ctx: CallContext) -> RankList | None:
         """The list this process reads (None before the first), reopened when another process replaced the
