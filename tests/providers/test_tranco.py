@@ -212,7 +212,7 @@ async def test_a_failed_refresh_keeps_the_old_list_and_says_so(
     assert upstream.count("/daily_list_id") == tries  # not retried on every call
 
 
-async def test_with_no_list_and_the_rank_api_just_used_a_call_is_rate_limited(
+async def test_when_the_list_cannot_be_had_one_call_a_second_asks_the_rank_api_and_others_err(
     upstream: Upstream, clock: Clock, http: HttpClient, tmp_path: Path
 ) -> None:
     upstream.failure = lambda request: 503 if request.path.endswith("/daily_list_id") else None
@@ -226,8 +226,10 @@ async def test_with_no_list_and_the_rank_api_just_used_a_call_is_rate_limited(
     later = await lookup(provider, http, domain)
 
     assert first.signals["tranco.rank"] == later.signals["tranco.rank"] == rank
-    assert caught.value.rate_limited and caught.value.retryable and 0 < (caught.value.retry_after or 0) <= 1.0
-    assert "no Tranco list yet" in caught.value.message and "HTTP 503" in caught.value.message
+    # The list's upstream failed: an error (retried once the rank API is free again), not a rate limit.
+    assert caught.value.retryable and not caught.value.rate_limited
+    assert 0 < (caught.value.retry_after or 0) <= 1.0
+    assert "no Tranco list (" in caught.value.message and "HTTP 503" in caught.value.message
     assert upstream.count("/api/ranks/domain/") == 2
 
 
@@ -290,6 +292,10 @@ async def test_without_a_directory_only_the_rank_api_answers(upstream: Upstream,
 
     assert result.signals["tranco.rank"] == rank
     assert provider.list_file(provider.config) is None and upstream.count("/daily_list_id") == 0
+    with pytest.raises(ProviderError) as caught:  # the next call within the second: paced like a 429's pause
+        await lookup(provider, http, domain)
+    assert caught.value.rate_limited and caught.value.retryable and 0 < (caught.value.retry_after or 0) <= 1.0
+    assert upstream.count("/api/ranks/domain/") == 1
 
 
 def test_the_file_lives_under_the_data_directory_unless_the_option_moves_it(tmp_path: Path) -> None:

@@ -106,9 +106,13 @@ class TrancoProvider(Provider):
             ranks = self.current(ctx)
             if ranks is not None:
                 return self._from_list(ranks, domain)
-        why = f"no Tranco list yet ({self._failure})" if self._failure else "no Tranco list yet"
-        raise ProviderError(f"{why}, and the rank API takes one request a second", retryable=True,
-                            rate_limited=True, retry_after=max(0.1, self._api_free_at - self._monotonic()))
+        wait = max(0.1, self._api_free_at - self._monotonic())
+        if self._failure:  # the list's upstream failed: an error (retried after the wait), not our own pace
+            raise ProviderError(f"no Tranco list ({self._failure}), and the rank API takes one request a second",
+                                retryable=True, retry_after=wait)
+        # Only the rank API answers (no directory for the list): one call a second, paced like a 429's pause.
+        raise ProviderError("no Tranco list is kept (no data directory), and the rank API takes one request a "
+                            "second", retryable=True, rate_limited=True, retry_after=wait)
 
     def current(self, ctx: CallContext) -> RankList | None:
         """The list this process reads (None before the first), reopened when another process replaced the

@@ -1,13 +1,14 @@
 """The Tranco list on disk: one read-only SQLite file per list source that every process of the host shares.
 
-Why a file under the data directory and not Redis: a lookup must cost no request, and 1M domains in Redis
-would be ~100 MB of its memory and a round trip per lookup; in each process's own memory a dict of them is
-~170 MB per worker process. The SQLite file (~28 MB for 1M domains, one B-tree keyed by domain) is opened
-read-only and ``immutable``: the OS page cache holds one copy for every process of the host, each process
-adds only SQLite's small page cache (~2 MB at most), opening takes well under a millisecond and a lookup
-a few microseconds. A new list is built beside the old one and renamed over it (``os.replace``), so a
-reader sees the old file or the new one, never half of one; processes that hold the old file open keep
-reading it until they reopen. One process of the host builds at a time (``host_lock``, an ``flock``).
+Why a file under the data directory and not Redis: a lookup must cost no request, while 1M domains in Redis
+would take tens of MB of its memory and a round trip per lookup (and the embedded mode has no Redis); in
+each process's own memory a dict of them is ~170 MB per worker process. The SQLite file (~28 MB for 1M
+domains, one B-tree keyed by domain) is opened read-only and ``immutable``: the OS page cache holds one copy
+for every process of the host, each process adds only SQLite's small page cache (2 MB at most), opening takes
+well under a millisecond and a lookup a few microseconds. A new list is built beside the old one and renamed
+over it (``os.replace``), so a reader sees the old file or the new one, never half of one; processes that
+hold the old file open keep reading it until they reopen. One process of the host builds at a time
+(``host_lock``, an ``flock``).
 """
 
 from __future__ import annotations
