@@ -105,7 +105,7 @@ def test_each_source_has_its_own_file(tmp_path: Path) -> None:
     assert live.parent == tmp_path and live.name.startswith("tranco-") and live.suffix == ".sqlite3"
 
 
-def test_files_of_other_sources_are_removed_once_stale(tmp_path: Path) -> None:
+def test_files_of_other_sources_are_removed_once_stale_or_too_many(tmp_path: Path) -> None:
     keep, recent, stale = (tmp_path / f"tranco-{name}.sqlite3" for name in ("keep", "recent", "stale"))
     for path in (keep, recent, stale):
         path.write_bytes(b"x")
@@ -116,6 +116,13 @@ def test_files_of_other_sources_are_removed_once_stale(tmp_path: Path) -> None:
     remove_stale(tmp_path, keep, max_age=3600, now=now)
 
     assert sorted(path.name for path in tmp_path.iterdir()) == ["tranco-keep.sqlite3", "tranco-recent.sqlite3"]
+    for age in range(6):
+        path = tmp_path / f"tranco-other{age}.sqlite3"
+        path.write_bytes(b"x")
+        os.utime(path, (now - age, now - age))
+    remove_stale(tmp_path, keep, max_age=3600, now=now, others=3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "tranco-keep.sqlite3", "tranco-other0.sqlite3", "tranco-other1.sqlite3", "tranco-recent.sqlite3"]
 
 
 async def test_the_host_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> None:

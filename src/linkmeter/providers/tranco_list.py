@@ -194,9 +194,16 @@ def _lock_file(directory: Path) -> BinaryIO:
     return open(directory / ".tranco.lock", "a+b")  # held across awaits: host_lock closes it
 
 
-def remove_stale(directory: Path, keep: Path, max_age: float, now: float) -> None:
-    """Deletes the list files of other sources (an old demo's emulator) not refreshed for ``max_age`` s."""
+def remove_stale(directory: Path, keep: Path, max_age: float, now: float, others: int = 4) -> None:
+    """Deletes the list files of other sources (a demo's or a test's emulator, each on its own port) that were
+    not refreshed for ``max_age`` seconds, and all but the ``others`` newest of them."""
+    found: list[tuple[float, Path]] = []
     for path in directory.glob("tranco-*.sqlite3"):
         with contextlib.suppress(OSError):
-            if path != keep and now - path.stat().st_mtime > max_age:
+            if path != keep:
+                found.append((path.stat().st_mtime, path))
+    found.sort(reverse=True)
+    for rank, (mtime, path) in enumerate(found):
+        if rank >= others or now - mtime > max_age:
+            with contextlib.suppress(OSError):
                 path.unlink()
