@@ -188,3 +188,23 @@ async def test_429_is_rate_limited_and_5xx_retryable(aiohttp_server: ServerFacto
 
     assert limited.value.rate_limited and limited.value.retry_after == 4.0
     assert failed.value.retryable and failed.value.status == 500 and not failed.value.rate_limited
+
+
+async def test_a_full_batch_of_50_urls_is_one_request(aiohttp_server: ServerFactory, http: HttpClient,
+                                                      world: World) -> None:
+    requests: list[str] = []
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        requests.append(request.path)
+        return await handler(request)
+
+    root = web.Application(middlewares=[count])
+    root.add_subapp("/moz", api_app(moz_api, world))
+    base = str((await aiohttp_server(root)).make_url("/moz"))
+    urls = [f"https://site{i}.org/story/{i}" for i in range(MozProvider.max_batch)]
+
+    results = await collect_many(http, base, urls)
+
+    assert MozProvider.max_batch == 50 and len(requests) == 1
+    assert [signals(result) for result in results] == [signals_of(moz_api.metrics(world, url)) for url in urls]

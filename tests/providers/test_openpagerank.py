@@ -194,3 +194,23 @@ def test_rank_strings_become_integers(rank: object, expected: int | None) -> Non
 
     assert signals(outcome("x.com", item)) == {"openpagerank.found": True, "openpagerank.page_rank": 3.5,
                                                "openpagerank.rank": expected}
+
+
+async def test_a_full_batch_of_100_domains_is_one_request(aiohttp_server: ServerFactory, http: HttpClient,
+                                                          world: World) -> None:
+    requests: list[str] = []
+
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        requests.append(request.path)
+        return await handler(request)
+
+    root = web.Application(middlewares=[count])
+    root.add_subapp("/openpagerank", api_app(opr_api, world))
+    base = str((await aiohttp_server(root)).make_url("/openpagerank"))
+    domains = [f"site{i}.net" for i in range(OpenPageRankProvider.max_batch)]
+
+    results = await collect_many(http, base, domains)
+
+    assert OpenPageRankProvider.max_batch == 100 and len(requests) == 1
+    assert all(isinstance(result, Collected) for result in results)
