@@ -137,3 +137,13 @@ async def test_the_host_lock_lets_one_holder_in_at_a_time(tmp_path: Path) -> Non
     await asyncio.gather(hold("a"), hold("b"))
 
     assert order in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+
+
+def test_a_relative_directory_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = list_path(Path("data/tranco"), INFO.source)
+
+    build_list(path, [("a.com", 1)], INFO)
+
+    ranks = open_list(path)
+    assert ranks is not None and ranks.rank("a.com") == 1

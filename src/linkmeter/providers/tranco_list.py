@@ -86,7 +86,8 @@ def open_list(path: Path) -> RankList | None:
     if identity is None:
         return None
     try:
-        connection = sqlite3.connect(path.as_uri() + "?mode=ro&immutable=1", uri=True, check_same_thread=False)
+        connection = sqlite3.connect(path.absolute().as_uri() + "?mode=ro&immutable=1", uri=True,
+                                     check_same_thread=False)
     except sqlite3.Error:
         return None
     try:
