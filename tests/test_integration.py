@@ -20,11 +20,12 @@ from linkmeter.emulator.web import SAMPLE_URLS
 from linkmeter.engine.results import SUCCESS, CallStatus, UrlResult, UrlStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.urls import parse_url
+from linkmeter.providers.registry import INDICATORS as INDICATOR_CLASSES
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from tests.conftest import MakeEmulator
 
 ALL_PROVIDERS = {cls.name for cls in PROVIDER_CLASSES} | {"engagement"}
-INDICATORS = {"engagement"}  # derive numbers from signals, no upstream call, no raw answer
+INDICATORS = {cls.name for cls in INDICATOR_CLASSES}  # derive numbers from signals: no upstream call, no raw
 HTTP_APIS = ("rdap", "wayback", "hackernews", "reddit")
 BLOCKLIST_ZONES = ("dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com")
 # Left out when a page has none (or an invalid one, as the XSS page's lang attribute); every other signal is

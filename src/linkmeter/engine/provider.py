@@ -52,12 +52,15 @@ class Policy:
 
 @dataclass(slots=True)
 class ProviderConfig:
-    """Settings of one provider: from LINKMETER_<NAME>_BASE_URL / _API_KEY, or set by tests and the demo."""
+    """Settings of one provider: from LINKMETER_<NAME>_BASE_URL / _API_KEY, or set by tests and the demo.
+    ``data_dir`` (LINKMETER_DATA_DIR) is where a provider may keep files every process of the host shares
+    (the Tranco list); None: it keeps none."""
 
     base_url: str
     api_key: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     enabled: bool = True
+    data_dir: str | None = None
 
 
 @dataclass(slots=True)

@@ -1,7 +1,7 @@
 """Engine settings from the environment (LINKMETER_*): the HTTP client, DNS, the URL deadline, Redis, providers.
 
 Each variable is read here once, through ``linkmeter.engine.env``, with its one default. The readers of the
-variables other sides use too (``url_deadline``, ``redis_url``, ``fetch_allow``) are public: the Celery
+variables other sides use too (``url_deadline``, ``redis_url``, ``fetch_allow``, ``data_dir``) are public: the Celery
 settings and the web settings call them instead of parsing the same variable again. The full list:
 docs/architecture.md, "Settings".
 """
@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from linkmeter.engine import env
@@ -24,12 +25,19 @@ from linkmeter.engine.state import DEFAULT_PREFIX, DEFAULT_TIMEOUT
 
 PREFIX = "LINKMETER_"
 DEFAULT_URL_DEADLINE = 60.0  # seconds per URL
+DEFAULT_DATA_DIR = "data"
 REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 
 
 def url_deadline(environ: Mapping[str, str]) -> float:
     """LINKMETER_URL_DEADLINE: seconds per URL (the Celery mode sizes its chunk backstop from it)."""
     return env.number(environ, "LINKMETER_URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
+
+
+def data_dir(environ: Mapping[str, str]) -> Path:
+    """LINKMETER_DATA_DIR, absolute: the web side's database and secret key, and the files providers keep for
+    every process of the host (the Tranco list)."""
+    return Path(env.text(environ, "LINKMETER_DATA_DIR", DEFAULT_DATA_DIR)).resolve()
 
 
 def redis_url(environ: Mapping[str, str]) -> str | None:
@@ -125,6 +133,7 @@ class EngineSettings:
     redis_prefix: str = DEFAULT_PREFIX  # LINKMETER_REDIS_PREFIX: namespace of every key linkmeter writes
     redis_timeout: float = DEFAULT_TIMEOUT  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
     bulk: bool = True  # LINKMETER_BULK: off sends every call one by one (the benchmark's comparison)
+    data_dir: Path | None = None  # LINKMETER_DATA_DIR: where providers keep files every process shares
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
@@ -135,7 +144,8 @@ class EngineSettings:
                    redis_url=redis_url(environ),
                    redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
                    redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
-                   bulk=env.flag(environ, "LINKMETER_BULK", True))
+                   bulk=env.flag(environ, "LINKMETER_BULK", True),
+                   data_dir=data_dir(environ))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""
@@ -149,6 +159,7 @@ class EngineSettings:
             # LINKMETER_DNSBL_OPT_SURBL_ZONE -> extra["surbl_zone"]: the provider's own option name.
             extra={k[len(prefix + "OPT_"):].lower(): v for k, v in environ.items() if k.startswith(prefix + "OPT_")},
             enabled=env.flag(environ, prefix + "ENABLED", True),
+            data_dir=str(self.data_dir) if self.data_dir else None,
         )
         provider = provider_class(config)
         # Start from the instance's policy: a provider may adapt it to its config (e.g. OAuth rates).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
@@ -13,12 +12,12 @@ import environ
 from django.utils.csp import CSP
 
 from linkmeter.engine import env
-from linkmeter.engine.settings import fetch_allow
+from linkmeter.engine.settings import data_dir, fetch_allow
 from linkmeter.web.logging import logging_config
 
 django_stubs_ext.monkeypatch()  # lets typed generics such as ModelAdmin[Link] work at run time
 
-DATA_DIR = Path(env.text(os.environ, "LINKMETER_DATA_DIR", "data")).resolve()
+DATA_DIR = data_dir(os.environ)
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
