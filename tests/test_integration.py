@@ -20,11 +20,11 @@ from linkmeter.emulator.web import SAMPLE_URLS
 from linkmeter.engine.results import SUCCESS, CallStatus, UrlResult, UrlStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.urls import parse_url
+from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.providers.registry import INDICATORS as INDICATOR_CLASSES
-from linkmeter.providers.registry import PROVIDER_CLASSES
 from tests.conftest import MakeEmulator
 
-ALL_PROVIDERS = {cls.name for cls in PROVIDER_CLASSES} | {"engagement"}
+ALL_PROVIDERS = set(DEFAULT_NAMES)  # what runs when a submission names no provider
 INDICATORS = {cls.name for cls in INDICATOR_CLASSES}  # derive numbers from signals: no upstream call, no raw
 HTTP_APIS = ("rdap", "wayback", "hackernews", "reddit")
 BLOCKLIST_ZONES = ("dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com")
@@ -38,7 +38,8 @@ async def running_engine(emulator: RunningEmulator, tmp_path: Path, *, url_deadl
                          **overrides: str) -> AsyncIterator[Engine]:
     """An engine built from the emulator's LINKMETER_* environment (plus ``overrides``), closed after."""
     ca_file = write_ca(emulator.info(), tmp_path, f"ca-{emulator.http_port}.pem")
-    environ = {**environment(emulator.info(), ca_file=ca_file), **overrides}
+    # A data directory of its own: providers keep files there (the Tranco list) that no other test shares.
+    environ = {**environment(emulator.info(), ca_file=ca_file), "LINKMETER_DATA_DIR": str(tmp_path), **overrides}
     engine = build_engine(environ, relax_rate_limits=True, url_deadline=url_deadline)
     try:
         yield engine

@@ -12,11 +12,11 @@ import pytest
 
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES
 from tests.conftest import MakeEmulator
 from tests.processes import run_linkmeter
 
-PROVIDERS = {cls.name for cls in PROVIDER_CLASSES}
+PROVIDERS = set(DEFAULT_NAMES)  # what runs when --providers names none
 CALL_FIELDS = {"status", "latency_ms", "attempts", "message", "signals"}
 NEWS = "https://news.example.org/a/1"
 BLOG = "https://techblog.example/blog/async-python-in-practice"

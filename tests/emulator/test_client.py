@@ -26,14 +26,15 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 def info(**changes: object) -> EmulatorInfo:
     fields: dict[str, object] = {"url": "http://127.0.0.1:8765", "http_port": 8765, "https_port": 8766,
                                  "dns": ("127.0.0.1", 8753), "ca_pem": PEM, "seed": 0,
-                                 "providers": ("hackernews", "rdap")}
+                                 "providers": ("hackernews", "rdap", "urlhaus"), "keys": {"urlhaus": "demo"}}
     return EmulatorInfo(**{**fields, **changes})  # type: ignore[arg-type]
 
 
 def test_the_document_keeps_its_form_and_reads_back_the_same() -> None:
     document = info().to_json()
-    assert list(document) == ["url", "http_port", "https_port", "dns", "ca_pem", "seed", "providers"]
-    assert document["dns"] == "127.0.0.1:8753" and document["providers"] == ["hackernews", "rdap"]
+    assert list(document) == ["url", "http_port", "https_port", "dns", "ca_pem", "seed", "providers", "keys"]
+    assert document["dns"] == "127.0.0.1:8753" and document["providers"] == ["hackernews", "rdap", "urlhaus"]
+    assert document["keys"] == {"urlhaus": "demo"}
     assert EmulatorInfo.from_json(json.loads(json.dumps(document))) == info()
 
 
@@ -87,6 +88,8 @@ def test_environment_and_the_ca_file_for_another_process(tmp_path: Path) -> None
     assert environment(info(), ca_file=ca_file) == {
         "LINKMETER_HACKERNEWS_BASE_URL": "http://127.0.0.1:8765/hackernews",
         "LINKMETER_RDAP_BASE_URL": "http://127.0.0.1:8765/rdap",
+        "LINKMETER_URLHAUS_BASE_URL": "http://127.0.0.1:8765/urlhaus",
+        "LINKMETER_URLHAUS_API_KEY": "demo",  # the key the emulated API accepts
         "LINKMETER_FETCH_ALLOW": "127.0.0.0/8",
         "LINKMETER_DNS_SERVERS": "127.0.0.1:8753",
         "LINKMETER_FETCH_PORT_MAP": "80=8765,443=8766",

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from linkmeter.assembly import build_engine
 from linkmeter.emulator.apis import crtsh as crtsh_api
+from linkmeter.emulator.client import environment, write_ca
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
@@ -243,9 +244,9 @@ async def test_a_big_domain_that_outlives_the_timeout_costs_only_its_own_cell(
         emulator_factory: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(crtsh_api, "BIG_DOMAIN_SECONDS", 1.0)  # longer than the timeout below
     emulator = await emulator_factory(knobs=Knobs(seed=SEED))
-    ca_file = tmp_path / "ca.pem"
-    ca_file.write_text(emulator.ca_pem)
-    environ = {**emulator.env(str(ca_file)), "LINKMETER_CRTSH_TIMEOUT": "0.2", "LINKMETER_CRTSH_RETRIES": "0"}
+    ca_file = write_ca(emulator.info(), tmp_path)
+    environ = {**environment(emulator.info(), ca_file=ca_file),
+               "LINKMETER_CRTSH_TIMEOUT": "0.2", "LINKMETER_CRTSH_RETRIES": "0"}
     engine = build_engine(environ, select=["page", "rdap", "crtsh", "wayback"], relax_rate_limits=True)
     try:
         results = {r.url: r async for r in engine.analyze_many(

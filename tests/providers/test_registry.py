@@ -55,7 +55,10 @@ def test_the_listing_order_keeps_todays_providers_in_their_order() -> None:
 
 def test_the_registered_providers_form_a_valid_plan() -> None:
     plan = Plan.build([cls() for cls in PROVIDER_CLASSES])
-    assert sorted(plan.names) == sorted(cls.name for cls in PROVIDER_CLASSES)
+    assert sorted(plan.names) == sorted(cls.name for cls in PROVIDER_CLASSES if cls.in_default_set)
+    assert sorted(p.name for p in plan.known) == sorted(cls.name for cls in PROVIDER_CLASSES)
+    everything = Plan.build([cls() for cls in PROVIDER_CLASSES], select=[cls.name for cls in PROVIDER_CLASSES])
+    assert sorted(everything.names) == sorted(cls.name for cls in PROVIDER_CLASSES)
 
 
 def test_a_new_provider_file_is_found_without_editing_a_list(new_provider_file: None) -> None:
@@ -69,8 +72,7 @@ def test_a_new_provider_file_is_found_without_editing_a_list(new_provider_file: 
 def test_headline_columns_follow_the_listing_order_and_each_signal_has_one_heading() -> None:
     columns = [(signal, spec.headline) for signal, spec in headlines() if signal.split(".")[0] in TODAY]
     assert columns == [
-        ("page.status", "HTTP"), ("page.title", "Title"), ("page.word_count", "Words"),
-        ("page.links_external", "Ext. links"), ("rdap.domain_age_days", "Domain age (d)"),
+        ("page.status", "HTTP"), ("page.title", "Title"), ("rdap.domain_age_days", "Domain age (d)"),
         ("dnsbl.listed_count", "Blocklists"), ("wayback.capture_count", "Captures"),
         ("hackernews.points", "HN points"), ("reddit.score", "Reddit score"), ("engagement.total", "Engagement"),
     ]
@@ -80,4 +82,4 @@ def test_headlines_of_a_plan_subset_keep_the_listing_order() -> None:
     by_name = {cls.name: cls for cls in PROVIDER_CLASSES}
     chosen = [by_name["engagement"], by_name["reddit"], by_name["page"]]
     assert [signal for signal, _ in headlines(chosen)] == [
-        "page.status", "page.title", "page.word_count", "page.links_external", "reddit.score", "engagement.total"]
+        "page.status", "page.title", "reddit.score", "engagement.total"]

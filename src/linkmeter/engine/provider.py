@@ -136,6 +136,9 @@ class Provider(ABC):
     async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
         """Make the call and return signals. Raise ProviderError for failures the engine should see."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional: most providers run nothing in the background
+        """Stop what the provider runs in the background (a list refresh, a session); ``Engine.close`` calls it."""
+
     async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> Sequence[Collected | ProviderError]:
         """One upstream request for several calls with distinct keys (at most ``max_batch``): one outcome per
         item, in order, a ProviderError standing for that item's own failure (e.g. a per-item "not found" that

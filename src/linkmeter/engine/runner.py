@@ -52,9 +52,14 @@ class Engine:
         self._selections: dict[frozenset[str], Engine] = {}
 
     async def close(self) -> None:
-        """Close the shared HTTP client and the shared state (their connection pools). Call once, when the
-        process is done."""
+        """Close the providers (what they run in the background), the shared HTTP client and the shared state
+        (their connection pools). Call once, when the process is done."""
         try:
+            for provider in self.plan.known or self.plan.providers:
+                try:
+                    await provider.aclose()
+                except Exception:  # one provider's cleanup must not keep the others open
+                    log.exception("closing provider %s failed", provider.name)
             await self.http.close()
         finally:
             await self.state.aclose()

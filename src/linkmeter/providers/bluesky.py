@@ -51,7 +51,7 @@ class BlueskyProvider(Provider):
     wants = ("page.canonical_url",)
     provides = {
         "bluesky.posts": SignalSpec(int, "Bluesky posts linking the URL", "posts"),
-        "bluesky.likes": SignalSpec(int, "sum of the posts' likes", "likes", headline="Bluesky likes",
+        "bluesky.likes": SignalSpec(int, "sum of the posts' likes", "likes",
                                     interactions=True),
         "bluesky.reposts": SignalSpec(int, "sum of the posts' reposts", "reposts", interactions=True),
         "bluesky.replies": SignalSpec(int, "sum of the posts' replies", "replies", interactions=True),

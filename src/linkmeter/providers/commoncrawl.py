@@ -68,8 +68,7 @@ class CommonCrawlProvider(Provider):
     wants = ("page.canonical_url",)
     provides = {
         "commoncrawl.captured": SignalSpec(bool, "the URL was captured in one of the crawls checked"),
-        "commoncrawl.captures": SignalSpec(int, "captures of the URL in the crawls checked", "captures",
-                                           headline="CC captures"),
+        "commoncrawl.captures": SignalSpec(int, "captures of the URL in the crawls checked", "captures"),
         "commoncrawl.latest_capture": SignalSpec(str, "time of the latest capture (ISO-8601 UTC)"),
         "commoncrawl.latest_status": SignalSpec(int, "HTTP status of the latest capture"),
         "commoncrawl.latest_redirect": SignalSpec(str, "where the latest capture redirected to, if it did"),

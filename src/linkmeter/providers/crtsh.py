@@ -65,7 +65,7 @@ class CrtshProvider(Provider):
     provides = {
         "crtsh.certificates": SignalSpec(int, "certificates logged for the domain and its subdomains (a "
                                               "precertificate and its final certificate count once)",
-                                         "certificates", headline="Certs"),
+                                         "certificates"),
         "crtsh.first_certificate": SignalSpec(str, "earliest not_before of those certificates (ISO-8601 UTC)"),
         "crtsh.latest_expiry": SignalSpec(str, "latest not_after of those certificates (ISO-8601 UTC)"),
         "crtsh.issuers": SignalSpec(int, "distinct issuing CAs (issuer_ca_id)", "CAs"),

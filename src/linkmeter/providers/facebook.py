@@ -58,8 +58,7 @@ class FacebookProvider(Provider):
         "facebook.plugin_comments": SignalSpec(int, "comments left through the Comments Plugin on the URL's page",
                                                "comments", interactions=True),
         # Not an interactions term: it is the sum of the four above, which engagement already counts.
-        "facebook.total": SignalSpec(int, "reactions + comments + shares + plugin comments", "interactions",
-                                     headline="FB engagement"),
+        "facebook.total": SignalSpec(int, "reactions + comments + shares + plugin comments", "interactions"),
     }
     # REFERENCE §7: "10 GET requests per URL, per app, per hour": a result is kept an hour, so one process asks
     # Graph about a URL at most once an hour (the Redis cache holds it for every worker); app tokens get

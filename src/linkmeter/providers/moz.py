@@ -40,8 +40,7 @@ class MozProvider(Provider):
     wants = ("page.canonical_url", "page.final_url")
     max_batch = 50
     provides = {
-        "moz.domain_authority": SignalSpec(int, "Moz Domain Authority of the URL's root domain, 1-100", "0-100",
-                                           headline="Moz DA"),
+        "moz.domain_authority": SignalSpec(int, "Moz Domain Authority of the URL's root domain, 1-100", "0-100"),
         "moz.page_authority": SignalSpec(int, "Moz Page Authority of the URL, 1-100", "0-100"),
         "moz.spam_score": SignalSpec(int, "Moz Spam Score of the URL's subdomain (None: Moz has none)", "%"),
         "moz.linking_root_domains": SignalSpec(int, "root domains linking to the URL's root domain", "domains"),

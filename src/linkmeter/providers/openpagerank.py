@@ -37,7 +37,7 @@ class OpenPageRankProvider(Provider):
     provides = {
         "openpagerank.found": SignalSpec(bool, "Open PageRank knows the domain"),
         "openpagerank.page_rank": SignalSpec(float, "Open PageRank score of the domain, 0-10 (None: not found)",
-                                             "0-10", headline="Open PageRank"),
+                                             "0-10"),
         "openpagerank.rank": SignalSpec(int, "the domain's global rank in Open PageRank (None: not found or "
                                              "unranked)", "rank"),
     }

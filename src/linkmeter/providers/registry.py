@@ -18,6 +18,8 @@ PROVIDERS: tuple[type[Provider], ...] = provider_classes(linkmeter.providers)
 INDICATORS: tuple[type[Provider], ...] = provider_classes(linkmeter.indicators)
 PROVIDER_CLASSES: tuple[type[Provider], ...] = (*PROVIDERS, *INDICATORS)
 PROVIDER_NAMES: tuple[str, ...] = tuple(cls.name for cls in PROVIDER_CLASSES)  # in listing order
+# What runs when a submission names no provider (``Provider.in_default_set``), in listing order.
+DEFAULT_NAMES: tuple[str, ...] = tuple(cls.name for cls in PROVIDER_CLASSES if cls.in_default_set)
 
 _POSITION = {cls: index for index, cls in enumerate(PROVIDER_CLASSES)}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -41,6 +42,7 @@ REFRESH_AFTER = 86400.0  # Tranco publishes one list a day
 RETRY_AFTER_FAILURE = 600.0  # a failed refresh is tried again this long after (60 s while there is no list)
 RECHECK_EVERY = 60.0  # how often a process looks for a list another process of the host wrote (1 s without one)
 DOWNLOAD_TIMEOUT = 300.0  # a background refresh belongs to no call, so it bounds itself
+LIST_WAIT = 5.0  # how long a call waits for the first list (another process may hold the refresh a long time)
 API_INTERVAL = 1.0  # REFERENCE §8c (UNVERIFIED): the rank API allows about one request a second
 MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024  # the zip is ~7 MB, the CSV ~22 MB
 STALE_FILES = 2 * 86400.0  # another source's list file (a demo's emulator) untouched this long is deleted
@@ -60,8 +62,7 @@ class TrancoProvider(Provider):
     needs = ("domain",)
     wants = ("page.final_domain",)
     provides = {
-        "tranco.rank": SignalSpec(int, "rank in the Tranco top million (1 = most popular; None: not ranked)", "rank",
-                                  headline="Tranco rank"),
+        "tranco.rank": SignalSpec(int, "rank in the Tranco top million (1 = most popular; None: not ranked)", "rank"),
         "tranco.ranked": SignalSpec(bool, "the domain is in the Tranco top million"),
         "tranco.list_date": SignalSpec(str, "date of the Tranco list the answer comes from (YYYY-MM-DD)"),
     }
@@ -102,10 +103,17 @@ class TrancoProvider(Provider):
             return await self._from_api(ctx, domain)
         refresh = self._refresh
         if refresh is not None and not refresh.done():
-            await asyncio.shield(refresh)  # the first list is on its way: this call waits for it, not the API
+            # The first list is on its way: this call waits a while for it rather than for the rank API.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LIST_WAIT):
+                    await asyncio.shield(refresh)
             ranks = self.current(ctx)
             if ranks is not None:
                 return self._from_list(ranks, domain)
+            if not refresh.done():
+                raise ProviderError("the Tranco list is still being fetched, and the rank API takes one request a "
+                                    "second", retryable=True, rate_limited=True,
+                                    retry_after=max(0.1, self._api_free_at - self._monotonic()))
         wait = max(0.1, self._api_free_at - self._monotonic())
         if self._failure:  # the list's upstream failed: an error (retried after the wait), not our own pace
             raise ProviderError(f"no Tranco list ({self._failure}), and the rank API takes one request a second",
@@ -130,6 +138,14 @@ class TrancoProvider(Provider):
             self._refresh = asyncio.get_running_loop().create_task(self._refresh_list(ctx, path),
                                                                    name="tranco-list-refresh")
         return ranks
+
+    async def aclose(self) -> None:
+        """Cancel a refresh in progress, so that it lets go of the host's lock file now."""
+        refresh = self._refresh
+        if refresh is not None and not refresh.done():
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
 
     async def wait_refresh(self) -> None:
         """Until the refresh in progress (if any) has ended, successfully or not."""

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from linkmeter.emulator.server import RunningEmulator
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.jobs.worker import ChunkSummary, WorkerRuntime
 from linkmeter.web.links.models import Analysis, AnalysisStatus, ProviderResult
 from linkmeter.web.links.services.queue import analysis_claim_ids
@@ -22,7 +22,7 @@ from linkmeter.web.links.services.submission import analysis_submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ALL_PROVIDERS = {cls.name for cls in PROVIDER_CLASSES}
+ALL_PROVIDERS = set(DEFAULT_NAMES)  # what runs when a submission names no provider
 URLS = [f"https://news.example.org/c/{i}" for i in range(10)]
 
 

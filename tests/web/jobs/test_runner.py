@@ -17,7 +17,7 @@ from linkmeter.assembly import build_engine
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.server import RunningEmulator
 from linkmeter.engine.runner import Engine
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.jobs import runner as runner_module
 from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
@@ -29,7 +29,7 @@ from tests.web.conftest import use_dispatcher
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MakeEmulator = Callable[..., Awaitable[RunningEmulator]]
-ALL_PROVIDERS = {cls.name for cls in PROVIDER_CLASSES}
+ALL_PROVIDERS = set(DEFAULT_NAMES)  # what runs when a submission names no provider
 URLS = [f"https://news.example.org/a/{i}" for i in range(12)]
 FAST = {"poll_interval": 0.1, "flush_interval": 0.05, "watchdog_interval": 60.0, "stop_grace": 5.0}
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url, url_variants
 
@@ -211,3 +211,11 @@ def _unb64(text: str) -> bytes:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test), with a session of the demo handle."""
+    now = int(time.time())
+    token = _session_body(world, "linkmeter-demo.bsky.social", now, now + ACCESS_LIFETIME)["accessJwt"]
+    return Sample("/xrpc/app.bsky.feed.searchPosts?q=https://www.site2.com/a/2&url=https://www.site2.com/a/2",
+                  headers={"Authorization": f"Bearer {token}"})

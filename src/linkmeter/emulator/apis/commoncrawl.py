@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.apis.wayback import capture_key, surt
 from linkmeter.emulator.world import World, url_host
 
@@ -176,3 +176,8 @@ def _kept(line: dict[str, Any], query: Any) -> bool:
         if hit == negate:
             return False
     return True
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/collinfo.json")

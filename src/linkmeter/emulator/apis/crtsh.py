@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World
 from linkmeter.engine.urls import registered_domain
 
@@ -230,3 +230,8 @@ def _cert(world: World, domain: str, names: tuple[str, ...], when: datetime, iss
 def _html_page(message: str) -> web.Response:
     return web.Response(text=f"<HTML><HEAD><TITLE>crt.sh | Certificate Search</TITLE></HEAD><BODY>{message}"
                              "</BODY></HTML>", content_type="text/html", charset="utf-8")
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/?q=site2.com&output=json")

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url
 
@@ -154,3 +154,9 @@ def _normalised(url: str) -> str | None:
 
 def _trace_id(seed: str) -> str:
     return "A" + hashlib.sha256(seed.encode()).hexdigest()[:22]
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/v24.0/?id=https://www.site2.com/a/2&fields=engagement",
+                  headers={"Authorization": f"Bearer {DEMO_KEY}"})

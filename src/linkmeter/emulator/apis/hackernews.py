@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url, url_variants
 
@@ -230,3 +230,8 @@ def _highlight(text: str, words: list[str]) -> tuple[str, list[str]]:
 
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"message": message, "status": status}, status=status)
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/api/v1/search?query=www.site4.com/x")

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url, url_variants
 
@@ -236,3 +236,8 @@ def _limit(request: web.Request, most: int) -> int:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/mastodon.social/api/v2/search?q=https://www.site2.com/a/2&type=statuses&limit=40")

@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 
 NAME = "moz"
@@ -118,3 +118,9 @@ def metrics(world: World, target: str) -> dict[str, Any]:
 
 def _clamp(value: int) -> int:
     return max(1, min(100, value))
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/v2/url_metrics", "POST", json={"targets": ["https://www.site2.com/a/2", "site5.com"]},
+                  headers={"Authorization": "Basic " + base64.b64encode(DEMO_KEY.encode()).decode()})

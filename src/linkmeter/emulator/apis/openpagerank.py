@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import RANKED_LIMIT, World
 
 NAME = "openpagerank"
@@ -94,3 +94,9 @@ def item(world: World, domain: str) -> dict[str, Any]:
                 "rank": None, "domain": domain}
     return {"status_code": 200, "error": "", "page_rank_integer": round(found.page_rank),
             "page_rank_decimal": found.page_rank, "rank": str(found.rank), "domain": domain}
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/api/v1.0/getPageRank?domains[]=site1.com&domains[]=spam-deals.example",
+                  headers={"API-OPR": DEMO_KEY})

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url
 
@@ -253,3 +253,9 @@ def _field_metric(name: str, percentile: int, draw: float) -> dict[str, Any]:
     shares = (round(fast, 4), round(1 - fast - slow, 4), round(slow, 4))
     return {"percentile": percentile, "category": category,
             "distributions": [{**bound, "proportion": share} for bound, share in zip(bounds, shares, strict=True)]}
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/pagespeedonline/v5/runPagespeed?url=https://www.site2.com/a/2&strategy=mobile",
+                  headers={"X-Goog-Api-Key": DEMO_KEY})

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.apis._threats import CLEAN, held
 from linkmeter.emulator.world import EPOCH, World, url_host
 
@@ -162,3 +162,9 @@ def _xml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/checkurl/", "POST", headers={"User-Agent": "phishtank/linkmeter-tests"},
+                  data={"url": "https://phish-login.example/", "format": "json", "app_key": DEMO_KEY})

@@ -14,7 +14,7 @@ from aiohttp import web
 from publicsuffixlist import PSLFILE
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, DomainFacts, World
 from linkmeter.engine.urls import registered_domain
 
@@ -218,3 +218,8 @@ def _icann_tlds() -> set[str]:
 
 def _iso(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/registry/com/domain/site9.com")

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 
 NAME = "reddit"
@@ -182,3 +182,9 @@ def _base36(number: int) -> str:
         number, rem = divmod(number, 36)
         out = digits[rem] + out
     return out or "0"
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/api/info.json?url=https://www.site2.com/a/2",
+                  headers={"User-Agent": "python:linkmeter-tests:0.1 (by /u/linkmeter)"})

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.apis._threats import CLEAN, held
 from linkmeter.emulator.world import World, url_host
 
@@ -171,3 +171,12 @@ def _field_error(field: str, detail: str) -> web.Response:
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample(f"/v4/threatMatches:find?key={DEMO_KEY}", "POST", json={
+        "client": {"clientId": "linkmeter", "clientVersion": "0"},
+        "threatInfo": {"threatTypes": ["MALWARE", "SOCIAL_ENGINEERING"], "platformTypes": ["ANY_PLATFORM"],
+                       "threatEntryTypes": ["URL"],
+                       "threatEntries": [{"url": "https://phish-login.example/"}, {"url": "https://site3.com/"}]}})

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from linkmeter.emulator import answers
 from linkmeter.emulator import web as synthetic_web
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import registered_domain
 
@@ -154,3 +154,8 @@ def _csv_offset(seed: int, size: int) -> int:
             return len(data)
         offset = found + 1
     return offset
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/api/ranks/domain/site1.com")

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.apis._threats import CLEAN, held
 from linkmeter.emulator.world import EPOCH, DomainFacts, World, url_host
 
@@ -164,3 +164,8 @@ async def _refused(request: web.Request) -> web.Response | None:
 
 def _status(query_status: str) -> web.Response:
     return web.json_response({"query_status": query_status})
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/v1/host/", "POST", headers={"Auth-Key": DEMO_KEY}, data={"host": "malware-drop.example"})

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url
 
@@ -193,3 +193,8 @@ def _when(timestamp: str) -> datetime:
 
 def _text_error(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", content_type="text/plain")
+
+
+def sample(world: World) -> Sample:
+    """A request this API answers from its World (the same-seed test)."""
+    return Sample("/cdx/search/cdx?url=https://www.site1.com/page&output=json")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +14,15 @@ if TYPE_CHECKING:
 
 # Shown in the URL cell and the HTTP column of the results table rather than as columns of their own.
 OWN_PLACE = frozenset({"page.title", "page.status"})
-# The results table's other columns: (signal, heading), from the specs' headlines. Any numeric signal can
-# still sort and filter.
-MAIN_COLUMNS: tuple[tuple[str, str], ...] = tuple(
-    (signal, str(spec.headline)) for signal, spec in headlines() if signal not in OWN_PLACE)
+
+
+def main_columns(providers: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """The results table's other columns, (signal, heading): the headlines of the providers a batch asked for
+    (``providers``; none named: the default set), as in the CLI table. Any numeric signal can still sort and
+    filter."""
+    classes = [cls for cls in PROVIDER_CLASSES if (cls.name in providers if providers else cls.in_default_set)]
+    return tuple((signal, str(spec.headline)) for signal, spec in headlines(classes) if signal not in OWN_PLACE)
+
 
 SIGNAL_SPECS = {signal: spec for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items()}
 
@@ -52,8 +58,8 @@ def value_text(value: Any) -> str:
     return str(value)
 
 
-def table_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A batch_table row plus what the template shows: title, HTTP status and the main numbers."""
+def table_row(row: dict[str, Any], columns: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """A batch_table row plus what the template shows: title, HTTP status and the numbers of ``columns``."""
     signals = row["signals"]
     return {
         **row,
@@ -62,7 +68,7 @@ def table_row(row: dict[str, Any]) -> dict[str, Any]:
         "http": signals.get("page.status"),
         "cells": [Cell(signal, value_text(signals.get(signal)) if signal in signals else "",
                        SIGNAL_SPECS[signal].type in (int, float))
-                  for signal, _ in MAIN_COLUMNS],
+                  for signal, _ in columns],
         "style": STATUS_STYLES.get(row["status"], "secondary"),
     }
 

@@ -148,6 +148,7 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
     pages = max(1, math.ceil(table.matching / PAGE_SIZE))
     params = {k: v for k, v in query.data.items() if k != "page" and v not in ("", None)}
     sort, descending = options["sort"], options["descending"]
+    columns = display.main_columns(batch.providers)
 
     def sort_link(signal: str) -> str:
         order = "asc" if signal == sort and descending else "desc"
@@ -156,9 +157,9 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
     return {
         "finished": finished,
         "table": table,
-        "rows": [display.table_row(row) for row in table.rows],
+        "rows": [display.table_row(row, columns) for row in table.rows],
         "columns": [{"signal": s, "heading": h, "link": sort_link(s), "sorted": s == sort,
-                     "descending": descending} for s, h in display.MAIN_COLUMNS],
+                     "descending": descending} for s, h in columns],
         "http_sort_link": sort_link("page.status"),
         "http_sorted": sort == "page.status",
         "descending": descending,
