@@ -83,12 +83,12 @@ def test_the_partials_are_fragments(client: Client, finished_batch: Finish) -> N
 
 def test_the_batch_table_shows_title_http_status_and_numbers(client: Client, finished_batch: Finish) -> None:
     batch = finished_batch(["https://a.example.org/1"],
-                           [{"page.status": 200, "page.title": "Budget news", "page.word_count": 1234,
+                           [{"page.status": 200, "page.title": "Budget news", "rdap.domain_age_days": 1234,
                              "hackernews.points": 56}])
     html = client.get(f"/batches/{batch.pk}/").content.decode()
     assert "Budget news" in html
     assert re.search(r'<td class="text-end num">200</td>', html)
-    assert re.search(r'data-signal="page.word_count">1,234<', html)
+    assert re.search(r'data-signal="rdap.domain_age_days">1,234<', html)
     assert re.search(r'data-signal="hackernews.points">56<', html)
 
 
