@@ -129,6 +129,16 @@ def test_bad_urls_are_refused_with_a_code(raw: str, code: str) -> None:
     assert info.value.message
 
 
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("http://0.com/%%41a", "http://0.com/%%41a"),  # decoding %41 would make "%Aa", a new escape
+    ("http://0.com/%4%41", "http://0.com/%4%41"),  # ... or "%4A"
+    ("http://0.com/%%34%41", "http://0.com/%%34A"),
+])
+def test_decoding_an_escape_never_makes_a_new_one(raw: str, expected: str) -> None:
+    assert normalise_url(raw) == expected
+    assert normalise_url(expected) == expected
+
+
 def test_a_line_break_inside_one_url_is_removed_as_the_standard_does() -> None:
     assert normalise_url("https://exa\nmple.com/a\r\n/b") == "https://example.com/a/b"
 

@@ -41,6 +41,7 @@ _SLASHES = ("//", "\\\\", "/\\", "\\/")
 _AUTHORITY_END = re.compile(r"[/\\?]")
 _DNS_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+_HEX = frozenset("0123456789ABCDEFabcdef")
 _UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _ADA_ATTRIBUTES = ("hostname", "host_type", "port", "pathname", "search", "username", "password")
 
@@ -135,13 +136,22 @@ def _host_policy(hostname: str, host_type: int) -> str:
 
 
 def _canonical_escapes(text: str) -> str:
-    """Percent-escapes in upper-case hex; escaped unreserved characters (RFC 3986 2.3) decoded."""
-    return _ESCAPE.sub(_canonical_escape, text) if "%" in text else text
-
-
-def _canonical_escape(match: re.Match[str]) -> str:
-    char = chr(int(match[1], 16))
-    return char if char in _UNRESERVED else "%" + match[1].upper()
+    """Percent-escapes in upper-case hex; escaped unreserved characters (RFC 3986 2.3) decoded, except where
+    the decoded character would join a lone ``%`` before it into a new escape (``%%41a`` is not ``%Aa``)."""
+    if "%" not in text:
+        return text
+    out: list[str] = []
+    position = 0
+    for match in _ESCAPE.finditer(text):
+        out.append(text[position:match.start()])
+        position = match.end()
+        char = chr(int(match[1], 16))
+        before = "".join(out[-2:])[-2:]
+        joins = char in _HEX and (before.endswith("%") or (len(before) == 2 and before[0] == "%"
+                                                            and before[1] in _HEX))
+        out.append(char if char in _UNRESERVED and not joins else "%" + match[1].upper())
+    out.append(text[position:])
+    return "".join(out)
 
 
 @functools.cache
