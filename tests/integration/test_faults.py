@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from linkmeter.bench.command import workload
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES
 from tests.integration.harness import (
     FINAL,
     Cluster,
@@ -29,7 +29,7 @@ from tests.integration.harness import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
-PROVIDERS = len(PROVIDER_CLASSES)  # every analysis that ran stores one result per provider (and indicator)
+PROVIDERS = len(DEFAULT_NAMES)  # every analysis that ran stores one result per provider of the default set
 FINISH = 240.0  # seconds a batch gets to finish, faults included
 
 

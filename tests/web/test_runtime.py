@@ -22,9 +22,13 @@ def test_reading_the_runtime_before_start_up_installed_one_says_so() -> None:
     runtime.uninstall()
     assert runtime.installed() is None
     with pytest.raises(RuntimeNotInstalled, match="`linkmeter serve` and `linkmeter worker` install one"):
-        runtime.get_dispatcher()
-    with pytest.raises(RuntimeNotInstalled):
-        runtime.callbacks_supported()
+        runtime.current()
+
+
+def test_a_submission_outside_serve_and_worker_waits_in_the_database_queue() -> None:
+    runtime.uninstall()  # a script, the Django shell: nothing installed
+    assert isinstance(runtime.get_dispatcher(), DatabaseQueue)
+    assert runtime.callbacks_supported() is False
 
 
 def test_the_installed_runtime_hands_on_its_dispatcher() -> None:

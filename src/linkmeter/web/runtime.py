@@ -69,6 +69,7 @@ class Runtime:
 
 
 _installed: Runtime | None = None
+_DATABASE_QUEUE = DatabaseQueue()
 
 
 def install(runtime: Runtime) -> Runtime:
@@ -99,10 +100,14 @@ def installed() -> Runtime | None:
 
 
 def get_dispatcher() -> Dispatcher:
-    """The installed runtime's dispatcher (``services.analysis_submit`` hands its analyses to it)."""
-    return current().dispatcher
+    """The installed runtime's dispatcher (``services.analysis_submit`` hands its analyses to it). Outside
+    `serve` and `worker` (a script, the Django shell, a management command) none is installed: the analyses
+    then wait in the database queue, which the embedded runner and the orphan sweep take them from."""
+    runtime = installed()
+    return runtime.dispatcher if runtime is not None else _DATABASE_QUEUE
 
 
 def callbacks_supported() -> bool:
     """Whether the installed dispatcher delivers batch webhooks (the Celery one, with a signing secret)."""
-    return current().delivers_webhooks
+    runtime = installed()
+    return runtime is not None and runtime.delivers_webhooks
