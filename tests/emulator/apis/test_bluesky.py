@@ -5,29 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import bluesky as bsky_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = bsky_api
+SEED = 4
 POST_FIELDS = {"uri", "cid", "author", "record", "indexedAt"}  # what a postView requires (REFERENCE §11a)
-
-
-@pytest.fixture
-def world() -> World:
-    return World(4)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(bsky_api, world))
 
 
 async def login(client: TestClient[Any, Any], handle: str = "alice.bsky.social") -> dict[str, Any]:

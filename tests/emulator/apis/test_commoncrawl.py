@@ -4,31 +4,20 @@ body, pywb parameters, redirects and charset spellings, and 503s for its knobs."
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import commoncrawl as cc_api
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
+from tests.emulator.apis.conftest import ClientFactory
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = cc_api
+SEED = 11
+MOUNT = "/commoncrawl"
 NEWEST = cc_api.CRAWLS[0][0]
-
-
-@pytest.fixture
-def world() -> World:
-    return World(11)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    root = web.Application()
-    root.add_subapp("/commoncrawl", api_app(cc_api, world))
-    return await aiohttp_client(root)
 
 
 def captured_url(world: World, crawl: str, predicate: Callable[[list[cc_api.Capture]], bool]) -> str:

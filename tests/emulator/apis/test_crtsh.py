@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import crtsh as crtsh_api
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import EPOCH, World
+from tests.emulator.apis.conftest import ClientFactory
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = crtsh_api
+SEED = 5
 ROW_KEYS = ["issuer_ca_id", "issuer_name", "common_name", "name_value", "id", "entry_timestamp", "not_before",
             "not_after", "serial_number", "result_count"]
-
-
-@pytest.fixture
-def world() -> World:
-    return World(5)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(crtsh_api, world))
 
 
 async def rows(client: TestClient[Any, Any], **params: str) -> list[dict[str, Any]]:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import facebook as fb_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = fb_api
+SEED = 2
 AUTH = {"Authorization": f"Bearer {fb_api.DEMO_KEY}"}
 ENVELOPE_FIELDS = {"message", "type", "code", "fbtrace_id"}
-
-
-@pytest.fixture
-def world() -> World:
-    return World(2)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(fb_api, world))
 
 
 async def get(client: TestClient[Any, Any], status: int = 200, headers: dict[str, str] | None = None,

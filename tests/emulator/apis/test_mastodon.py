@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import mastodon as masto_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = masto_api
+SEED = 8
 STATUS_FIELDS = {"id", "uri", "url", "created_at", "content", "reblogs_count", "favourites_count", "replies_count",
                  "account", "card", "visibility", "media_attachments", "mentions", "tags", "emojis", "reblog"}
-
-
-@pytest.fixture
-def world() -> World:
-    return World(8)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(masto_api, world))
 
 
 def searchable_instance(world: World) -> str:

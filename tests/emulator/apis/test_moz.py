@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import moz as moz_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = moz_api
+SEED = 4
+MOUNT = "/moz"
 PATH = "/moz/v2/url_metrics"
 RESULT_KEYS = {"page", "subdomain", "root_domain", "title", "last_crawled", "http_code", "page_authority",
                "domain_authority", "spam_score", "link_propensity", "pages_to_page", "external_pages_to_page",
@@ -27,18 +26,6 @@ def basic(credentials: str) -> dict[str, str]:
 
 
 AUTH = basic(moz_api.DEMO_KEY)
-
-
-@pytest.fixture
-def world() -> World:
-    return World(4)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    root = web.Application()
-    root.add_subapp("/moz", api_app(moz_api, world))
-    return await aiohttp_client(root)
 
 
 async def test_results_come_in_the_order_of_the_targets_in_mozs_shape(client: TestClient[Any, Any]) -> None:

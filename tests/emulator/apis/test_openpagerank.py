@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import openpagerank as opr_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = opr_api
+SEED = 3
+MOUNT = "/openpagerank"
 PATH = "/openpagerank/api/v1.0/getPageRank"
 KEY = {"API-OPR": opr_api.DEMO_KEY}
-
-
-@pytest.fixture
-def world() -> World:
-    return World(3)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    root = web.Application()
-    root.add_subapp("/openpagerank", api_app(opr_api, world))
-    return await aiohttp_client(root)
 
 
 async def ask(client: TestClient[Any, Any], domains: list[str], headers: dict[str, str] = KEY) -> Any:

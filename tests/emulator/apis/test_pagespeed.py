@@ -4,34 +4,25 @@ only, keys, parameters and Google's error envelopes."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import pagespeed as psi_api
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
+from tests.emulator.apis.conftest import ClientFactory
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = psi_api
+SEED = 3
 PATH = psi_api.PATH
 
 
 @pytest.fixture(autouse=True)
 def no_analysis_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(psi_api, "DELAY_SCALE", 0.0)
-
-
-@pytest.fixture
-def world() -> World:
-    return World(3)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(psi_api, world))
 
 
 async def run(client: TestClient[Any, Any], url: str, **params: str) -> dict[str, Any]:

@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import safebrowsing as sb_api
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
+from tests.emulator.apis.conftest import ClientFactory
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = sb_api
+SEED = 3
 PATH = "/v4/threatMatches:find"
 BY_THREAT = {"phishing": "SOCIAL_ENGINEERING", "malware": "MALWARE", "spam": "UNWANTED_SOFTWARE"}
 ALL_TYPES = ["MALWARE", "SOCIAL_ENGINEERING", "UNWANTED_SOFTWARE", "POTENTIALLY_HARMFUL_APPLICATION"]
-
-
-@pytest.fixture
-def world() -> World:
-    return World(3)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(sb_api, world))
 
 
 def body(urls: list[str], types: list[str] | None = None) -> dict[str, Any]:

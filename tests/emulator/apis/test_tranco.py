@@ -4,33 +4,18 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import tranco as tranco_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.web import SAMPLE_URLS
 from linkmeter.emulator.world import World, url_host
 from linkmeter.engine.urls import registered_domain
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = tranco_api
+MOUNT = "/tranco"
 SEED = 2
-
-
-@pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    root = web.Application()
-    root.add_subapp("/tranco", api_app(tranco_api, world))
-    return await aiohttp_client(root)
 
 
 def csv_lines(body: bytes) -> list[tuple[int, str]]:

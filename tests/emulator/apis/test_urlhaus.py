@@ -3,32 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from itertools import islice
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import urlhaus as uh_api
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
+from tests.emulator.apis.conftest import ClientFactory
 
-ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+API = uh_api
+SEED = 11
 KEY = {"Auth-Key": uh_api.DEMO_KEY}
 DATE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
 MALWARE_URL = "http://malware-downloads.example/bins/x.exe"
-
-
-@pytest.fixture
-def world() -> World:
-    return World(11)
-
-
-@pytest.fixture
-async def client(aiohttp_client: ClientFactory, world: World) -> TestClient[Any, Any]:
-    return await aiohttp_client(api_app(uh_api, world))
 
 
 async def post(client: TestClient[Any, Any], kind: str, form: dict[str, str],
