@@ -13,17 +13,17 @@ from linkmeter.engine.provider import (
     CallContext,
     Collected,
     Policy,
-    Provider,
     ProviderError,
     Signals,
     SignalSpec,
 )
+from linkmeter.providers._batched import BatchedProvider
 
 API_PATH = "/v2/url_metrics"
 KEY_VARIABLE = "LINKMETER_MOZ_API_KEY"
 
 
-class MozProvider(Provider):
+class MozProvider(BatchedProvider):
     """One ``POST url_metrics {"targets": [...]}`` for up to 50 URLs, with HTTP Basic auth from the key
     ``access_id:secret_key``. Results come in the order of the targets (Moz's documented rule for batched
     url-metrics); each is checked against its target's host (``subdomain``) before it is taken as its
@@ -59,12 +59,6 @@ class MozProvider(Provider):
 
     def key(self, signals: Signals) -> str:
         return str(signals.get("page.canonical_url") or signals.get("page.final_url") or signals["url"])
-
-    async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
-        outcome = (await self.collect_many(ctx, [signals]))[0]
-        if isinstance(outcome, ProviderError):
-            raise outcome
-        return outcome
 
     async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> Sequence[Collected | ProviderError]:
         targets = [self.key(signals) for signals in batch]

@@ -9,18 +9,18 @@ from linkmeter.engine.provider import (
     CallContext,
     Collected,
     Policy,
-    Provider,
     ProviderError,
     Signals,
     SignalSpec,
 )
 from linkmeter.engine.urls import registered_domain
+from linkmeter.providers._batched import BatchedProvider
 
 API_PATH = "/api/v1.0/getPageRank"
 KEY_VARIABLE = "LINKMETER_OPENPAGERANK_API_KEY"
 
 
-class OpenPageRankProvider(Provider):
+class OpenPageRankProvider(BatchedProvider):
     """One ``GET getPageRank?domains[]=...`` for up to 100 registered domains (header ``API-OPR``). Each
     answer item is matched to its domain by the ``domain`` it echoes; a per-item 404 "Domain not found" is that
     domain's answer (not found: no score, no rank), whatever the other items say."""
@@ -49,12 +49,6 @@ class OpenPageRankProvider(Provider):
     def key(self, signals: Signals) -> str:
         name = str(signals.get("page.final_domain") or signals["domain"])
         return registered_domain(name.strip().rstrip(".").lower())
-
-    async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
-        outcome = (await self.collect_many(ctx, [signals]))[0]
-        if isinstance(outcome, ProviderError):
-            raise outcome
-        return outcome
 
     async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> Sequence[Collected | ProviderError]:
         domains = [self.key(signals) for signals in batch]

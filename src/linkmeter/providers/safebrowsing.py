@@ -14,11 +14,11 @@ from linkmeter.engine.provider import (
     CallContext,
     Collected,
     Policy,
-    Provider,
     ProviderError,
     Signals,
     SignalSpec,
 )
+from linkmeter.providers._batched import BatchedProvider
 
 FIND_PATH = "/v4/threatMatches:find"
 MAX_ENTRIES = 500  # URLs one request may carry (REFERENCE §6a)
@@ -41,7 +41,7 @@ class Match:
     raw: dict[str, Any]
 
 
-class SafeBrowsingProvider(Provider):
+class SafeBrowsingProvider(BatchedProvider):
     """One ``threatMatches:find`` request for a whole batch: every call's submitted URL, and its final URL when
     the page redirected, each URL once; a URL the answer does not name is clean. A match is cached no longer than
     its ``cacheDuration``."""
@@ -70,12 +70,6 @@ class SafeBrowsingProvider(Provider):
 
     def key(self, signals: Signals) -> str:
         return " ".join(checked_urls(signals))
-
-    async def collect(self, ctx: CallContext, signals: Signals) -> Collected:
-        outcome = (await self.collect_many(ctx, [signals]))[0]
-        if isinstance(outcome, ProviderError):
-            raise outcome
-        return outcome
 
     async def collect_many(self, ctx: CallContext, batch: Sequence[Signals]) -> Sequence[Collected | ProviderError]:
         per_call = [checked_urls(signals) for signals in batch]
