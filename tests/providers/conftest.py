@@ -5,10 +5,10 @@ the check that an upstream failure is the right ProviderError."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from aiohttp import web
@@ -27,14 +27,19 @@ Answer = Callable[[], web.StreamResponse]
 
 @dataclass(frozen=True, slots=True)
 class EmulatedApi:
-    """An emulated provider API mounted at ``/<NAME>`` as the emulator mounts it; requests counted by path."""
+    """An emulated provider API mounted at ``/<NAME>`` as the emulator mounts it; requests counted by path and
+    kept in order (their bodies read, so ``await request.read()`` still gives them)."""
 
     base_url: str
     hits: Counter[str]
+    requests: list[web.Request]
 
 
 EmulateApi = Callable[[ModuleType], Awaitable[EmulatedApi]]
-StubApi = Callable[[Mapping[str, Handler]], Awaitable[str]]
+
+
+class StubApi(Protocol):
+    async def __call__(self, routes: Mapping[str, Handler], method: str = "GET") -> str: ...
 
 
 @pytest.fixture
@@ -55,38 +60,58 @@ def emulated_api(aiohttp_server: ServerFactory, world: World) -> EmulateApi:
 
     async def start(module: ModuleType) -> EmulatedApi:
         hits: Counter[str] = Counter()
+        requests: list[web.Request] = []
 
         @web.middleware
         async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
             hits[request.path] += 1
+            await request.read()
+            requests.append(request)
             return await handler(request)
 
         root = web.Application(middlewares=[count])
         root.add_subapp(f"/{module.NAME}", api_app(module, world))
         server = await aiohttp_server(root)
-        return EmulatedApi(str(server.make_url(f"/{module.NAME}")), hits)
+        return EmulatedApi(str(server.make_url(f"/{module.NAME}")), hits, requests)
 
     return start
 
 
 @pytest.fixture
 def stub_api(aiohttp_server: ServerFactory) -> StubApi:
-    """``await stub_api({path: handler})``: a loopback server answering GETs of those paths; its base URL."""
+    """``await stub_api({path: handler})``: a loopback server answering GETs (or ``method``) of those paths; its
+    base URL."""
 
-    async def start(routes: Mapping[str, Handler]) -> str:
+    async def start(routes: Mapping[str, Handler], method: str = "GET") -> str:
         app = web.Application()
         for path, handler in routes.items():
-            app.router.add_get(path, handler)
+            app.router.add_route(method, path, handler)
         server = await aiohttp_server(app)
         return str(server.make_url("")).rstrip("/")
 
     return start
 
 
+def call_context(provider: Provider, http: HttpClient) -> CallContext:
+    """A context for ``provider``'s calls through ``http`` (no DNS server is asked: the DNS client is never used)."""
+    return CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
+
+
 async def collect_from(provider: Provider, http: HttpClient, signals: dict[str, Any]) -> Collected:
-    """One ``provider.collect`` through ``http`` (no DNS server is asked: the DNS client is never used)."""
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, signals)
+    """One ``provider.collect`` through ``http``."""
+    return await provider.collect(call_context(provider, http), signals)
+
+
+async def collect_many_from(provider: Provider, http: HttpClient,
+                            batch: Sequence[dict[str, Any]]) -> list[Collected | ProviderError]:
+    """One ``provider.collect_many`` of ``batch`` through ``http``."""
+    return list(await provider.collect_many(call_context(provider, http), batch))
+
+
+def answered(result: Collected | ProviderError) -> dict[str, Any]:
+    """The signals of a batch item that must have been answered."""
+    assert isinstance(result, Collected), result
+    return result.signals
 
 
 def answering(answer: Answer) -> Handler:

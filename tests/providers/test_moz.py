@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import moz as moz_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.providers.moz import MozProvider, outcome, signals_of
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    Handler,
+    StubApi,
+    answered,
+    answering,
+    collect_from,
+    collect_many_from,
+    raises_provider_error,
+)
 
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SEED = 9
+URL_METRICS = "/v2/url_metrics"
 
 # REFERENCE §8b, real output (trimmed).
 REFERENCE_RESULT: dict[str, Any] = {
@@ -33,37 +40,22 @@ REFERENCE_RESULT: dict[str, Any] = {
 
 
 @pytest.fixture
-def world() -> World:
-    return World(9)
+async def emulator(emulated_api: EmulateApi) -> str:
+    return (await emulated_api(moz_api)).base_url
 
 
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
-    root = web.Application()
-    root.add_subapp("/moz", api_app(moz_api, world))
-    return str((await aiohttp_server(root)).make_url("/moz"))
-
-
-async def serve(aiohttp_server: ServerFactory, handler: Handler) -> str:
-    app = web.Application()
-    app.router.add_post("/v2/url_metrics", handler)
-    return str((await aiohttp_server(app)).make_url("")).rstrip("/")
+async def serve(stub_api: StubApi, handler: Handler) -> str:
+    return await stub_api({URL_METRICS: handler}, method="POST")
 
 
 async def collect_many(http: HttpClient, base_url: str, urls: list[str],
                        key: str = moz_api.DEMO_KEY) -> list[Collected | ProviderError]:
-    instance = MozProvider(ProviderConfig(base_url=base_url, api_key=key))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 9)]), config=instance.config)
-    return list(await instance.collect_many(ctx, [{"url": url} for url in urls]))
-
-
-def signals(result: Collected | ProviderError) -> dict[str, Any]:
-    assert isinstance(result, Collected), result
-    return result.signals
+    provider = MozProvider(ProviderConfig(base_url=base_url, api_key=key))
+    return await collect_many_from(provider, http, [{"url": url} for url in urls])
 
 
 def test_the_reference_result_gives_every_signal() -> None:
-    assert signals(outcome("moz.com", REFERENCE_RESULT)) == {
+    assert answered(outcome("moz.com", REFERENCE_RESULT)) == {
         "moz.domain_authority": 91, "moz.page_authority": 74, "moz.spam_score": 1,
         "moz.linking_root_domains": 179884, "moz.linking_pages": 14981546}
 
@@ -85,14 +77,15 @@ async def test_one_request_answers_every_url_as_the_world_says(http: HttpClient,
     results = await collect_many(http, emulator, urls)
 
     for url, result in zip(urls, results, strict=True):
-        assert signals(result) == signals_of(moz_api.metrics(world, url)), url
-    spam = signals(results[20])
+        assert answered(result) == signals_of(moz_api.metrics(world, url)), url
+    spam = answered(results[20])
     assert spam["moz.spam_score"] is not None and spam["moz.spam_score"] >= 45
     assert spam["moz.domain_authority"] is not None and spam["moz.domain_authority"] <= 12
-    assert signals(results[21])["moz.domain_authority"] is None  # Moz knows nothing of it: no score, not 0
+    # Moz knows nothing of it: no score, not 0.
+    assert answered(results[21])["moz.domain_authority"] is None
 
 
-async def test_the_request_is_a_basic_auth_post_of_the_targets(aiohttp_server: ServerFactory,
+async def test_the_request_is_a_basic_auth_post_of_the_targets(stub_api: StubApi,
                                                                http: HttpClient) -> None:
     seen: list[tuple[web.Request, Any]] = []
 
@@ -103,14 +96,14 @@ async def test_the_request_is_a_basic_auth_post_of_the_targets(aiohttp_server: S
                                               for t in body["targets"]]})
 
     urls = ["https://moz.com/blog", "https://example.org/a?b=1"]
-    await collect_many(http, await serve(aiohttp_server, handler), urls, key="my-id:my-secret")
+    await collect_many(http, await serve(stub_api, handler), urls, key="my-id:my-secret")
 
     request, body = seen[0]
     assert len(seen) == 1 and request.method == "POST" and body == {"targets": urls}
     assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"my-id:my-secret").decode()
 
 
-async def test_a_result_naming_another_host_fails_only_its_url(aiohttp_server: ServerFactory,
+async def test_a_result_naming_another_host_fails_only_its_url(stub_api: StubApi,
                                                                http: HttpClient) -> None:
     async def handler(request: web.Request) -> web.Response:
         targets = json.loads(await request.read())["targets"]
@@ -118,20 +111,20 @@ async def test_a_result_naming_another_host_fails_only_its_url(aiohttp_server: S
         results[1]["subdomain"] = "elsewhere.example"
         return web.json_response({"results": results})
 
-    results = await collect_many(http, await serve(aiohttp_server, handler),
+    results = await collect_many(http, await serve(stub_api, handler),
                                  ["https://www.a.com/", "https://b.com/", "https://c.com/"])
 
     assert isinstance(results[0], Collected) and isinstance(results[2], Collected)
     assert isinstance(results[1], ProviderError) and "elsewhere.example" in results[1].message
 
 
-async def test_a_result_count_other_than_the_targets_fails_the_request(aiohttp_server: ServerFactory,
+async def test_a_result_count_other_than_the_targets_fails_the_request(stub_api: StubApi,
                                                                        http: HttpClient) -> None:
     async def handler(request: web.Request) -> web.Response:
         return web.json_response({"results": [REFERENCE_RESULT]})
 
     with pytest.raises(ProviderError) as caught:
-        await collect_many(http, await serve(aiohttp_server, handler), ["https://moz.com/", "https://a.com/"])
+        await collect_many(http, await serve(stub_api, handler), ["https://moz.com/", "https://a.com/"])
 
     assert "1 results for 2 targets" in caught.value.message
 
@@ -166,45 +159,33 @@ def test_the_key_is_the_canonical_then_the_final_then_the_submitted_url() -> Non
 
 async def test_collect_answers_one_url(http: HttpClient, emulator: str, world: World) -> None:
     instance = MozProvider(ProviderConfig(base_url=emulator, api_key=moz_api.DEMO_KEY))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 9)]), config=instance.config)
 
-    result = await instance.collect(ctx, {"url": "https://lnk.example/x", "page.final_url": "https://site5.net/p"})
+    result = await collect_from(instance, http, {"url": "https://lnk.example/x",
+                                                 "page.final_url": "https://site5.net/p"})
 
     assert result.signals == signals_of(moz_api.metrics(world, "https://site5.net/p"))
     assert result.raw["page"] == "site5.net/p"
 
 
-async def test_429_is_rate_limited_and_5xx_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    answers = [moz_api.rate_limited_response(4.0), moz_api.error_response(500)]
-
-    async def handler(request: web.Request) -> web.Response:
-        return answers.pop(0)
-
-    base = await serve(aiohttp_server, handler)
-    with pytest.raises(ProviderError) as limited:
-        await collect_many(http, base, ["https://a.com/"])
-    with pytest.raises(ProviderError) as failed:
-        await collect_many(http, base, ["https://a.com/"])
-
-    assert limited.value.rate_limited and limited.value.retry_after == 4.0
-    assert failed.value.retryable and failed.value.status == 500 and not failed.value.rate_limited
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: moz_api.rate_limited_response(4.0), {"rate_limited": True, "retry_after": 4.0},
+                 id="429 is rate limited"),
+    pytest.param(lambda: moz_api.error_response(500), {"retryable": True, "status": 500, "rate_limited": False},
+                 id="5xx is retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(answer: Answer, expected: dict[str, object],
+                                                               stub_api: StubApi, http: HttpClient) -> None:
+    base = await serve(stub_api, answering(answer))
+    await raises_provider_error(collect_many(http, base, ["https://a.com/"]), **expected)
 
 
-async def test_a_full_batch_of_50_urls_is_one_request(aiohttp_server: ServerFactory, http: HttpClient,
+async def test_a_full_batch_of_50_urls_is_one_request(emulated_api: EmulateApi, http: HttpClient,
                                                       world: World) -> None:
-    requests: list[str] = []
-
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        requests.append(request.path)
-        return await handler(request)
-
-    root = web.Application(middlewares=[count])
-    root.add_subapp("/moz", api_app(moz_api, world))
-    base = str((await aiohttp_server(root)).make_url("/moz"))
+    api = await emulated_api(moz_api)
     urls = [f"https://site{i}.org/story/{i}" for i in range(MozProvider.max_batch)]
 
-    results = await collect_many(http, base, urls)
+    results = await collect_many(http, api.base_url, urls)
 
-    assert MozProvider.max_batch == 50 and len(requests) == 1
-    assert [signals(result) for result in results] == [signals_of(moz_api.metrics(world, url)) for url in urls]
+    assert MozProvider.max_batch == 50 and sum(api.hits.values()) == 1
+    assert [answered(result) for result in results] == [signals_of(moz_api.metrics(world, url))
+                                                                     for url in urls]

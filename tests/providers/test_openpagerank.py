@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import openpagerank as opr_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.providers.openpagerank import OpenPageRankProvider, outcome, parse_response
+from tests.providers.conftest import (
+    Answer,
+    EmulateApi,
+    Handler,
+    StubApi,
+    answered,
+    answering,
+    collect_from,
+    collect_many_from,
+    raises_provider_error,
+)
 
 SEED = 5
-ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+GET_PAGE_RANK = "/api/v1.0/getPageRank"
 
 # REFERENCE §8a: a 200 item, a per-item 404 inside the 200, and the bad-key body.
 REFERENCE_RESPONSE: dict[str, Any] = {"status_code": 200, "response": [
@@ -31,33 +37,18 @@ BAD_KEY = {"status": False, "error": "Invalid API key "}
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
+async def emulator(emulated_api: EmulateApi) -> str:
+    return (await emulated_api(opr_api)).base_url
 
 
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World) -> str:
-    root = web.Application()
-    root.add_subapp("/openpagerank", api_app(opr_api, world))
-    return str((await aiohttp_server(root)).make_url("/openpagerank"))
-
-
-async def serve(aiohttp_server: ServerFactory, handler: Handler) -> str:
-    app = web.Application()
-    app.router.add_get("/api/v1.0/getPageRank", handler)
-    return str((await aiohttp_server(app)).make_url("")).rstrip("/")
+async def serve(stub_api: StubApi, handler: Handler) -> str:
+    return await stub_api({GET_PAGE_RANK: handler})
 
 
 async def collect_many(http: HttpClient, base_url: str, domains: list[str],
                        key: str | None = opr_api.DEMO_KEY) -> list[Collected | ProviderError]:
-    instance = OpenPageRankProvider(ProviderConfig(base_url=base_url, api_key=key))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 9)]), config=instance.config)
-    return list(await instance.collect_many(ctx, [{"domain": domain} for domain in domains]))
-
-
-def signals(result: Collected | ProviderError) -> dict[str, Any]:
-    assert isinstance(result, Collected), result
-    return result.signals
+    provider = OpenPageRankProvider(ProviderConfig(base_url=base_url, api_key=key))
+    return await collect_many_from(provider, http, [{"domain": domain} for domain in domains])
 
 
 def test_the_reference_items_give_a_rank_from_its_string_and_no_score_for_a_404() -> None:
@@ -66,10 +57,10 @@ def test_the_reference_items_give_a_rank_from_its_string_and_no_score_for_a_404(
     google = outcome("google.com", items["google.com"], REFERENCE_RESPONSE["last_updated"])
     nobody = outcome("nobody.com", items["nobody.com"])
 
-    assert signals(google) == {"openpagerank.found": True, "openpagerank.page_rank": 10.0, "openpagerank.rank": 3}
+    assert answered(google) == {"openpagerank.found": True, "openpagerank.page_rank": 10.0, "openpagerank.rank": 3}
     assert isinstance(google, Collected) and google.raw["last_updated"] == "19th Mar 2022"
     # "Domain not found" is an answer for that domain: no score and no rank, never the 0 the item carries.
-    assert signals(nobody) == {"openpagerank.found": False, "openpagerank.page_rank": None, "openpagerank.rank": None}
+    assert answered(nobody) == {"openpagerank.found": False, "openpagerank.page_rank": None, "openpagerank.rank": None}
 
 
 @pytest.mark.parametrize("status", [200, 403])
@@ -100,17 +91,17 @@ async def test_one_request_answers_every_domain_as_the_world_says(
     for domain, result in zip(domains, results, strict=True):
         expected = opr_api.page_rank(world, domain)
         if expected is None:
-            assert signals(result) == {"openpagerank.found": False, "openpagerank.page_rank": None,
+            assert answered(result) == {"openpagerank.found": False, "openpagerank.page_rank": None,
                                        "openpagerank.rank": None}, domain
         else:
-            assert signals(result) == {"openpagerank.found": True, "openpagerank.page_rank": expected.page_rank,
+            assert answered(result) == {"openpagerank.found": True, "openpagerank.page_rank": expected.page_rank,
                                        "openpagerank.rank": expected.rank}, domain
-    found = [signals(result) for result in results if signals(result)["openpagerank.found"]]
-    missing = [signals(result) for result in results if not signals(result)["openpagerank.found"]]
+    found = [answered(result) for result in results if answered(result)["openpagerank.found"]]
+    missing = [answered(result) for result in results if not answered(result)["openpagerank.found"]]
     assert found and missing  # a 404 item inside the 200 answered only its own domain
 
 
-async def test_the_request_sends_every_domain_and_the_key_header(aiohttp_server: ServerFactory,
+async def test_the_request_sends_every_domain_and_the_key_header(stub_api: StubApi,
                                                                  http: HttpClient) -> None:
     seen: list[web.Request] = []
 
@@ -120,23 +111,22 @@ async def test_the_request_sends_every_domain_and_the_key_header(aiohttp_server:
             {"status_code": 200, "error": "", "page_rank_integer": 4, "page_rank_decimal": 4.27, "rank": "1234",
              "domain": domain} for domain in reversed(request.query.getall("domains[]"))]})
 
-    results = await collect_many(http, await serve(aiohttp_server, handler), ["a.com", "b.org", "c.net"])
+    results = await collect_many(http, await serve(stub_api, handler), ["a.com", "b.org", "c.net"])
 
     assert len(seen) == 1 and seen[0].method == "GET"
     assert seen[0].query.getall("domains[]") == ["a.com", "b.org", "c.net"]
     assert seen[0].headers["API-OPR"] == opr_api.DEMO_KEY
     # Items are matched by the domain they echo, not by position.
-    assert [signals(result)["openpagerank.rank"] for result in results] == [1234, 1234, 1234]
-    assert signals(results[0])["openpagerank.page_rank"] == 4.27
+    assert [answered(result)["openpagerank.rank"] for result in results] == [1234, 1234, 1234]
+    assert answered(results[0])["openpagerank.page_rank"] == 4.27
 
 
 async def test_collect_keys_on_the_registered_domain_of_the_final_domain(http: HttpClient, emulator: str,
                                                                          world: World) -> None:
     instance = OpenPageRankProvider(ProviderConfig(base_url=emulator, api_key=opr_api.DEMO_KEY))
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 9)]), config=instance.config)
     found = next(f"site{i}.org" for i in range(100) if opr_api.page_rank(world, f"site{i}.org"))
 
-    result = await instance.collect(ctx, {"domain": "lnk.example", "page.final_domain": f"www.{found}"})
+    result = await collect_from(instance, http, {"domain": "lnk.example", "page.final_domain": f"www.{found}"})
 
     assert instance.key({"domain": "lnk.example", "page.final_domain": f"WWW.{found}."}) == found
     assert result.signals["openpagerank.rank"] == opr_api.page_rank(world, found).rank
@@ -156,61 +146,34 @@ def test_without_a_key_the_provider_is_disabled() -> None:
     assert instance.disabled_reason() == "no API key: set LINKMETER_OPENPAGERANK_API_KEY"
 
 
-async def test_429_is_rate_limited_with_retry_after(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return opr_api.rate_limited_response(12.0)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect_many(http, await serve(aiohttp_server, handler), ["a.com"])
-
-    assert caught.value.rate_limited and caught.value.retryable and caught.value.retry_after == 12.0
-
-
-async def test_5xx_is_retryable(aiohttp_server: ServerFactory, http: HttpClient) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return opr_api.error_response(503)
-
-    with pytest.raises(ProviderError) as caught:
-        await collect_many(http, await serve(aiohttp_server, handler), ["a.com"])
-
-    assert caught.value.retryable and caught.value.status == 503
-
-
-@pytest.mark.parametrize("body", [b"<html>oops</html>", b'{"status_code": 200}'])
-async def test_an_answer_without_its_envelope_is_an_error(aiohttp_server: ServerFactory, http: HttpClient,
-                                                          body: bytes) -> None:
-    async def handler(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="application/json")
-
-    with pytest.raises(ProviderError) as caught:
-        await collect_many(http, await serve(aiohttp_server, handler), ["a.com"])
-
-    assert not caught.value.retryable
+@pytest.mark.parametrize(("answer", "expected"), [
+    pytest.param(lambda: opr_api.rate_limited_response(12.0),
+                 {"rate_limited": True, "retryable": True, "retry_after": 12.0}, id="429 is rate limited"),
+    pytest.param(lambda: opr_api.error_response(503), {"retryable": True, "status": 503}, id="5xx is retryable"),
+    pytest.param(lambda: web.Response(body=b"<html>oops</html>", content_type="application/json"),
+                 {"retryable": False}, id="invalid json is not retryable"),
+    pytest.param(lambda: web.Response(body=b'{"status_code": 200}', content_type="application/json"),
+                 {"retryable": False}, id="json without the envelope is not retryable"),
+])
+async def test_an_upstream_failure_is_the_right_provider_error(answer: Answer, expected: dict[str, object],
+                                                               stub_api: StubApi, http: HttpClient) -> None:
+    base = await serve(stub_api, answering(answer))
+    await raises_provider_error(collect_many(http, base, ["a.com"]), **expected)
 
 
 @pytest.mark.parametrize(("rank", "expected"), [("17", 17), ("1,234", 1234), (None, None), ("", None), (42, 42)])
 def test_rank_strings_become_integers(rank: object, expected: int | None) -> None:
     item = {"status_code": 200, "error": "", "page_rank_decimal": "3.5", "rank": rank, "domain": "x.com"}
 
-    assert signals(outcome("x.com", item)) == {"openpagerank.found": True, "openpagerank.page_rank": 3.5,
+    assert answered(outcome("x.com", item)) == {"openpagerank.found": True, "openpagerank.page_rank": 3.5,
                                                "openpagerank.rank": expected}
 
 
-async def test_a_full_batch_of_100_domains_is_one_request(aiohttp_server: ServerFactory, http: HttpClient,
-                                                          world: World) -> None:
-    requests: list[str] = []
-
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        requests.append(request.path)
-        return await handler(request)
-
-    root = web.Application(middlewares=[count])
-    root.add_subapp("/openpagerank", api_app(opr_api, world))
-    base = str((await aiohttp_server(root)).make_url("/openpagerank"))
+async def test_a_full_batch_of_100_domains_is_one_request(emulated_api: EmulateApi, http: HttpClient) -> None:
+    api = await emulated_api(opr_api)
     domains = [f"site{i}.net" for i in range(OpenPageRankProvider.max_batch)]
 
-    results = await collect_many(http, base, domains)
+    results = await collect_many(http, api.base_url, domains)
 
-    assert OpenPageRankProvider.max_batch == 100 and len(requests) == 1
+    assert OpenPageRankProvider.max_batch == 100 and sum(api.hits.values()) == 1
     assert all(isinstance(result, Collected) for result in results)
