@@ -78,6 +78,18 @@ def emulated_api(aiohttp_server: ServerFactory, world: World) -> EmulateApi:
 
 
 @pytest.fixture
+async def api(emulated_api: EmulateApi, request: pytest.FixtureRequest) -> EmulatedApi:
+    """The test module's ``API`` (an emulator API module) emulated over ``world``."""
+    return await emulated_api(request.module.API)
+
+
+@pytest.fixture
+def emulator(api: EmulatedApi) -> str:
+    """The base URL of the test module's emulated ``API``."""
+    return api.base_url
+
+
+@pytest.fixture
 def stub_api(aiohttp_server: ServerFactory) -> StubApi:
     """``await stub_api({path: handler})``: a loopback server answering GETs (or ``method``) of those paths; its
     base URL."""
