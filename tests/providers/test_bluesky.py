@@ -15,21 +15,22 @@ from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import WORLD
 from linkmeter.emulator.apis import bluesky as bsky_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.errors import ProviderDisabled
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.plan import Plan
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.urls import url_variants
 from linkmeter.indicators.engagement import TERMS
 from linkmeter.providers.bluesky import BlueskyProvider, matching_posts, summarise
 from linkmeter.providers.bluesky_session import jwt_expiry, parse_credentials
+from tests.providers.conftest import EmulatedApi, collect_from
 
 SEED = 9
+API = bsky_api
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CREATE = "/bluesky/xrpc/com.atproto.server.createSession"
@@ -48,26 +49,8 @@ REFERENCE_ANSWER: dict[str, Any] = {"cursor": "25", "hitsTotal": 42, "posts": [{
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-def paths() -> Counter[str]:
-    return Counter()
-
-
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World, paths: Counter[str]) -> str:
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        paths[request.path] += 1
-        return await handler(request)
-
-    root = web.Application(middlewares=[count])
-    root.add_subapp("/bluesky", api_app(bsky_api, world))
-    server = await aiohttp_server(root)
-    return str(server.make_url("/bluesky"))
+def paths(api: EmulatedApi) -> Counter[str]:
+    return api.hits
 
 
 def provider_for(base_url: str, key: str | None = bsky_api.DEMO_KEY, *,
@@ -76,8 +59,7 @@ def provider_for(base_url: str, key: str | None = bsky_api.DEMO_KEY, *,
 
 
 async def collect(http: HttpClient, provider: BlueskyProvider, url: str) -> Collected:
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, {"url": url})
+    return await collect_from(provider, http, {"url": url})
 
 
 def world_posts(world: World, url: str) -> list[dict[str, Any]]:
