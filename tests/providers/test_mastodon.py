@@ -12,17 +12,17 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from linkmeter.emulator.apis import mastodon as masto_api
-from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
-from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
-from linkmeter.engine.provider import CallContext, Collected, ProviderConfig, ProviderError
+from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.engine.urls import url_variants
 from linkmeter.indicators.engagement import TERMS
 from linkmeter.providers.mastodon import DEFAULT_INSTANCES, TRENDS_TTL, MastodonProvider, instance_base
 from linkmeter.providers.mastodon_parse import linking_statuses, reset_time, status_links, trend_uses
+from tests.providers.conftest import EmulatedApi, collect_from
 
 SEED = 21
+API = masto_api
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -33,26 +33,9 @@ REFERENCE_TRENDS: list[dict[str, Any]] = [{"url": "https://www.nbcnews.com/news/
 
 
 @pytest.fixture
-def world() -> World:
-    return World(SEED)
-
-
-@pytest.fixture
-def paths() -> Counter[str]:
-    return Counter()
-
-
-@pytest.fixture
-async def emulator(aiohttp_server: ServerFactory, world: World, paths: Counter[str]) -> str:
-    @web.middleware
-    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
-        paths[request.path.removeprefix("/mastodon/")] += 1
-        return await handler(request)
-
-    root = web.Application(middlewares=[count])
-    root.add_subapp("/mastodon", api_app(masto_api, world))
-    server = await aiohttp_server(root)
-    return str(server.make_url("/mastodon"))
+def paths(api: EmulatedApi) -> Counter[str]:
+    """Requests by path, ``/mastodon/<host>/api/v2/search``."""
+    return api.hits
 
 
 def healthy(world: World, count: int = 2) -> list[str]:
@@ -69,8 +52,7 @@ def provider_for(base_url: str, instances: list[str] | None = None, *, now: Call
 
 
 async def collect(http: HttpClient, provider: MastodonProvider, url: str) -> Collected:
-    ctx = CallContext(http=http, dns=DnsClient([("127.0.0.1", 53)]), config=provider.config)
-    return await provider.collect(ctx, {"url": url})
+    return await collect_from(provider, http, {"url": url})
 
 
 def expected_counts(world: World, instances: list[str], url: str) -> tuple[int, int, int, int]:
@@ -168,12 +150,12 @@ async def test_an_instance_that_answered_429_is_left_alone_until_its_reset(
     provider = provider_for(emulator, [*alive, "limited.example"])
 
     first = await collect(http, provider, "https://www.site1.com/a")
-    sent = paths["limited.example/api/v2/search"]
+    sent = paths["/mastodon/limited.example/api/v2/search"]
     second = await collect(http, provider, "https://www.site2.com/b")
 
     assert first.signals["mastodon.instances_failed"] == second.signals["mastodon.instances_failed"] == \
         ["limited.example"]
-    assert sent == 1 and paths["limited.example/api/v2/search"] == 1
+    assert sent == 1 and paths["/mastodon/limited.example/api/v2/search"] == 1
     assert "rate limited for" in second.raw["failures"]["limited.example"]
 
 
@@ -188,7 +170,7 @@ async def test_an_exhausted_window_puts_the_instance_aside_before_any_429(
 
     assert first.signals["mastodon.instances_answered"] == [*alive, "exhausted.example"]
     assert second.signals["mastodon.instances_failed"] == ["exhausted.example"]
-    assert paths["exhausted.example/api/v2/search"] == 1
+    assert paths["/mastodon/exhausted.example/api/v2/search"] == 1
 
 
 async def test_when_every_instance_is_rate_limited_the_call_is_rate_limited_until_the_first_reset(
@@ -244,8 +226,8 @@ async def test_trends_are_fetched_once_per_ttl(http: HttpClient, emulator: str, 
     offset[0] = TRENDS_TTL + 1
     await collect(http, provider, "https://www.site9.com/a")
 
-    assert paths[f"{instance[0]}/api/v1/trends/links"] == 2
-    assert paths[f"{instance[0]}/api/v2/search"] == 4
+    assert paths[f"/mastodon/{instance[0]}/api/v1/trends/links"] == 2
+    assert paths[f"/mastodon/{instance[0]}/api/v2/search"] == 4
 
 
 def test_the_real_instances_are_reached_by_host_and_the_emulated_ones_by_path() -> None:
