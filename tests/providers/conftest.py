@@ -84,12 +84,6 @@ async def api(emulated_api: EmulateApi, request: pytest.FixtureRequest) -> Emula
 
 
 @pytest.fixture
-def emulator(api: EmulatedApi) -> str:
-    """The base URL of the test module's emulated ``API``."""
-    return api.base_url
-
-
-@pytest.fixture
 def stub_api(aiohttp_server: ServerFactory) -> StubApi:
     """``await stub_api({path: handler})``: a loopback server answering GETs (or ``method``) of those paths; its
     base URL."""

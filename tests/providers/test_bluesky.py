@@ -49,6 +49,11 @@ REFERENCE_ANSWER: dict[str, Any] = {"cursor": "25", "hitsTotal": 42, "posts": [{
 
 
 @pytest.fixture
+def emulator(api: EmulatedApi) -> str:
+    return api.base_url
+
+
+@pytest.fixture
 def paths(api: EmulatedApi) -> Counter[str]:
     return api.hits
 

@@ -33,6 +33,11 @@ REFERENCE_TRENDS: list[dict[str, Any]] = [{"url": "https://www.nbcnews.com/news/
 
 
 @pytest.fixture
+def emulator(api: EmulatedApi) -> str:
+    return api.base_url
+
+
+@pytest.fixture
 def paths(api: EmulatedApi) -> Counter[str]:
     """Requests by path, ``/mastodon/<host>/api/v2/search``."""
     return api.hits
