@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from linkmeter.assembly import build_providers, build_settings, build_state
+from linkmeter.assembly import build_engine, build_providers, build_settings, build_state
 from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
+from linkmeter.engine.cache import CacheEntry, MemoryCache
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 INFO = EmulatorInfo(url="http://127.0.0.1:8765", http_port=8765, https_port=8766, dns=("127.0.0.1", 8753),
@@ -48,3 +49,16 @@ async def test_state_is_shared_only_when_redis_is_configured() -> None:
         assert not state.reachable()
     finally:
         await state.aclose()
+
+
+async def test_the_in_process_cache_holds_at_most_the_cache_memory_setting() -> None:
+    engine = build_engine({"LINKMETER_CACHE_MEMORY": "2KB"})
+    try:
+        cache = engine.state.cache
+        assert isinstance(cache, MemoryCache)
+        await cache.set("rdap:small", CacheEntry({}, {"a": "x" * 10}, 0), ttl=60)
+        await cache.set("rdap:large", CacheEntry({}, {"a": "x" * 1000}, 0), ttl=60)  # ~4 KB in memory
+        assert cache.peek("rdap:small") is not None and cache.peek("rdap:large") is None
+        assert cache.bytes_used <= 2048
+    finally:
+        await engine.close()

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from linkmeter.emulator.client import ALLOW, EmulatorInfo, emulator_variables, provider_urls
+from linkmeter.engine.cache import MemoryCache
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.plan import Plan
@@ -50,7 +51,8 @@ def build_state(settings: EngineSettings) -> EngineState | None:
     from linkmeter.engine.state.redis_state import redis_state  # redis is imported only when it is used
 
     try:
-        return redis_state(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout)
+        return redis_state(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout,
+                           near_bytes=settings.cache_memory)
     except ValueError as exc:
         raise SettingsError(f"LINKMETER_REDIS_URL: {exc}") from exc
 
@@ -71,7 +73,7 @@ def build_engine(
     settings = build_settings(environ, relax_rate_limits=relax_rate_limits, emulator=emulator)
     plan = Plan.build(build_providers(settings), select=select)
     if state is None:
-        state = build_state(settings)
+        state = build_state(settings) or EngineState(cache=MemoryCache(settings.cache_memory))
     return Engine(
         plan,
         http=HttpClient(settings.http),

@@ -61,3 +61,22 @@ def test_text_lists_and_optional_values() -> None:
     assert env.optional({NAME: " "}, NAME) is None and env.optional({NAME: " u "}, NAME) == "u"
     assert env.items({NAME: " a, b,,c "}, NAME) == ["a", "b", "c"]
     assert env.items({}, NAME, ["d"]) == ["d"] and env.items({NAME: " "}, NAME) == []
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    (None, 5), ("", 5), ("0", 0), ("1048576", 1048576), ("64MB", 64 * 1024**2), ("64 mb", 64 * 1024**2),
+    ("64M", 64 * 1024**2), ("512KiB", 512 * 1024), ("512kb", 512 * 1024), ("1.5G", 3 * 1024**3 // 2),
+    ("100B", 100),
+])
+def test_a_size_in_bytes(raw: str | None, expected: int) -> None:
+    environ = {} if raw is None else {NAME: raw}
+    assert env.size(environ, NAME, 5) == expected
+
+
+@pytest.mark.parametrize(("raw", "reason"), [
+    ("lots", "must be a size like 64MB"), ("-1MB", "must be a size like 64MB"), ("64TB", "must be a size like 64MB"),
+    ("MB", "must be a size like 64MB"), ("iB", "must be a size like 64MB"), ("1.5", "must be a whole number of bytes"),
+])
+def test_a_bad_size_is_a_settings_error_naming_the_variable(raw: str, reason: str) -> None:
+    with pytest.raises(SettingsError, match=f"{NAME} {reason}"):
+        env.size({NAME: raw}, NAME, 1)

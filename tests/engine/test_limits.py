@@ -1,10 +1,9 @@
-"""The in-memory rate limiter and cache, on a fake clock."""
+"""The in-memory rate limiter and circuit breakers, on a fake clock."""
 
 from __future__ import annotations
 
 import pytest
 
-from linkmeter.engine.cache import CacheEntry, MemoryCache
 from linkmeter.engine.limits import BreakerState, MemoryCircuitBreakers, MemoryRateLimiter
 
 
@@ -32,18 +31,6 @@ async def test_rate_limiter_refuses_without_reserving_when_the_wait_is_too_long(
     assert await limiter.reserve("p", rate=1, burst=1, max_wait=0.5) is None
     assert await limiter.reserve("p", rate=1, burst=1, max_wait=2) == 1.0  # the refusal reserved nothing
     assert await limiter.reserve("other", rate=1, burst=1, max_wait=0) == 0.0  # names are independent
-
-
-async def test_cache_expires_entries_and_evicts_least_recently_used() -> None:
-    clock = Clock()
-    cache = MemoryCache(max_entries=2, clock=clock)
-    await cache.set("a", CacheEntry({"x": 1}, None, 0), ttl=10)
-    await cache.set("b", CacheEntry({"x": 2}, None, 0), ttl=10)
-    assert await cache.get("a") is not None  # touch a: b is now the oldest
-    await cache.set("c", CacheEntry({"x": 3}, None, 0), ttl=10)
-    assert await cache.get("b") is None and await cache.get("a") is not None
-    clock.now += 11
-    assert await cache.get("a") is None and len(cache) == 1
 
 
 async def test_breaker_reports_its_state() -> None:

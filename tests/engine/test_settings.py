@@ -149,10 +149,21 @@ def test_a_bad_policy_value_raises_a_settings_error_naming_the_variable(variable
     ("LINKMETER_FETCH_MAX_BYTES", "5MB"),
     ("LINKMETER_FETCH_MAX_BYTES", "0"),
     ("LINKMETER_BULK", "sometimes"),
+    ("LINKMETER_CACHE_MEMORY", "plenty"),
+    ("LINKMETER_CACHE_MEMORY", "-64MB"),
+    ("LINKMETER_CACHE_MEMORY", "64TB"),
 ])
 def test_a_bad_global_value_raises_a_settings_error_naming_the_variable(variable: str, value: str) -> None:
     with pytest.raises(SettingsError, match=variable):
         settings(**{variable: value})
+
+
+def test_the_cache_memory_is_a_size_in_bytes() -> None:
+    assert settings().cache_memory == 64 * 1024 * 1024
+    assert settings(LINKMETER_CACHE_MEMORY="16MB").cache_memory == 16 * 1024 * 1024
+    assert settings(LINKMETER_CACHE_MEMORY="0").cache_memory == 0
+    with pytest.raises(SettingsError, match="LINKMETER_CACHE_MEMORY must be a size like 64MB"):
+        settings(LINKMETER_CACHE_MEMORY="lots")
 
 
 # --- the shared HTTP client's settings (moved here from tests/engine/test_http.py) -----------------------

@@ -55,7 +55,7 @@ class SharedRedis:
 
         link = RedisLink.from_url(self.url, prefix=self.prefix, timeout=2.0)
         try:
-            cache = RedisCache(link, near_entries=0)
+            cache = RedisCache(link, near_bytes=0)
             for number in range(count):
                 await cache.set(f"{provider}:key-{number}", CacheEntry({"n": number}, None, 0.0), ttl)
             assert not link.down, "Redis failed while filling the cache"

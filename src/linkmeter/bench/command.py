@@ -23,6 +23,7 @@ from linkmeter.bench.recorder import Recording, instrument
 from linkmeter.bench.services import Services, ServiceUnavailable, check_services
 from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.engine.results import UrlStatus
+from linkmeter.gctune import tune_garbage_collector
 
 TLDS = ("com", "org", "net")
 PATHS = ("/a/{i}", "/2024/05/story-{i}", "/blog/post-{i}", "/news/item?id={i}")
@@ -312,6 +313,7 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int
     engine = build_engine(os.environ, relax_rate_limits=True, emulator=info)
     recording = Recording()
     instrument(engine, recording)
+    tune_garbage_collector()  # as `linkmeter serve` and `linkmeter worker` run the engine
     url_seconds: list[float] = []
     statuses = {str(s): 0 for s in UrlStatus}
     cpu = time.process_time()

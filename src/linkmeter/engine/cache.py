@@ -1,22 +1,59 @@
-"""The in-memory result cache (an LRU with expiry) and in-flight call coalescing (single flight)."""
+"""The in-memory result cache (an LRU with expiry, bounded in bytes) and in-flight call coalescing (single flight)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
+from cachetools import TLRUCache
 
 from linkmeter.engine.ports import CacheEntry as CacheEntry  # named here too: MemoryCache's callers build them
 
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024  # LINKMETER_CACHE_MEMORY: per process
+# An answer parsed into Python objects takes a few times its JSON length (tracemalloc over orjson.loads:
+# 4-5x for answer-shaped dicts and lists of short strings and numbers, 1x for one long text).
+PYTHON_OVERHEAD = 4
+ENTRY_BASE = 400  # bytes per entry whatever its answer: the key, the entry, the LRU's and expiry heap's records
+
+
+class _Slot(NamedTuple):
+    entry: CacheEntry
+    size: int
+    ttl: float
+
+
+def _expires(_key: str, slot: _Slot, now: float) -> float:
+    return now + slot.ttl
+
+
+def _size_of(slot: _Slot) -> int:
+    return slot.size
+
+
+def estimated_size(key: str, json_length: int) -> int:
+    """Bytes an entry is counted for: from the length of its answer as JSON (what Redis stores)."""
+    return ENTRY_BASE + len(key) + json_length * PYTHON_OVERHEAD
+
+
+def json_length(entry: CacheEntry) -> int | None:
+    """The entry's signals and raw answer as JSON, in bytes; None when they are not JSON."""
+    try:
+        return len(orjson.dumps((entry.signals, entry.raw), option=orjson.OPT_NON_STR_KEYS))
+    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        return None
+
 
 class MemoryCache:
-    """A bounded LRU cache with per-entry expiry, for one process."""
+    """An LRU cache with per-entry expiry for one process, bounded by ``max_bytes`` (estimated from each
+    answer's JSON length): over budget it drops the least recently used entries; an entry bigger than the
+    whole budget is not kept (0: nothing is)."""
 
-    def __init__(self, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
-        self._data: OrderedDict[str, tuple[float, CacheEntry]] = OrderedDict()
-        self._max = max_entries
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, clock: Callable[[], float] = time.monotonic) -> None:
+        self._data: TLRUCache[str, _Slot] | None = (
+            TLRUCache(max_bytes, _expires, timer=clock, getsizeof=_size_of) if max_bytes > 0 else None)
         self._clock = clock
 
     async def get(self, key: str) -> CacheEntry | None:
@@ -24,31 +61,35 @@ class MemoryCache:
 
     def peek(self, key: str) -> CacheEntry | None:
         """``get`` without awaiting: everything this cache holds is in this process."""
-        item = self._data.get(key)
-        if item is None:
-            return None
-        expires, entry = item
-        if expires <= self._clock():
-            del self._data[key]
-            return None
-        self._data.move_to_end(key)
-        return entry
+        slot = self._data.get(key) if self._data is not None else None  # an expired entry reads as missing
+        return slot.entry if slot is not None else None
 
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
-        if ttl <= 0:
+        length = json_length(entry)
+        # Not JSON (no provider answers so; a test double may): counted by its text, never for free.
+        self.put(key, entry, ttl, length if length is not None else len(repr(entry)))
+
+    def put(self, key: str, entry: CacheEntry, ttl: float, json_length: int) -> None:
+        """``set`` with the entry's JSON length already known (the Redis cache has just encoded it)."""
+        if ttl <= 0 or self._data is None:
             return
-        self._data[key] = (self._clock() + ttl, entry)
-        self._data.move_to_end(key)
-        while len(self._data) > self._max:
-            self._data.popitem(last=False)
+        try:
+            self._data[key] = _Slot(entry, estimated_size(key, json_length), ttl)
+        except ValueError:  # bigger than the whole budget: not kept, nor an older answer for the same key
+            self._data.pop(key, None)
+
+    @property
+    def bytes_used(self) -> int:
+        """The estimated bytes of the entries held (expired ones included until they are dropped)."""
+        return int(self._data.currsize) if self._data is not None else 0
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) if self._data is not None else 0
 
     async def entries(self, provider: str, *, limit: int) -> int | None:
-        start, now, count = f"{provider}:", self._clock(), 0
-        for key, (expires, _) in list(self._data.items()):
-            if expires > now and key.startswith(start):
+        start, count = f"{provider}:", 0
+        for key in list(self._data or ()):  # iterating skips expired entries
+            if key.startswith(start):
                 count += 1
                 if count > limit:
                     break

@@ -9,6 +9,7 @@ false with everything, an infinite one overflows ``int()``) and not negative; ``
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 from linkmeter.engine.errors import SettingsError
@@ -52,6 +53,24 @@ def whole(environ: Environ, name: str, default: int, *, positive: bool = False) 
     value = number(environ, name, default, positive=positive)
     if not value.is_integer():
         raise SettingsError(f"{name} must be a whole number, got {environ[name]!r}")
+    return int(value)
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmg]?)(i?b?)", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def size(environ: Environ, name: str, default: int) -> int:
+    """A size in bytes: a whole number, or a number with K, M or G (KB/KiB... alike, powers of 1024: "64MB")."""
+    raw = environ.get(name, "")
+    if not raw.strip():
+        return default
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None or (match.group(3) and match.group(3).lower() == "i" and not match.group(2)):
+        raise SettingsError(f"{name} must be a size like 64MB, 512KB or 1048576 (bytes), got {raw!r}")
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if not value.is_integer():
+        raise SettingsError(f"{name} must be a whole number of bytes, got {raw!r}")
     return int(value)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from linkmeter.engine import env
+from linkmeter.engine.cache import DEFAULT_MAX_BYTES
 from linkmeter.engine.dns import parse_servers
 from linkmeter.engine.errors import SettingsError as SettingsError  # callers catch it from here
 from linkmeter.engine.http import HttpSettings
@@ -134,6 +135,7 @@ class EngineSettings:
     redis_timeout: float = DEFAULT_TIMEOUT  # LINKMETER_REDIS_TIMEOUT: seconds per connect and per read
     bulk: bool = True  # LINKMETER_BULK: off sends every call one by one (the benchmark's comparison)
     data_dir: Path | None = None  # LINKMETER_DATA_DIR: where providers keep files every process shares
+    cache_memory: int = DEFAULT_MAX_BYTES  # LINKMETER_CACHE_MEMORY: bytes of results cached in this process
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
@@ -145,7 +147,8 @@ class EngineSettings:
                    redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
                    redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
                    bulk=env.flag(environ, "LINKMETER_BULK", True),
-                   data_dir=data_dir(environ))
+                   data_dir=data_dir(environ),
+                   cache_memory=env.size(environ, "LINKMETER_CACHE_MEMORY", DEFAULT_MAX_BYTES))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""

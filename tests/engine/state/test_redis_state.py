@@ -388,6 +388,19 @@ async def test_the_near_cache_answers_repeated_reads_without_redis(link: MakeLin
     assert await b.get("p:short") is None and await a.get("p:short") is None  # near entries expire with it
 
 
+async def test_the_near_cache_keeps_within_its_byte_budget_and_redis_keeps_the_rest(link: MakeLink) -> None:
+    a, b = RedisCache(link(), near_bytes=4096), RedisCache(link(), near_bytes=4096)
+    small, large = CacheEntry({"p.x": 1}, "x" * 10, 0.0), CacheEntry({"p.x": 2}, "x" * 2000, 0.0)  # large: ~8 KB
+    await a.set("p:small", small, ttl=60)
+    await a.set("p:large", large, ttl=60)
+    assert a.peek("p:small") == small and a.peek("p:large") is None  # too big for this process's budget
+    assert await b.get("p:large") == large and b.peek("p:large") is None  # still shared through Redis
+    for i in range(20):  # the least recently used go first
+        await a.set(f"p:{i}", small, ttl=60)
+    assert a.peek("p:small") is None and a.peek("p:19") == small
+    assert await a.get("p:small") == small  # evicted from the near-cache only
+
+
 async def test_peek_hands_out_only_what_the_near_cache_holds(link: MakeLink) -> None:
     a, b = RedisCache(link()), RedisCache(link())
     entry = CacheEntry({"p.x": 1}, None, 0.0)
@@ -395,7 +408,7 @@ async def test_peek_hands_out_only_what_the_near_cache_holds(link: MakeLink) -> 
     assert a.peek("p:k") == entry  # the writer holds it
     assert b.peek("p:k") is None  # not in b's process yet: "ask get()", not "absent"
     assert await b.get("p:k") == entry and b.peek("p:k") == entry
-    assert RedisCache(link(), near_entries=0).peek("p:k") is None
+    assert RedisCache(link(), near_bytes=0).peek("p:k") is None
 
 
 async def test_cached_results_expire_after_their_ttl(link: MakeLink) -> None:
@@ -442,7 +455,7 @@ async def test_an_unreachable_redis_degrades_to_this_process_state_quickly(
 
             await cache.set("p:k", CacheEntry({"p.x": 1}, None, 0.0), ttl=60)
             assert await cache.get("p:k") is not None  # this process's near-cache still answers
-            assert await RedisCache(link, near_entries=0).get("p:k") is None  # without one: a miss
+            assert await RedisCache(link, near_bytes=0).get("p:k") is None  # without one: a miss
 
             for _ in range(3):
                 await breakers.record("p", False, threshold=3)

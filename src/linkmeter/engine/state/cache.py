@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
-from linkmeter.engine.cache import MemoryCache
+from linkmeter.engine.cache import DEFAULT_MAX_BYTES, MemoryCache
 from linkmeter.engine.ports import CacheEntry
 from linkmeter.engine.state.link import RedisLink, RedisUnavailable
 
@@ -20,16 +20,15 @@ log = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 200  # longer cache keys are stored under their SHA-256
 ENTRIES_TIMEOUT = 2.0  # seconds for counting a provider's cache entries (a SCAN)
-NEAR_CACHE_ENTRIES = 10_000  # per process, in front of the Redis cache
 
 
 class RedisCache:
     """Provider results as JSON with a TTL, shared by every process using the same Redis and prefix, with a
-    near-cache of ``near_entries`` in this process (0: none)."""
+    near-cache of at most ``near_bytes`` in this process (LINKMETER_CACHE_MEMORY; 0: none)."""
 
-    def __init__(self, link: RedisLink, *, near_entries: int = NEAR_CACHE_ENTRIES) -> None:
+    def __init__(self, link: RedisLink, *, near_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self._link = link
-        self._near = MemoryCache(near_entries) if near_entries > 0 else None
+        self._near = MemoryCache(near_bytes) if near_bytes > 0 else None
 
     def redis_key(self, key: str) -> str:
         """``<prefix>cache:<provider>:<key>``; a key over 200 characters as its SHA-256 (the provider kept, so
@@ -81,7 +80,7 @@ class RedisCache:
             log.debug("unreadable cache entry %s ignored: %s", key, exc)
             return None
         if self._near is not None and (left := expires - time.time()) > 0:
-            await self._near.set(key, entry, left)
+            self._near.put(key, entry, left, len(data))
         return entry
 
     async def set(self, key: str, entry: CacheEntry, ttl: float) -> None:
@@ -95,7 +94,7 @@ class RedisCache:
             log.debug("result for %s not cached: not JSON-serialisable (%s)", key, exc)
             return
         if self._near is not None:
-            await self._near.set(key, entry, ttl)
+            self._near.put(key, entry, ttl, len(text))
         px = max(1, math.ceil(ttl * 1000))
         try:
             await self._link.call("cache", lambda: self._link.pipeline.execute("SET", self.redis_key(key), text,

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from linkmeter.web.gctune import YOUNG_THRESHOLD, tune_garbage_collector
+from linkmeter.gctune import YOUNG_THRESHOLD, tune_garbage_collector
 
 
 @pytest.fixture
