@@ -67,7 +67,7 @@ def _home(request: HttpRequest, form: SubmitForm, *, invalid: list[dict[str, Any
         preferred = table.candidates[0] if table.candidates else 0
         columns = [{"number": i + 1, "label": label, "sample": table.samples(i), "selected": i == preferred}
                    for i, label in enumerate(table.columns)]
-    selected = form.data.getlist("providers") if form.is_bound else None
+    selected = request.POST.getlist("providers") if form.is_bound else None
     return render(request, "ui/home.html", {
         "form": form, "invalid": invalid or [], "columns": columns, "pending": form.pending,
         "provider_groups": display.provider_choices(selected, disabled_providers()),
@@ -180,10 +180,10 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
     latest = found.latest_analysis
     history = link_history(found)
     series = numeric_series(history)
-    providers = [{"result": r, "style": display.STATUS_STYLES.get(r.status, "secondary"),
+    providers = [{"result": r, "provider": r.provider, "style": display.STATUS_STYLES.get(r.status, "secondary"),
                   "signals": display.signal_cells(r.signals)}
                  for r in (tables.provider_results(latest) if latest else [])]
-    groups = display.grouped(providers, lambda item: display.PROVIDER_GROUP.get(item["result"].provider, "other"))
+    groups = display.grouped(providers, lambda item: display.PROVIDER_GROUP.get(str(item["provider"]), "other"))
     return render(request, "ui/link.html", {
         "link": found,
         "latest": latest,
