@@ -97,6 +97,8 @@ class Provider(ABC):
     (one of GROUPS: the link page shows its card with the others of its group), ``in_default_set`` (False for
     a provider that runs only when a submission names it: slow or with a small quota), ``published_limits``
     (the upstream's own limits in words) and ``key_url`` (where to get a key, for keyed providers).
+    ``requires_key``: it cannot run without LINKMETER_<NAME>_API_KEY (``key_variable``); ``optional_key``: it
+    runs without one and does more with one (a higher allowance, another list).
 
     Bulk queries: a provider whose API answers many keys in one request sets ``max_batch`` (> 1) and
     implements ``collect_many``; the engine then gathers calls that become ready across every URL in flight
@@ -110,6 +112,7 @@ class Provider(ABC):
     policy: Policy = Policy()  # instance-overridable from settings
     default_base_url: ClassVar[str] = ""
     requires_key: ClassVar[bool] = False
+    optional_key: ClassVar[bool] = False
     order: ClassVar[int] = 100
     group: ClassVar[str] = "page"
     in_default_set: ClassVar[bool] = True
@@ -120,12 +123,22 @@ class Provider(ABC):
     def __init__(self, config: ProviderConfig | None = None) -> None:
         self.config = config or ProviderConfig(base_url=self.default_base_url)
 
+    @classmethod
+    def key_variable(cls) -> str:
+        """The setting that holds this provider's key (whether it takes one or not)."""
+        return f"LINKMETER_{cls.name.upper()}_API_KEY"
+
+    @classmethod
+    def takes_key(cls) -> str:
+        """``required``, ``optional`` or ``none``: what a key means to this provider."""
+        return "required" if cls.requires_key else "optional" if cls.optional_key else "none"
+
     def disabled_reason(self) -> str | None:
         """Why this provider cannot run with its settings (None when it can)."""
         if not self.config.enabled:
             return f"switched off by LINKMETER_{self.name.upper()}_ENABLED"
         if self.requires_key and not self.config.api_key:
-            return f"no API key: set LINKMETER_{self.name.upper()}_API_KEY"
+            return f"no API key: set {self.key_variable()}"
         return None
 
     @abstractmethod

@@ -135,6 +135,8 @@ class DnsblProvider(Provider):
     name: ClassVar[str] = "dnsbl"
     order = 40
     group = "threat"
+    optional_key = True  # a Spamhaus DQS key: the DBL through DQS, which public resolvers may use
+    key_url = "https://www.spamhaus.com/free-trial/sign-up-for-a-free-data-query-service-account/"
     published_limits = "free for low volumes; public resolvers are refused (use your own resolver)"
     needs: ClassVar[tuple[str, ...]] = ("domain",)
     wants: ClassVar[tuple[str, ...]] = ("page.final_domain",)

@@ -56,6 +56,7 @@ class PhishTankProvider(Provider):
     name = "phishtank"
     order = 43
     group = "threat"
+    optional_key = True  # an app key: a much larger allowance
     key_url = "https://www.phishtank.com/api_info.php"
     published_limits = ("a limit per client per interval, announced in X-Request-Limit and "
                         "X-Request-Limit-Interval, much lower without an app key; over it HTTP 509 "

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UNKNOWN = "unknown"
 
@@ -34,3 +34,4 @@ class EngineView:
     disabled: dict[str, str]  # disabled provider -> reason
     breakers: dict[str, str]  # provider -> closed, open, half_open or unknown
     caches: dict[str, ProviderCache]  # provider -> its cache (empty when not asked for)
+    keys_set: dict[str, bool] = field(default_factory=dict)  # provider -> its API key is set (never the key)

@@ -11,6 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient, Client
 
+from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.api import batches
 from linkmeter.web.api.exports import CSV_COLUMNS
 from linkmeter.web.links.selectors.details import SIGNAL_COLUMNS
@@ -147,3 +148,15 @@ async def test_failed_analyses_are_rows_with_their_status(async_client: AsyncCli
     await sync_to_async(analysis_fail)(analysis_ids=submitted["analysis_ids"], reason="x")
     _, text = await fetch(async_client, submitted["links"]["results"])
     assert [r["status"] for r in json.loads(text)] == ["done", "failed", "failed"]
+
+
+def test_a_batch_reports_its_providers(client: Client) -> None:
+    default = client.post("/api/v1/analyses", {"urls": ["https://example.org/p1"]},
+                          content_type="application/json").json()
+    chosen = client.post("/api/v1/analyses", {"urls": ["https://example.org/p2"], "providers": ["page", "pagespeed"]},
+                         content_type="application/json").json()
+    body = client.get(f"/api/v1/batches/{default['batch_id']}").json()
+    assert body["default_set"] is True and body["providers"] == list(DEFAULT_NAMES)
+    assert "pagespeed" not in body["providers"]
+    body = client.get(f"/api/v1/batches/{chosen['batch_id']}").json()
+    assert body["default_set"] is False and body["providers"] == ["page", "pagespeed"]

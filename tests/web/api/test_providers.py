@@ -129,3 +129,38 @@ def test_the_openapi_document_describes_the_cache_fields(client: Client) -> None
     assert set(cache) == {"ttl_seconds", "store", "entries", "entries_more"}
     assert all(field.get("description") for field in cache.values())
     assert "redis" in cache["store"]["description"] and "memory" in cache["store"]["description"]
+
+
+def test_each_provider_says_its_group_default_set_key_and_limits(client: Client, no_engine: None,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINKMETER_SAFEBROWSING_API_KEY", raising=False)
+    monkeypatch.setenv("LINKMETER_OPENPAGERANK_API_KEY", "secret-opr-key")
+    monkeypatch.delenv("LINKMETER_REDIS_URL", raising=False)
+    response = client.get("/api/v1/providers")
+    assert "secret-opr-key" not in response.content.decode()  # whether a key is set, never the key
+    health = by_name(response.json())
+    safebrowsing, opr, pagespeed, tranco = (health[n] for n in ("safebrowsing", "openpagerank", "pagespeed", "tranco"))
+    assert safebrowsing["group"] == "threat" and safebrowsing["keyed"] is True and safebrowsing["key"] == "required"
+    assert safebrowsing["key_set"] is False and safebrowsing["enabled"] is False
+    assert safebrowsing["key_variable"] == "LINKMETER_SAFEBROWSING_API_KEY"
+    assert "LINKMETER_SAFEBROWSING_API_KEY" in safebrowsing["disabled_reason"]
+    assert safebrowsing["key_url"].startswith("https://") and "500 URLs" in safebrowsing["published_limits"]
+    assert opr["key_set"] is True and opr["enabled"] is True and opr["group"] == "authority"
+    assert pagespeed["in_default_set"] is False and pagespeed["group"] == "page"
+    assert tranco["keyed"] is False and tranco["key"] == "none" and tranco["key_variable"] is None
+    assert tranco["key_set"] is False and tranco["in_default_set"] is True
+    assert health["phishtank"]["key"] == "optional" and health["phishtank"]["enabled"] is True
+    assert health["safebrowsing"]["docs"] == "docs/providers.md#safebrowsing"
+    assert health["authority"]["docs"] == "docs/providers.md#authority-indicator"
+    assert {p["group"] for p in health.values()} == {"page", "domain", "threat", "authority", "social", "archive",
+                                                     "indicator"}
+
+
+def test_the_openapi_documents_the_provider_fields(client: Client) -> None:
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]
+    fields = schema["ProviderHealthOut"]["properties"]
+    for name in ("group", "in_default_set", "keyed", "key", "key_variable", "key_set", "key_url",
+                 "published_limits", "docs"):
+        assert fields[name].get("description") or "$ref" in fields[name] or "anyOf" in fields[name], name
+    assert "in_default_set" in schema["ProviderHealthOut"]["required"]
+    assert {"providers", "default_set"} <= set(schema["BatchOut"]["properties"])

@@ -66,3 +66,12 @@ def test_an_old_analysis_is_not_reused() -> None:
     analysis_complete(outcomes=[(claimed[0].analysis_id, finished("https://example.org/a"))])
     Analysis.objects.update(finished_at=timezone.now() - timedelta(hours=1))
     assert analysis_submit(urls=["https://example.org/a"], providers=["page"]).reused == 0
+
+
+def test_an_analysis_of_the_default_set_does_not_answer_a_request_for_pagespeed() -> None:
+    analysis_submit(urls=["https://example.org/a"])
+    claimed = analysis_claim_next(limit=10, deadline_seconds=60)
+    analysis_complete(outcomes=[(claimed[0].analysis_id, finished("https://example.org/a"))])
+    assert analysis_submit(urls=["https://example.org/a"], providers=["page", "rdap"]).reused == 1  # in the set
+    asked = analysis_submit(urls=["https://example.org/a"], providers=["page", "pagespeed"])
+    assert asked.reused == 0 and len(asked.queued) == 1  # pagespeed never ran for it

@@ -13,7 +13,7 @@ from tests.web.ui.conftest import Finish
 pytestmark = pytest.mark.django_db
 
 
-def test_the_home_page_offers_the_form_with_every_provider_checked(client: Client) -> None:
+def test_the_home_page_offers_the_form_with_the_default_set_checked(client: Client) -> None:
     response = client.get("/")
     assert response.status_code == 200
     html = response.content.decode()
@@ -138,3 +138,24 @@ def test_the_progress_is_rounded_down(client: Client, finished_batch: Finish) ->
     batch = finished_batch(urls, [{"page.status": 200}] * 200, finish=199)
     html = client.get(f"/batches/{batch.pk}/progress/").content.decode()
     assert 'value="99"' in html and "99 %" in html and "199</strong> of 200" in html
+
+
+def test_the_link_page_groups_provider_cards_under_headings(client: Client, finished_batch: Finish) -> None:
+    finished_batch(["https://a.example.org/1"], [{"page.status": 200, "page.title": "<script>alert(1)</script>"}])
+    link = Link.objects.get()
+    html = client.get(f"/links/{link.pk}/").content.decode()
+    sections = re.findall(r'<section class="provider-group mb-3" data-group="(\w+)"', html)
+    assert sections == ["page", "domain"]  # the fixture's results: page, and rdap (a domain provider)
+    domain = html.split('data-group="domain"')[1]
+    assert 'data-provider="rdap"' in domain and 'id="group-domain">Domain' in domain
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_the_batch_page_names_its_providers(client: Client, finished_batch: Finish) -> None:
+    default = finished_batch(["https://a.example.org/1"], [{"page.status": 200}])
+    html = client.get(f"/batches/{default.pk}/").content.decode()
+    assert "providers (the default set):" in html and "pagespeed" not in html.split('id="batch-providers"')[1][:600]
+    chosen = finished_batch(["https://a.example.org/2"], [{"page.status": 200}], providers=["page", "pagespeed"])
+    html = client.get(f"/batches/{chosen.pk}/").content.decode()
+    shown = re.sub(r"\s+", " ", html.split('id="batch-providers">')[1].split("</div>")[0]).strip()
+    assert shown == "providers: page, pagespeed"

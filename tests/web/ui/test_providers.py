@@ -169,3 +169,19 @@ def test_untrusted_text_on_the_providers_page_stays_escaped(client: Client, monk
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in row(html, "rdap")  # the disabled reason
     assert cells(html, "rdap")["cache"] == "TTL 1 d unknown"  # the provider's own policy
     assert cells(html, "page")["hit_ratio"] == "50 %"
+
+
+def test_the_table_groups_providers_and_shows_default_set_key_and_limits(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINKMETER_SAFEBROWSING_API_KEY", raising=False)
+    monkeypatch.setenv("LINKMETER_MOZ_API_KEY", "id:very-secret")
+    html = client.get("/providers/").content.decode()
+    assert re.findall(r'<tr class="group-row" data-group="(\w+)">', html) == [
+        "page", "domain", "threat", "authority", "social", "archive", "indicator"]
+    safebrowsing, moz, pagespeed, tranco = (row(html, n) for n in ("safebrowsing", "moz", "pagespeed", "tranco"))
+    assert 'data-key="required" data-key-set="false"' in safebrowsing and "not set" in safebrowsing
+    assert "LINKMETER_SAFEBROWSING_API_KEY" in safebrowsing and "get a key" in safebrowsing
+    assert ">disabled</span>" in safebrowsing and "500 URLs a request" in safebrowsing
+    assert 'data-key-set="true"' in moz and "very-secret" not in html
+    assert "on request" in pagespeed and 'data-default-set="false"' in pagespeed
+    assert "none needed" in tranco and "default set" in tranco

@@ -10,16 +10,16 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES, PROVIDER_NAMES
 from linkmeter.web.links.models import Analysis, Batch
 
 pytestmark = pytest.mark.django_db
 
-ALL = [cls.name for cls in PROVIDER_CLASSES]
+DEFAULT = list(DEFAULT_NAMES)  # what the form checks to begin with
 
 
 def post(client: Client, **fields: Any) -> Any:
-    return client.post("/", {"providers": ALL, **fields})
+    return client.post("/", {"providers": DEFAULT, **fields})
 
 
 def upload(client: Client, content: bytes, name: str = "links.csv", **fields: Any) -> Any:
@@ -64,6 +64,49 @@ def test_unusable_forms_say_why(client: Client, fields: dict[str, Any], message:
     response = post(client, **fields)
     assert response.status_code == 200 and message in response.content.decode()
     assert Batch.objects.count() == 0
+
+
+def test_the_form_checks_the_default_set_and_leaves_pagespeed_unchecked(client: Client) -> None:
+    html = client.get("/").content.decode()
+    checked = re.findall(r'name="providers" value="(\w+)" id="id_providers_\w+" checked', html)
+    assert sorted(checked) == sorted(DEFAULT_NAMES) and len(checked) == len(DEFAULT_NAMES)  # grouped: own order
+    assert "pagespeed" not in checked and 'value="pagespeed"' in html
+    assert set(re.findall(r'name="providers" value="(\w+)"', html)) == set(PROVIDER_NAMES)  # every one offered
+    pagespeed = re.search(r'<div class="form-check mb-0" data-provider="pagespeed">(.*?)</div>', html, re.S)
+    assert pagespeed and "on request" in pagespeed.group(1)
+
+
+def test_the_form_groups_providers_under_headings(client: Client) -> None:
+    html = client.get("/").content.decode()
+    groups = re.findall(r'class="border rounded p-2 h-100 provider-group" data-group="(\w+)"', html)
+    assert groups == ["page", "domain", "threat", "authority", "social", "archive", "indicator"]
+    threat = html.split('data-group="threat"')[1].split('data-group="authority"')[0]
+    assert {"dnsbl", "safebrowsing", "urlhaus", "phishtank"} <= set(re.findall(r'data-provider="(\w+)"', threat))
+
+
+def test_a_keyed_provider_without_its_key_is_shown_disabled_with_the_variable(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LINKMETER_SAFEBROWSING_API_KEY", raising=False)
+    monkeypatch.setenv("LINKMETER_MOZ_API_KEY", "id:secret")
+    html = client.get("/").content.decode()
+    safebrowsing = html.split('data-provider="safebrowsing"')[1].split('data-provider=')[0]
+    moz = html.split('data-provider="moz"')[1].split('data-provider=')[0]
+    assert ">disabled</span>" in safebrowsing and "no API key: set LINKMETER_SAFEBROWSING_API_KEY" in safebrowsing
+    assert "disabled" not in moz and "id:secret" not in html
+
+
+def test_the_default_set_is_stored_as_the_default_and_pagespeed_as_a_choice(client: Client) -> None:
+    post(client, urls="https://a.example.org/1")
+    assert Batch.objects.get().providers == []  # the default set, whatever it becomes
+    post(client, urls="https://a.example.org/2", providers=[*DEFAULT, "pagespeed"])
+    chosen = Batch.objects.order_by("-id").first()
+    assert chosen is not None and set(chosen.providers) == {*DEFAULT, "pagespeed"}
+
+
+def test_a_checked_choice_survives_a_form_error(client: Client) -> None:
+    html = post(client, urls="", providers=["page", "pagespeed"]).content.decode()
+    checked = re.findall(r'name="providers" value="(\w+)" id="id_providers_\w+" checked', html)
+    assert checked == ["page", "pagespeed"]
 
 
 def test_chosen_providers_and_fresh_are_passed_on(client: Client) -> None:

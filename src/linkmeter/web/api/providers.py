@@ -1,5 +1,5 @@
-"""GET /providers: every provider's health over the recent window, with the running engine's view (disabled
-providers, breakers, caches)."""
+"""GET /providers: every provider, what it is (group, default set, key, limits) and its health over the recent
+window, with the running engine's view (disabled providers, breakers, caches, which keys are set)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ WINDOW_MINUTES = 15
 
 
 @router.get("", url_name="providers_health", response=ProvidersOut,
-            summary="Per provider: enabled, breaker, success rate, p50/p95 latency, last error, cache")
+            summary="Per provider: group, default set or not, its key (set or not), limits, enabled, breaker, "
+                    "success rate, p50/p95 latency, last error, cache")
 async def providers_health(request: HttpRequest) -> dict[str, Any]:
     view = await engine_view()
     health = await sync_to_async(provider_health)(disabled=view.disabled, breakers=view.breakers,
-                                                  caches=view.caches, window_minutes=WINDOW_MINUTES)
+                                                  caches=view.caches, keys_set=view.keys_set,
+                                                  window_minutes=WINDOW_MINUTES)
     return {"window_minutes": WINDOW_MINUTES, "providers": health}  # each shaped by ProviderHealthOut

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
@@ -24,7 +24,9 @@ class SubmitIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
     urls: list[str] = Field(description="URLs to analyse; invalid ones are listed with their index, the rest run")
-    providers: list[str] | None = Field(None, description="provider names; omitted or empty = all")
+    providers: list[str] | None = Field(None, description="provider names (and those they need run too); "
+                                        "omitted or empty = the default set. GET /api/v1/providers lists them, "
+                                        "with `in_default_set`; an unknown name is a 422 `unknown_provider`")
     fresh: bool = Field(False, description="analyse again even when a young enough analysis exists")
     name: str = Field("", description="a name for the batch")
     max_age: float | None = Field(None, ge=0, description="reuse analyses younger than this many seconds "
@@ -108,6 +110,9 @@ class BatchOut(Schema):
     finished_at: str | None
     invalid: list[InvalidItemOut]
     callback: CallbackOut | None = Field(None, description="the webhook's outcome, when callback_url was given")
+    providers: list[str] = Field(description="the providers it runs (and those they need): the ones the "
+                                             "submission named, else the default set")
+    default_set: bool = Field(description="true when the submission named no provider")
     links: BatchLinksOut
 
 
@@ -192,10 +197,25 @@ class ProviderCacheOut(Schema):
         return cache.more
 
 
+ProviderGroup = Literal["page", "domain", "threat", "authority", "social", "archive", "indicator"]
+
+
 class ProviderHealthOut(Schema):
     name: str
+    group: ProviderGroup = Field(description="what it tells about a link; the link page groups its cards by it")
+    in_default_set: bool = Field(description="runs when a submission names no provider; the others (slow, or "
+                                             "with a small quota) run only when named in `providers`")
+    keyed: bool = Field(description="needs an API key to run (without it: disabled, see `key_variable`)")
+    key: Literal["required", "optional", "none"] = Field(
+        description="required: disabled without a key; optional: runs without one, does more with one; none")
+    key_variable: str | None = Field(description="the setting that holds its key, e.g. "
+                                                 "LINKMETER_SAFEBROWSING_API_KEY; null when it takes none")
+    key_set: bool = Field(description="that setting is set (the key itself is never shown)")
+    key_url: str | None = Field(description="where to get a key")
+    published_limits: str = Field(description="the upstream's own limits, in words (UNVERIFIED where unsure)")
+    docs: str = Field(description="its section of linkmeter's documentation (signals, limits, edge cases)")
     enabled: bool
-    disabled_reason: str | None
+    disabled_reason: str | None = Field(description="why it does not run, naming the setting to change")
     breaker: str = Field(description="closed, open, half_open or unknown")
     calls: int
     success_rate: float | None
@@ -209,6 +229,10 @@ class ProviderHealthOut(Schema):
     cache: ProviderCacheOut = Field(description="the provider's result cache: policy, where it lives, its entries")
 
     # Read from a ProviderHealth (the selector's record): ratios to 4 decimals, the time as ISO 8601.
+    @staticmethod
+    def resolve_keyed(health: ProviderHealth) -> bool:
+        return health.key == "required"
+
     @staticmethod
     def resolve_success_rate(health: ProviderHealth) -> float | None:
         return None if health.success_rate is None else round(health.success_rate, 4)

@@ -29,7 +29,7 @@ from linkmeter.web.runtime import CacheCounts
 log = logging.getLogger(__name__)
 
 __all__ = ["STORE_LABELS", "STORE_MEMORY", "STORE_REDIS", "STORE_UNKNOWN", "UNKNOWN", "EngineView", "ProviderCache",
-           "engine_health", "engine_view", "forget_counts"]
+           "disabled_providers", "engine_health", "engine_view", "forget_counts"]
 
 ENTRIES_LIMIT = 100_000  # entries counted per provider; past it, "more than ENTRIES_LIMIT"
 COUNT_TIMEOUT = 2.5  # seconds, over a cache's own bound (RedisCache counts within 2 s): never hangs a page
@@ -72,7 +72,24 @@ async def engine_view(*, caches: bool = True) -> EngineView:
         store = STORE_REDIS if engine.state.shared else STORE_MEMORY
         counts = await _counted(current.counts, cache, cache, [p.name for p in engine.plan.known])
         cache_view = _caches(engine.plan.known, store, counts)
-    return EngineView(engine.disabled(), breakers, cache_view)
+    return EngineView(engine.disabled(), breakers, cache_view, _keys_set(engine.plan.known))
+
+
+def _keys_set(providers: Iterable[Provider]) -> dict[str, bool]:
+    return {provider.name: bool(provider.config.api_key) for provider in providers}
+
+
+def disabled_providers() -> dict[str, str]:
+    """Disabled provider -> reason, as the engine of this process sees it, else as the environment implies;
+    cheap (no Redis), for pages that only need this (the submit form)."""
+    engine = runtime.current().engine
+    if engine is not None:
+        return engine.disabled()
+    try:
+        providers = build_providers(build_settings(os.environ))
+    except SettingsError as exc:
+        return {cls.name: f"bad settings: {exc}" for cls in PROVIDER_CLASSES}
+    return {p.name: reason for p in providers if (reason := p.disabled_reason()) is not None}
 
 
 def _caches(providers: Iterable[Provider | type[Provider]], store: str,
@@ -123,17 +140,19 @@ async def _environment_view(environ: Mapping[str, str], memo: CacheCounts, *, ca
         providers = build_providers(settings)
     except SettingsError as exc:
         disabled = {cls.name: f"bad settings: {exc}" for cls in PROVIDER_CLASSES}
+        keys = {cls.name: bool(environ.get(cls.key_variable())) for cls in PROVIDER_CLASSES}
         # The classes' own policies: the settings cannot be read.
-        return EngineView(disabled, unknown, _caches(PROVIDER_CLASSES, STORE_UNKNOWN, {}) if caches else {})
+        return EngineView(disabled, unknown, _caches(PROVIDER_CLASSES, STORE_UNKNOWN, {}) if caches else {}, keys)
     disabled = {p.name: reason for p in providers if (reason := p.disabled_reason()) is not None}
+    keys = _keys_set(providers)
     if settings.redis_url is None:
-        return EngineView(disabled, unknown, _caches(providers, STORE_UNKNOWN, {}) if caches else {})
+        return EngineView(disabled, unknown, _caches(providers, STORE_UNKNOWN, {}) if caches else {}, keys)
     try:
         state = build_state(settings)
     except SettingsError:
         state = None
     if state is None:
-        return EngineView(disabled, unknown, _caches(providers, STORE_REDIS, {}) if caches else {})
+        return EngineView(disabled, unknown, _caches(providers, STORE_REDIS, {}) if caches else {}, keys)
     try:
         states = {p.name: str(await state.breakers.state(p.name, p.policy.breaker_cooldown)) for p in providers}
         if not state.reachable():  # when Redis failed, the states are this process's guesses
@@ -143,6 +162,6 @@ async def _environment_view(environ: Mapping[str, str], memo: CacheCounts, *, ca
             where = ("redis", settings.redis_url, settings.redis_prefix)
             counts = await _counted(memo, where, state.cache, [p.name for p in providers])
             cache_view = _caches(providers, STORE_REDIS, counts)
-        return EngineView(disabled, states, cache_view)
+        return EngineView(disabled, states, cache_view, keys)
     finally:
         await state.aclose()

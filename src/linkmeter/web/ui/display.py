@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from linkmeter.providers.registry import PROVIDER_CLASSES, headlines
+from linkmeter.providers.registry import DEFAULT_NAMES, PROVIDER_CLASSES, headlines
 
 if TYPE_CHECKING:
     from linkmeter.web.links.selectors.health import ProviderHealth
@@ -25,6 +25,56 @@ def main_columns(providers: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
 
 
 SIGNAL_SPECS = {signal: spec for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items()}
+
+# The provider groups (``Provider.group``) in the order pages show them, with their headings.
+GROUP_TITLES = {
+    "page": "Page", "domain": "Domain", "threat": "Threat lists", "authority": "Authority",
+    "social": "Social", "archive": "Archive", "indicator": "Indicators",
+}
+GROUP_NOTES = {
+    "page": "the page itself: status, title, links, speed",
+    "domain": "DNS, registration and certificates of the domain",
+    "threat": "blocklists and lists of phishing and malware",
+    "authority": "rank and authority of the domain",
+    "social": "posts and interactions that link the URL",
+    "archive": "captures by web archives",
+    "indicator": "numbers derived from the other providers",
+}
+PROVIDER_GROUP = {cls.name: cls.group for cls in PROVIDER_CLASSES}
+
+
+def group_title(group: str) -> str:
+    return GROUP_TITLES.get(group, group.capitalize())
+
+
+def grouped[T](items: Iterable[T], group_of: Callable[[T], str]) -> list[dict[str, Any]]:
+    """``items`` (in their order) under their groups, the groups in ``GROUP_TITLES`` order (unknown ones last):
+    ``[{"group", "title", "note", "items"}]``, empty groups left out."""
+    by_group: dict[str, list[T]] = {}
+    for item in items:
+        by_group.setdefault(group_of(item), []).append(item)
+    order = {group: index for index, group in enumerate(GROUP_TITLES)}
+    return [{"group": group, "title": group_title(group), "note": GROUP_NOTES.get(group, ""), "items": members}
+            for group, members in sorted(by_group.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0]))]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderChoice:
+    """A provider's checkbox on the submit form."""
+
+    name: str
+    checked: bool
+    in_default_set: bool
+    key: str  # required, optional or none
+    disabled_reason: str | None  # why it would not run now (it may still be chosen: its cells say so)
+
+
+def provider_choices(selected: Iterable[str] | None, disabled: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The submit form's provider checkboxes, grouped: ``selected`` checked (None: the default set)."""
+    chosen = set(DEFAULT_NAMES if selected is None else selected)
+    choices = [ProviderChoice(cls.name, cls.name in chosen, cls.in_default_set, cls.takes_key(),
+                              disabled.get(cls.name)) for cls in PROVIDER_CLASSES]
+    return grouped(choices, lambda choice: PROVIDER_GROUP[choice.name])
 
 STATUS_STYLES = {
     "done": "success", "ok": "success", "cached": "success",

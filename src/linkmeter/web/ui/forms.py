@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from linkmeter.providers.registry import PROVIDER_CLASSES
+from linkmeter.providers.registry import DEFAULT_NAMES, PROVIDER_CLASSES
 from linkmeter.web.links.models import BatchSource
 from linkmeter.web.links.selectors.details import NUMERIC_SIGNALS
 from linkmeter.web.links.selectors.tables import SignalRange
@@ -55,7 +55,7 @@ class SubmitForm(forms.Form):
     fresh = forms.BooleanField(required=False, label="Fresh: ignore recent results and analyse again")
 
     def __init__(self, *args: Any, pending: PendingCsv | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("initial", {"providers": [name for name, _ in PROVIDER_CHOICES]})
+        kwargs.setdefault("initial", {"providers": list(DEFAULT_NAMES)})
         super().__init__(*args, **kwargs)
         self.pending = pending
         self.needs_column: csvimport.CsvTable | None = None  # set when the URL column is ambiguous

@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from linkmeter.providers.registry import PROVIDER_NAMES
-from linkmeter.web.jobs.health import engine_view
+from linkmeter.providers.registry import DEFAULT_NAMES
+from linkmeter.web.jobs.health import disabled_providers, engine_view
 from linkmeter.web.links.models import Analysis, Batch, FeedbackLabel, Link
 from linkmeter.web.links.selectors import progress, tables
 from linkmeter.web.links.selectors.details import link_history, numeric_series
@@ -46,7 +46,7 @@ def home(request: HttpRequest) -> HttpResponse:
     try:
         submission = analysis_submit(
             urls=[text for _, text in lines],
-            providers=[] if len(providers) == len(PROVIDER_NAMES) else providers,
+            providers=[] if set(providers) == set(DEFAULT_NAMES) else providers,  # []: the default set
             fresh=form.cleaned_data["fresh"], name=form.cleaned_data["name"],
             source=form.cleaned_data["source"], user=request.user)
     except ServiceError as exc:
@@ -67,8 +67,10 @@ def _home(request: HttpRequest, form: SubmitForm, *, invalid: list[dict[str, Any
         preferred = table.candidates[0] if table.candidates else 0
         columns = [{"number": i + 1, "label": label, "sample": table.samples(i), "selected": i == preferred}
                    for i, label in enumerate(table.columns)]
+    selected = request.POST.getlist("providers") if form.is_bound else None
     return render(request, "ui/home.html", {
         "form": form, "invalid": invalid or [], "columns": columns, "pending": form.pending,
+        "provider_groups": display.provider_choices(selected, disabled_providers()),
         "recent": progress.recent_batches(limit=10),
         "max_urls": settings.LINKMETER["MAX_URLS_PER_REQUEST"],
         "max_rows": settings.LINKMETER["UPLOAD_MAX_ROWS"],
@@ -112,6 +114,7 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
     lines = request.session.get(LINE_NUMBERS, {}).get(str(found.pk), {})
     context = {
         "batch": found,
+        "batch_providers": found.providers or DEFAULT_NAMES,
         **_progress(found),
         "invalid": _numbered(found.invalid, lines),
         "query": query,
@@ -177,16 +180,17 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
     latest = found.latest_analysis
     history = link_history(found)
     series = numeric_series(history)
-    providers = [{"result": r, "style": display.STATUS_STYLES.get(r.status, "secondary"),
+    providers = [{"result": r, "provider": r.provider, "style": display.STATUS_STYLES.get(r.status, "secondary"),
                   "signals": display.signal_cells(r.signals)}
                  for r in (tables.provider_results(latest) if latest else [])]
+    groups = display.grouped(providers, lambda item: display.PROVIDER_GROUP.get(str(item["provider"]), "other"))
     return render(request, "ui/link.html", {
         "link": found,
         "latest": latest,
         "page_title": latest.signals.get("page.title") if latest else None,
         "latest_style": display.STATUS_STYLES.get(latest.status, "secondary") if latest else "secondary",
         "pending": tables.link_pending_analysis(found),
-        "providers": providers,
+        "provider_groups": groups,
         "history_count": len(history),
         "chart_data": {"series": series, "labels": display.chart_labels(sorted(series))},
         "labels": FeedbackLabel,
@@ -205,7 +209,9 @@ def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpR
 @require_POST
 def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(Link, pk=link_id)
-    submission = analysis_reanalyse(link=found, user=request.user)
+    latest = found.latest_analysis
+    # The same providers as the latest analysis (pagespeed stays in when it was asked for).
+    submission = analysis_reanalyse(link=found, providers=latest.providers if latest else None, user=request.user)
     messages.info(request, "Analysing the link again.")
     return redirect("ui:batch", batch_id=submission.batch.pk)
 
@@ -237,8 +243,10 @@ async def _providers(request: HttpRequest, template: str) -> HttpResponse:
     view = await engine_view()
 
     def page() -> HttpResponse:  # the ORM and the session (messages) are synchronous
-        health = provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches)
+        health = provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches,
+                                 keys_set=view.keys_set)
         rows = [display.provider_row(item) for item in health]
-        return render(request, template, {"rows": rows, "styles": display.STATUS_STYLES})
+        return render(request, template, {"groups": display.grouped(rows, lambda row: row.health.group),
+                                          "styles": display.STATUS_STYLES})
 
     return await sync_to_async(page)()

@@ -10,11 +10,19 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from linkmeter.engine.provider import Provider
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.engineview import STORE_UNKNOWN, ProviderCache
 from linkmeter.web.links.models import ProviderResult
 
 PROBLEM_STATUSES = ("error", "timeout", "rate_limited", "circuit_open")
+DOCS = "docs/providers.md"
+
+
+def docs_reference(cls: type[Provider]) -> str:
+    """The provider's section of docs/providers.md (GitHub's anchor of its heading)."""
+    anchor = f"{cls.name}-indicator" if cls.group == "indicator" else cls.name
+    return f"{DOCS}#{anchor}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +30,14 @@ class ProviderHealth:
     """One provider's row of the providers page; the API serves it as ``ProviderHealthOut``."""
 
     name: str
+    group: str  # page, domain, threat, authority, social, archive or indicator
+    in_default_set: bool  # runs when a submission names no provider
+    key: str  # required, optional or none
+    key_variable: str | None  # the setting holding its key (None: it takes none)
+    key_set: bool  # that setting is set (the key itself is never shown)
+    key_url: str | None  # where to get a key
+    published_limits: str
+    docs: str  # its section of docs/providers.md
     enabled: bool
     disabled_reason: str | None
     breaker: str
@@ -37,12 +53,14 @@ class ProviderHealth:
 
 
 def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
-                    caches: Mapping[str, ProviderCache] | None = None, window_minutes: int = 15,
-                    sample: int = 2000) -> list[ProviderHealth]:
+                    caches: Mapping[str, ProviderCache] | None = None, keys_set: Mapping[str, bool] | None = None,
+                    window_minutes: int = 15, sample: int = 2000) -> list[ProviderHealth]:
     """Per provider over the recent window: calls by status, success rate (of calls that ran), cache hit
     ratio, latency percentiles of calls that reached upstream, and the last error; with the engine's view
-    (``linkmeter.web.jobs.health.engine_view``) of what is disabled, the breakers and the caches."""
+    (``linkmeter.web.jobs.health.engine_view``) of what is disabled, the breakers, the caches and which keys
+    are set; and what the provider is: its group, whether it is in the default set, its key and limits."""
     caches = caches or {}
+    keys_set = keys_set or {}
     since = timezone.now() - timedelta(minutes=window_minutes)
     health = []
     for cls in PROVIDER_CLASSES:
@@ -55,8 +73,17 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
         latencies = sorted(row["latency_ms"] for row in ran if row["status"] == "ok")
         problem = next((row for row in recent if row["status"] in PROBLEM_STATUSES), None)
         succeeded = statuses["ok"] + statuses["cached"]  # results from the cache or from upstream
+        takes = cls.takes_key()
         health.append(ProviderHealth(
             name=name,
+            group=cls.group,
+            in_default_set=cls.in_default_set,
+            key=takes,
+            key_variable=cls.key_variable() if takes != "none" else None,
+            key_set=takes != "none" and keys_set.get(name, False),
+            key_url=cls.key_url or None,
+            published_limits=cls.published_limits,
+            docs=docs_reference(cls),
             enabled=name not in disabled,
             disabled_reason=disabled.get(name),
             breaker=breakers.get(name, "unknown"),

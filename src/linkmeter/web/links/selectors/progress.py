@@ -9,6 +9,7 @@ from typing import Any, Literal
 from django.db.models import Count
 from django.utils import timezone
 
+from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.links.models import FINAL_STATUSES, AnalysisStatus, Batch, BatchItem
 
 BatchStatus = Literal["queued", "running", "finished"]
@@ -27,6 +28,12 @@ class BatchProgress:
     finished_at: datetime | None
     invalid: list[dict[str, Any]]
     callback: dict[str, Any] | None = None  # the webhook's outcome, when the submission named a callback_url
+    requested: tuple[str, ...] = ()  # the providers the submission named; () = the default set
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers the batch runs (besides those they need): those named, else the default set."""
+        return self.requested or DEFAULT_NAMES
 
     @property
     def status(self) -> BatchStatus:
@@ -49,6 +56,8 @@ class BatchProgress:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "invalid": self.invalid,
             "callback": self.callback,
+            "providers": list(self.providers),
+            "default_set": not self.requested,
         }
 
 
@@ -80,7 +89,8 @@ def batch_progress(batch: Batch) -> BatchProgress:
     elif finished == total:
         eta = 0.0
     return BatchProgress(batch.pk, batch.name, total, counts, finished, finished / total if total else 1.0,
-                         eta, batch.created_at, batch.finished_at, list(batch.invalid), batch_callback(batch))
+                         eta, batch.created_at, batch.finished_at, list(batch.invalid), batch_callback(batch),
+                         tuple(batch.providers))
 
 
 def recent_batches(*, limit: int = 10) -> list[BatchProgress]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_address
 from linkmeter.engine.urls import InvalidURL, parse_url
-from linkmeter.providers.registry import PROVIDER_CLASSES, PROVIDER_NAMES
+from linkmeter.providers.registry import DEFAULT_NAMES, PROVIDER_CLASSES, PROVIDER_NAMES
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, BatchSource, CallbackStatus, Link
 from linkmeter.web.links.services.errors import ServiceError
 from linkmeter.web.runtime import callbacks_supported, get_dispatcher
@@ -186,10 +186,15 @@ def _reusable(links: Iterable[Link], providers: list[str], max_age: float) -> di
     for analysis in candidates:
         if analysis.link_id in found:
             continue
-        asked = set(analysis.providers)
-        if not asked or (providers and set(providers) <= asked):
+        # [] stands for the default set, on either side: an analysis of the default set answers no request
+        # for a provider outside it (pagespeed), and an explicit list covering the default set answers one.
+        if _selection(providers) <= _selection(analysis.providers):
             found[analysis.link_id] = analysis
     return found
+
+
+def _selection(providers: Sequence[str]) -> set[str]:
+    return set(providers) if providers else set(DEFAULT_NAMES)
 
 
 def analysis_reanalyse(*, link: Link, providers: Sequence[str] | None = None,
