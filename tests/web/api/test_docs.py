@@ -25,7 +25,7 @@ def test_the_openapi_document_describes_every_endpoint(client: Client) -> None:
     assert set(schema["paths"]) == {
         "/api/v1/analyses", "/api/v1/analyses/{analysis_id}", "/api/v1/batches/{batch_id}",
         "/api/v1/batches/{batch_id}/results", "/api/v1/links", "/api/v1/links/{link_id}/history",
-        "/api/v1/links/{link_id}/feedback", "/api/v1/providers"}
+        "/api/v1/links/{link_id}/feedback", "/api/v1/providers", "/api/v1/usage"}
     submit = schema["paths"]["/api/v1/analyses"]["post"]
     assert {"200", "202", "413", "422"} <= set(submit["responses"])
     assert [p["name"] for p in submit["parameters"]] == ["wait"]

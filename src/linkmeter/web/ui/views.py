@@ -22,8 +22,10 @@ from linkmeter.web.links.selectors.details import link_history, numeric_series
 from linkmeter.web.links.selectors.health import provider_health
 from linkmeter.web.links.services.errors import ServiceError
 from linkmeter.web.links.services.feedback import feedback_create
-from linkmeter.web.links.services.submission import analysis_reanalyse, analysis_submit
-from linkmeter.web.ui import csvimport, display
+from linkmeter.web.plans.selectors.plans import plan_for
+from linkmeter.web.plans.selectors.usage import account_usage
+from linkmeter.web.plans.services.submission import plan_submission_submit
+from linkmeter.web.ui import csvimport, display, usagechart
 from linkmeter.web.ui.forms import PendingCsv, SubmitForm, TableQuery
 
 PAGE_SIZE = 100
@@ -44,11 +46,11 @@ def home(request: HttpRequest) -> HttpResponse:
     lines: list[tuple[int, str]] = form.cleaned_data["lines"]
     providers = form.cleaned_data["providers"]
     try:
-        submission = analysis_submit(
-            urls=[text for _, text in lines],
+        submission = plan_submission_submit(
+            user=request.user, plan=plan_for(request.user), urls=[text for _, text in lines],
             providers=[] if len(providers) == len(PROVIDER_NAMES) else providers,
             fresh=form.cleaned_data["fresh"], name=form.cleaned_data["name"],
-            source=form.cleaned_data["source"], user=request.user)
+            source=form.cleaned_data["source"]).submission
     except ServiceError as exc:
         invalid = exc.details if exc.code == "no_valid_urls" else []
         form.add_error(None, exc.message)
@@ -205,7 +207,12 @@ def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpR
 @require_POST
 def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(Link, pk=link_id)
-    submission = analysis_reanalyse(link=found, user=request.user)
+    try:
+        submission = plan_submission_submit(user=request.user, plan=plan_for(request.user), urls=[found.url],
+                                            fresh=True).submission
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui:link", link_id=found.pk)
     messages.info(request, "Analysing the link again.")
     return redirect("ui:batch", batch_id=submission.batch.pk)
 
@@ -242,3 +249,17 @@ async def _providers(request: HttpRequest, template: str) -> HttpResponse:
         return render(request, template, {"rows": rows, "styles": display.STATUS_STYLES})
 
     return await sync_to_async(page)()
+
+
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    """The account's plan, quotas and last 30 days as a chart (what GET /api/v1/usage answers)."""
+    plan = plan_for(request.user)
+    if not request.user.is_authenticated:
+        return render(request, "ui/usage.html", {"plan": plan, "usage": None})
+    data = account_usage(request.user.pk, plan)
+    data["account"] = {"id": request.user.pk, "username": request.user.get_username()}
+    data["rate_limits"] = [{"name": w.name, "limit": w.limit} for w in plan.rate_windows]
+    return render(request, "ui/usage.html", {
+        "plan": plan, "usage": data, "bars": usagechart.bars(data["history"]),
+        "width": usagechart.WIDTH, "height": usagechart.HEIGHT})
