@@ -39,7 +39,7 @@ def policy_value(plan: PlanLimits, now: datetime) -> str:
             continue
         window = 86400 if period == Period.DAY else _month_length(now)
         items.append((QUOTA_NAMES[period], {"q": limit, "qu": "urls", "w": window}))
-    return http_sf.ser(items)
+    return http_sf.ser(items) if items else ""
 
 
 def _month_length(now: datetime) -> int:
@@ -57,7 +57,7 @@ def state_value(decision: RateDecision, quotas: Sequence[QuotaState], now: datet
             continue
         items.append((QUOTA_NAMES[quota.period],
                       {"r": remaining, "t": max(0, math.ceil((quota.resets_at - now).total_seconds()))}))
-    return http_sf.ser(items)
+    return http_sf.ser(items) if items else ""
 
 
 def apply(response: HttpResponseBase, plan: PlanLimits, decision: RateDecision, now: datetime,
