@@ -105,4 +105,4 @@ def test_local_mode_without_a_login_is_unlimited_and_has_no_headers() -> None:
     assert "RateLimit-Policy" not in answer and "RateLimit" not in answer
     usage = client.get("/api/v1/usage").json()
     assert usage["account"] is None and usage["plan"]["code"] == "unlimited"
-    assert Analysis.objects.order_by("id").first().priority == 6  # type: ignore[union-attr]  # unlimited, bulk
+    assert Analysis.objects.order_by("id").first().priority == 8  # type: ignore[union-attr]  # unlimited, bulk

@@ -73,6 +73,6 @@ def period_end(period: Period, now: datetime) -> datetime:
 
 # Used when the plan's row is missing (a test database flushed after its migrations seeded the plans).
 FALLBACK_PLANS = {
-    "unlimited": PlanLimits("unlimited", "Unlimited", 6, None, None, None, None, None, None, ()),
+    "unlimited": PlanLimits("unlimited", "Unlimited", 8, None, None, None, None, None, None, ()),
     "free": PlanLimits("free", "Free", 0, 2, 60, 1000, 10000, 100, 200, ()),
 }

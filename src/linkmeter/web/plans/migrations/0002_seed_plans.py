@@ -18,7 +18,7 @@ PLANS = [
      "providers": FREE_PROVIDERS},
     {"code": "pro", "name": "Pro", "priority": 4, "rate_per_second": 20, "rate_per_minute": 600,
      "daily_urls": 100000, "monthly_urls": 1000000, "max_batch": 1000, "max_in_flight": 10000, "providers": []},
-    {"code": "unlimited", "name": "Unlimited", "priority": 6, "rate_per_second": None, "rate_per_minute": None,
+    {"code": "unlimited", "name": "Unlimited", "priority": 8, "rate_per_second": None, "rate_per_minute": None,
      "daily_urls": None, "monthly_urls": None, "max_batch": None, "max_in_flight": None, "providers": []},
 ]
 
