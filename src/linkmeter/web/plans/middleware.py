@@ -23,6 +23,12 @@ NOT_COUNTED = ("/api/v1/usage",)
 
 
 async def request_account(request: HttpRequest) -> AbstractBaseUser | AnonymousUser | None:
+    """The request's account, or None. An authentication middleware that resolved it (the accounts app: a
+    key's owner, the local owner) has put a User on ``request.user``; otherwise the session's, read without
+    blocking the event loop."""
+    resolved = request.__dict__.get("user")
+    if isinstance(resolved, AbstractBaseUser):
+        return resolved if resolved.is_authenticated else None
     auser = getattr(request, "auser", None)
     if auser is None:
         return None

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
 
 from linkmeter.web.plans.limits import FALLBACK_PLANS, PlanLimits
 from linkmeter.web.plans.models import DEFAULT_PLAN, UNLIMITED, AccountPlan, Plan
@@ -26,6 +27,13 @@ def plan_code_for(user: AbstractBaseUser | AnonymousUser | None) -> str:
     row = AccountPlan.objects.filter(user_id=user.pk).values_list("plan__code", flat=True).first()
     if row is not None:
         return row
+    # The accounts app's profile names a plan by code (its local owner: unlimited) until an AccountPlan exists.
+    try:
+        profile_code = getattr(getattr(user, "account", None), "plan_code", None)
+    except ObjectDoesNotExist:
+        profile_code = None
+    if isinstance(profile_code, str) and profile_code:
+        return profile_code
     return UNLIMITED if getattr(user, "is_superuser", False) else DEFAULT_PLAN
 
 
