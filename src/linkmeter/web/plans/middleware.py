@@ -7,6 +7,7 @@ Runs after the authentication middleware: the account is ``request.user`` (read 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -26,9 +27,10 @@ async def request_account(request: HttpRequest) -> AbstractBaseUser | AnonymousU
     """The request's account, or None. An authentication middleware that resolved it (the accounts app: a
     key's owner, the local owner) has put a User on ``request.user``; otherwise the session's, read without
     blocking the event loop."""
-    resolved = request.__dict__.get("user")
-    if isinstance(resolved, AbstractBaseUser):
-        return resolved if resolved.is_authenticated else None
+    resolved: object = request.__dict__.get("user")
+    if issubclass(type(resolved), AbstractBaseUser):  # type(), not isinstance: a lazy user stays unread
+        user = cast(AbstractBaseUser, resolved)
+        return user if user.is_authenticated else None
     auser = getattr(request, "auser", None)
     if auser is None:
         return None
