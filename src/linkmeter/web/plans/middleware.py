@@ -29,8 +29,8 @@ async def request_account(request: HttpRequest) -> AbstractBaseUser | AnonymousU
     blocking the event loop."""
     resolved: object = request.__dict__.get("user")
     if issubclass(type(resolved), AbstractBaseUser):  # type(), not isinstance: a lazy user stays unread
-        user = cast(AbstractBaseUser, resolved)
-        return user if user.is_authenticated else None
+        account = cast(AbstractBaseUser, resolved)
+        return account if account.is_authenticated else None
     auser = getattr(request, "auser", None)
     if auser is None:
         return None
