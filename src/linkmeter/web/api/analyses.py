@@ -75,11 +75,10 @@ async def analyses_submit(
     are listed with their index and reason. 202 with the batch and analysis ids, or 200 with `results`
     when `wait` is given and everything is final in time."""
     seconds = checked_wait(wait)
-    # No request.user here: the API has no authentication yet (API keys come later), and reading the
-    # session user would be a synchronous query inside the event loop.
+    # request.user is the account the auth middleware resolved (a key's owner, or the local owner).
     submission = await sync_to_async(analysis_submit)(
         urls=payload.urls, providers=payload.providers, fresh=payload.fresh, name=payload.name,
-        max_age=payload.max_age, callback_url=payload.callback_url or "",
+        max_age=payload.max_age, callback_url=payload.callback_url or "", user=request.user,
     )
     body = submission_body(submission)
     if seconds is None or not await wait_until_final(body["analysis_ids"], seconds):
@@ -93,7 +92,7 @@ async def analyses_submit(
 def analysis_detail(request: HttpRequest, analysis_id: int,
                     raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
                     ) -> dict[str, Any]:
-    analysis = details.analysis_by_id(analysis_id)
+    analysis = details.analysis_by_id(analysis_id, request.user)
     if analysis is None:
         raise not_found("analysis", analysis_id)
     return details.analysis_detail(analysis, include_raw=raw)
