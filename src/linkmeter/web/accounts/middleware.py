@@ -73,10 +73,15 @@ def _is_open(path: str) -> bool:
     return path.startswith(OPEN_PREFIXES) or path.startswith(OPEN_API_PATHS)
 
 
+def _mark(request: HttpRequest, auth_mode: str) -> None:
+    request.api_key = None  # type: ignore[attr-defined]
+    request.auth_mode = auth_mode  # type: ignore[attr-defined]
+
+
 def _set(request: HttpRequest, user: Any, key: ApiKey | None, auth_mode: str) -> None:
     request.user = user
+    _mark(request, auth_mode)
     request.api_key = key  # type: ignore[attr-defined]
-    request.auth_mode = auth_mode  # type: ignore[attr-defined]
 
 
 class AuthMiddleware:
@@ -99,7 +104,11 @@ class AuthMiddleware:
         if early is not None:
             return early
         path = request.path
-        if mode.current() is mode.AuthMode.LOCAL:
+        local = mode.current() is mode.AuthMode.LOCAL
+        if _is_open(path):  # static files, the API's description, the login page: nobody needs to be known
+            _mark(request, "local" if local else "session")
+            return self.get_response(request)
+        if local:
             _set(request, self._local_owner(), None, "local")
             return self.get_response(request)
         if _is_api(path):
@@ -113,7 +122,11 @@ class AuthMiddleware:
         if early is not None:
             return early
         path = request.path
-        if mode.current() is mode.AuthMode.LOCAL:
+        local = mode.current() is mode.AuthMode.LOCAL
+        if _is_open(path):
+            _mark(request, "local" if local else "session")
+            return await self.get_response(request)
+        if local:
             owner = self._owner or await sync_to_async(self._local_owner)()
             _set(request, owner, None, "local")
             return await self.get_response(request)
@@ -194,7 +207,5 @@ class AuthMiddleware:
         if getattr(user, "is_authenticated", False):
             _set(request, user, None, "session")
             return None
-        _set(request, user, None, "session")
-        if _is_open(request.path):
-            return None
+        _mark(request, "session")
         return HttpResponseRedirect(f"{LOGIN_URL}?next={quote(request.get_full_path())}")
