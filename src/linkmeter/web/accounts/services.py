@@ -73,10 +73,14 @@ def user_set_plan(*, user: User, plan: str) -> Account:
 
 def user_disable(*, user: User) -> None:
     """The user can no longer log in nor use any key (every process's key cache drops its keys)."""
+    from linkmeter.web.accounts import authn
+
     user.is_active = False
     user.save(update_fields=["is_active"])
-    for key_id in ApiKey.objects.filter(user=user).values_list("id_public", flat=True):
-        _announce_revocation(key_id)
+    key_ids = list(ApiKey.objects.filter(user=user).values_list("id_public", flat=True))
+    for key_id in key_ids:
+        authn.verifier().forget(key_id)
+    transaction.on_commit(lambda: [_announce_revocation(key_id) for key_id in key_ids])
 
 
 def local_owner() -> User:
@@ -142,6 +146,9 @@ def key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+    from linkmeter.web.accounts import authn
+
+    authn.verifier().forget(key.id_public)  # now, and again once committed (a read meanwhile saw the old row)
     transaction.on_commit(lambda: _announce_revocation(key.id_public))
     log.info("API key %s revoked", key.id_public)
     return key
