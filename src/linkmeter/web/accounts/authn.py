@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import User
 
 from linkmeter.web.accounts import keys
 from linkmeter.web.accounts.failures import FailureLimiter
@@ -51,7 +50,6 @@ class Verifier:
         self.failures = FailureLimiter(conf["AUTH_FAILURES_PER_MINUTE"])
         self.secret = server_secret()
         self.listener: RevocationListener | None = None
-        self._api_keys: dict[str, ApiKey] = {}  # key id -> the model instance last read (for request.api_key)
         _, dummy = keys.generate()
         self._dummy_hash = keys.hash_secret(self.secret, dummy)
         redis = redis_location()
@@ -59,21 +57,36 @@ class Verifier:
             self.listener = RevocationListener(self.cache, *redis)
             self.listener.start()
 
-    def _dummy(self, key_id: str) -> KeyRecord:
-        return KeyRecord(pk=0, key_id=key_id, user_id=0, secret_hash=self._dummy_hash, scopes=(),
-                         expires_at=None, revoked=True, user_active=False, last_used_at=None, exists=False)
-
     def lookup(self, key_id: str) -> KeyRecord:
-        """The key's record from the database (a dummy when there is no such key). Synchronous."""
-        found = ApiKey.objects.select_related("user", "user__account").filter(id_public=key_id).first()
-        if found is None:
-            return self._dummy(key_id)
-        self._api_keys[key_id] = found
-        return record_of(found)
+        """The key's id and hash from the database (a dummy's when there is no such key). Synchronous. One
+        indexed read of one table either way; the rest is read only once the secret matched."""
+        row = ApiKey.objects.filter(id_public=key_id).values_list("pk", "secret_hash").first()
+        pk, secret_hash = row if row is not None else (0, self._dummy_hash)
+        return KeyRecord(pk=pk, key_id=key_id, user_id=0, secret_hash=secret_hash, scopes=(), expires_at=None,
+                         revoked=True, user_active=False, last_used_at=None, exists=row is not None)
 
-    def _verdict(self, parsed: keys.ParsedKey, record: KeyRecord) -> KeyCheck:
-        matches = keys.hashes_equal(keys.hash_secret(self.secret, parsed), record.secret_hash)
-        if not matches or not record.exists:
+    def _matches(self, parsed: keys.ParsedKey, record: KeyRecord) -> bool:
+        return keys.hashes_equal(keys.hash_secret(self.secret, parsed), record.secret_hash) and record.exists
+
+    def _complete(self, record: KeyRecord) -> KeyRecord:
+        """A matched key's full record with its ApiKey (and user, and account), cached; stamps last use."""
+        if record.api_key is None:
+            found = ApiKey.objects.select_related("user", "user__account").filter(pk=record.pk).first()
+            if found is None:  # deleted meanwhile
+                return replace(record, exists=False)
+            record = KeyRecord(
+                pk=found.pk, key_id=found.id_public, user_id=found.user_id, secret_hash=found.secret_hash,
+                scopes=tuple(found.scopes), expires_at=found.expires_at.timestamp() if found.expires_at else None,
+                revoked=found.revoked_at is not None, user_active=found.user.is_active,
+                last_used_at=found.last_used_at.timestamp() if found.last_used_at else None, api_key=found)
+            self.cache.put(record)
+        if record.revoked or not record.user_active:
+            return record
+        return self._touch(record)
+
+    @staticmethod
+    def _verdict(record: KeyRecord) -> KeyCheck:
+        if not record.exists:
             return KeyCheck("invalid_key", "this API key is not valid")
         if record.revoked:
             return KeyCheck("key_revoked", f"API key {record.key_id} has been revoked", record)
@@ -81,7 +94,7 @@ class Verifier:
             return KeyCheck("key_expired", f"API key {record.key_id} has expired", record)
         if not record.user_active:
             return KeyCheck("account_disabled", "the account of this API key is disabled", record)
-        return KeyCheck(None, "", record, self._api_keys.get(record.key_id))
+        return KeyCheck(None, "", record, record.api_key)
 
     def check(self, presented: str) -> KeyCheck:
         """Synchronous verification (may query the database)."""
@@ -92,10 +105,11 @@ class Verifier:
         if record is None:
             record = self.lookup(parsed.key_id)
             self.cache.put(record)
-        verdict = self._verdict(parsed, record)
-        if verdict.ok:
-            self._touch(record)
-        return verdict
+        if not self._matches(parsed, record):
+            return KeyCheck("invalid_key", "this API key is not valid")
+        if record.api_key is None or _stale(record):
+            record = self._complete(record)
+        return self._verdict(record)
 
     async def acheck(self, presented: str) -> KeyCheck:
         """As ``check``, on the event loop: a cached record costs no thread hop and no query."""
@@ -106,36 +120,30 @@ class Verifier:
         if record is None:
             record = await sync_to_async(self.lookup)(parsed.key_id)
             self.cache.put(record)
-        verdict = self._verdict(parsed, record)
-        if verdict.ok and _stale(record):
-            await sync_to_async(self._touch)(record)
-        return verdict
+        if not self._matches(parsed, record):
+            return KeyCheck("invalid_key", "this API key is not valid")
+        if record.api_key is None or _stale(record):
+            record = await sync_to_async(self._complete)(record)
+        return self._verdict(record)
 
-    def _touch(self, record: KeyRecord) -> None:
+    def _touch(self, record: KeyRecord) -> KeyRecord:
         """Write last_used_at, at most every LAST_USED_EVERY seconds per key (in this process)."""
         if not _stale(record):
-            return
+            return record
         now = datetime.now(UTC)
         ApiKey.objects.filter(pk=record.pk).update(last_used_at=now)
-        self.cache.put(replace(record, last_used_at=now.timestamp()))
-        if (instance := self._api_keys.get(record.key_id)) is not None:
-            instance.last_used_at = now
+        if record.api_key is not None:
+            record.api_key.last_used_at = now
+        record = replace(record, last_used_at=now.timestamp())
+        self.cache.put(record)
+        return record
 
     def forget(self, key_id: str) -> None:
         self.cache.forget(key_id)
-        self._api_keys.pop(key_id, None)
 
 
 def _stale(record: KeyRecord) -> bool:
     return record.last_used_at is None or record.last_used_at < time.time() - LAST_USED_EVERY
-
-
-def record_of(found: ApiKey) -> KeyRecord:
-    user: User = found.user
-    return KeyRecord(pk=found.pk, key_id=found.id_public, user_id=user.pk, secret_hash=found.secret_hash,
-                     scopes=tuple(found.scopes), expires_at=found.expires_at.timestamp() if found.expires_at else None,
-                     revoked=found.revoked_at is not None, user_active=user.is_active,
-                     last_used_at=found.last_used_at.timestamp() if found.last_used_at else None)
 
 
 def redis_location() -> tuple[str, str] | None:

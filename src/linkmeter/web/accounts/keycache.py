@@ -9,6 +9,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ class KeyRecord:
     user_active: bool
     last_used_at: float | None
     exists: bool = True
+    api_key: Any = None  # the ApiKey (with its user) once the key was found valid: what request.api_key is
 
 
 class KeyCache:
