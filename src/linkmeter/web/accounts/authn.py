@@ -38,14 +38,14 @@ class KeyCheck:
 
 
 def server_secret() -> bytes:
-    return hashlib.sha256(settings.LINKMETER_ACCOUNTS["KEY_HASH_SECRET"].encode()).digest()
+    return hashlib.sha256(settings.ACCOUNTS["KEY_HASH_SECRET"].encode()).digest()
 
 
 class Verifier:
     """One per process (``verifier()``): the key cache, the revocation listener, the failure limiter."""
 
     def __init__(self) -> None:
-        conf = settings.LINKMETER_ACCOUNTS
+        conf = settings.ACCOUNTS
         self.cache = KeyCache(conf["KEY_CACHE_SECONDS"])
         self.failures = FailureLimiter(conf["AUTH_FAILURES_PER_MINUTE"])
         self.secret = server_secret()

@@ -28,7 +28,7 @@ class LoginView(auth_views.LoginView):
         return super().dispatch(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
-        return {**super().get_context_data(**kwargs), "signup_open": settings.LINKMETER_ACCOUNTS["SIGNUP_OPEN"]}
+        return {**super().get_context_data(**kwargs), "signup_open": settings.ACCOUNTS["SIGNUP_OPEN"]}
 
 
 class LogoutView(auth_views.LogoutView):  # POST only (Django's default since 5.0)
@@ -53,7 +53,7 @@ def _user(request: HttpRequest) -> User:
 
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
-    if not settings.LINKMETER_ACCOUNTS["SIGNUP_OPEN"] or mode.current() is mode.AuthMode.LOCAL:
+    if not settings.ACCOUNTS["SIGNUP_OPEN"] or mode.current() is mode.AuthMode.LOCAL:
         raise Http404("sign-up is off")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():

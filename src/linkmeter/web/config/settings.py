@@ -157,7 +157,7 @@ LINKMETER: dict[str, Any] = {  # counts and seconds
 _SIGNUP = env.text(os.environ, "LINKMETER_SIGNUP", "off").strip().lower() or "off"
 if _SIGNUP not in ("open", "off"):
     raise ValueError(f"LINKMETER_SIGNUP must be open or off, not {_SIGNUP!r}")
-LINKMETER_ACCOUNTS: dict[str, Any] = {
+ACCOUNTS: dict[str, Any] = {
     "SIGNUP_OPEN": _SIGNUP == "open",
     # The HMAC key of stored API key hashes: changing it invalidates every key.
     "KEY_HASH_SECRET": env.text(os.environ, "LINKMETER_KEY_HASH_SECRET", "") or f"linkmeter-api-keys:{SECRET_KEY}",
