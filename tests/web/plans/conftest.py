@@ -42,9 +42,11 @@ def make_plan(code: str, **limits: Any) -> Plan:
 
 
 @pytest.fixture
-def account() -> MakeAccount:
+def account(monkeypatch: pytest.MonkeyPatch) -> MakeAccount:
     """``account(username, plan_code=None, **plan_limits)``: a user on a plan of the test's own (or on
-    ``plan_code`` as it is)."""
+    ``plan_code`` as it is); requests need a login (LINKMETER_AUTH=required), as on a public address."""
+    monkeypatch.setenv("LINKMETER_AUTH", "required")
+
     def make(username: str = "ada", plan_code: str | None = None, **limits: Any) -> User:
         user = User.objects.create_user(username, password="pw-not-used")
         if plan_code:

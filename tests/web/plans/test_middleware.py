@@ -7,8 +7,10 @@ from typing import Any
 
 import http_sf
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
+from linkmeter.web.accounts.services import key_create
 from linkmeter.web.links.models import Analysis, Batch
 from linkmeter.web.plans.models import QuotaCounter
 from tests.web.plans.conftest import MakeAccount
@@ -16,6 +18,12 @@ from tests.web.plans.conftest import MakeAccount
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SUBMIT = "/api/v1/analyses"
+
+
+def keyed(user: User) -> Client:
+    """A client calling the API with a key of ``user``'s (the accounts app's)."""
+    _, secret = key_create(user=user, name="tests")
+    return Client(headers={"Authorization": f"Bearer {secret}"})
 
 
 def submit(client: Client, urls: list[str], **body: Any) -> Any:
@@ -29,8 +37,7 @@ def parsed(response: Any, header: str) -> dict[str, dict[str, Any]]:
 
 def test_headers_parse_as_structured_fields_and_agree_with_the_counters(account: MakeAccount) -> None:
     user = account(rate_per_second=50, rate_per_minute=100, daily_urls=20, monthly_urls=200)
-    client = Client()
-    client.force_login(user)
+    client = keyed(user)
     first = client.get("/api/v1/providers")
     assert first.status_code == 200
     policy = parsed(first, "RateLimit-Policy")
@@ -52,8 +59,7 @@ def test_headers_parse_as_structured_fields_and_agree_with_the_counters(account:
 
 def test_too_many_requests_are_429_rate_limited_with_retry_after(account: MakeAccount) -> None:
     user = account(rate_per_minute=3)
-    client = Client()
-    client.force_login(user)
+    client = keyed(user)
     assert [client.get("/api/v1/providers").status_code for _ in range(3)] == [200, 200, 200]
     refused = client.get("/api/v1/providers")
     assert refused.status_code == 429
@@ -65,8 +71,7 @@ def test_too_many_requests_are_429_rate_limited_with_retry_after(account: MakeAc
 
 def test_a_batch_over_the_plans_size_is_422_and_nothing_is_kept(account: MakeAccount) -> None:
     user = account(max_batch=5, daily_urls=100)
-    client = Client()
-    client.force_login(user)
+    client = keyed(user)
     answer = submit(client, [f"https://example.org/{i}" for i in range(6)])
     assert answer.status_code == 422
     assert answer.json()["code"] == "batch_too_large" and answer.json()["details"]["limit"] == 5
@@ -75,8 +80,7 @@ def test_a_batch_over_the_plans_size_is_422_and_nothing_is_kept(account: MakeAcc
 
 def test_a_provider_outside_the_plan_is_403_provider_not_allowed(account: MakeAccount) -> None:
     user = account("bo", plan_code="free")
-    client = Client()
-    client.force_login(user)
+    client = keyed(user)
     answer = submit(client, ["https://example.org/"], providers=["pagespeed"])
     assert answer.status_code == 403
     assert answer.json()["code"] == "provider_not_allowed" and answer.json()["details"]["refused"] == ["pagespeed"]
@@ -85,8 +89,7 @@ def test_a_provider_outside_the_plan_is_403_provider_not_allowed(account: MakeAc
 
 def test_an_exhausted_quota_is_429_with_resets_at_and_refused_work_is_free(account: MakeAccount) -> None:
     user = account(daily_urls=4)
-    client = Client()
-    client.force_login(user)
+    client = keyed(user)
     assert submit(client, ["https://example.org/1", "https://example.org/2", "https://example.org/3"]).status_code \
         == 202
     refused = submit(client, ["https://example.org/4", "https://example.org/5"])
@@ -98,11 +101,12 @@ def test_an_exhausted_quota_is_429_with_resets_at_and_refused_work_is_free(accou
     assert submit(client, ["https://example.org/4"]).status_code == 202  # the last URL is still there
 
 
-def test_local_mode_without_a_login_is_unlimited_and_has_no_headers() -> None:
+def test_local_mode_serves_the_local_owner_unlimited_with_no_headers() -> None:
     client = Client()
     answer = submit(client, [f"https://example.org/{i}" for i in range(2000 // 2)])
     assert answer.status_code == 202
     assert "RateLimit-Policy" not in answer and "RateLimit" not in answer
     usage = client.get("/api/v1/usage").json()
-    assert usage["account"] is None and usage["plan"]["code"] == "unlimited"
+    assert usage["plan"]["code"] == "unlimited"  # the local owner (or no account at all)
+    assert all(q["limit"] is None for q in usage["quotas"])
     assert Analysis.objects.order_by("id").first().priority == 8  # type: ignore[union-attr]  # unlimited, bulk

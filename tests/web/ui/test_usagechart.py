@@ -31,5 +31,5 @@ def test_the_usage_page_shows_the_quotas_and_one_bar_per_day(account: MakeAccoun
 
 
 @pytest.mark.django_db(transaction=True)
-def test_local_mode_says_nothing_is_counted() -> None:
-    assert "nothing is counted" in Client().get("/usage/").content.decode()
+def test_local_mode_is_the_unlimited_plan() -> None:
+    assert "<strong>Unlimited</strong> plan" in Client().get("/usage/").content.decode()

@@ -81,6 +81,7 @@ async def analyses_submit(
     when `wait` is given and everything is final in time. The account's plan applies: 422 `batch_too_large`,
     403 `provider_not_allowed`, 429 `quota_exhausted` or `too_many_in_flight`, and nothing is counted then."""
     seconds = checked_wait(wait)
+    # request.user is the account the auth middleware resolved (a key's owner, or the local owner).
     user = await request_account(request)
     plan = getattr(request, "plan", None) or await sync_to_async(plan_for)(user)
     key = getattr(request, "api_key", None)
@@ -107,7 +108,7 @@ async def analyses_submit(
 def analysis_detail(request: HttpRequest, analysis_id: int,
                     raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
                     ) -> dict[str, Any]:
-    analysis = details.analysis_by_id(analysis_id)
+    analysis = details.analysis_by_id(analysis_id, request.user)
     if analysis is None:
         raise not_found("analysis", analysis_id)
     return details.analysis_detail(analysis, include_raw=raw)

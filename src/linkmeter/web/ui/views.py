@@ -16,9 +16,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from linkmeter.providers.registry import PROVIDER_NAMES
 from linkmeter.web.jobs.health import engine_view
-from linkmeter.web.links.models import Analysis, Batch, FeedbackLabel, Link
-from linkmeter.web.links.selectors import progress, tables
-from linkmeter.web.links.selectors.details import link_history, numeric_series
+from linkmeter.web.links.models import Batch, FeedbackLabel
+from linkmeter.web.links.selectors import owned, progress, tables
+from linkmeter.web.links.selectors.details import latest_analysis, link_history, numeric_series
 from linkmeter.web.links.selectors.health import provider_health
 from linkmeter.web.links.services.errors import ServiceError
 from linkmeter.web.links.services.feedback import feedback_create
@@ -71,7 +71,7 @@ def _home(request: HttpRequest, form: SubmitForm, *, invalid: list[dict[str, Any
                    for i, label in enumerate(table.columns)]
     return render(request, "ui/home.html", {
         "form": form, "invalid": invalid or [], "columns": columns, "pending": form.pending,
-        "recent": progress.recent_batches(limit=10),
+        "recent": progress.recent_batches(request.user, limit=10),
         "max_urls": settings.LINKMETER["MAX_URLS_PER_REQUEST"],
         "max_rows": settings.LINKMETER["UPLOAD_MAX_ROWS"],
         "max_size": csvimport.human_size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
@@ -109,7 +109,7 @@ def _numbered(invalid: Any, line_numbers: list[int] | dict[str, int]) -> list[di
 
 @require_GET
 def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     query = TableQuery(request.GET)
     lines = request.session.get(LINE_NUMBERS, {}).get(str(found.pk), {})
     context = {
@@ -126,7 +126,7 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 @require_GET
 def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     return render(request, "ui/_batch_progress.html", {"batch": found, **_progress(found)})
 
 
@@ -138,7 +138,7 @@ def _progress(batch: Batch) -> dict[str, Any]:
 
 @require_GET
 def batch_table(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     return render(request, "ui/_batch_table.html", {"batch": found, **_table_context(found, TableQuery(request.GET))})
 
 
@@ -175,9 +175,9 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
 
 @require_GET
 def link(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link.objects.select_related("latest_analysis"), pk=link_id)
-    latest = found.latest_analysis
-    history = link_history(found)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
+    latest = latest_analysis(found, request.user)  # this account's: another's newer one stays unseen
+    history = link_history(found, request.user)
     series = numeric_series(history)
     providers = [{"result": r, "style": display.STATUS_STYLES.get(r.status, "secondary"),
                   "signals": display.signal_cells(r.signals)}
@@ -187,7 +187,7 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
         "latest": latest,
         "page_title": latest.signals.get("page.title") if latest else None,
         "latest_style": display.STATUS_STYLES.get(latest.status, "secondary") if latest else "secondary",
-        "pending": tables.link_pending_analysis(found),
+        "pending": tables.link_pending_analysis(found, request.user),
         "providers": providers,
         "history_count": len(history),
         "chart_data": {"series": series, "labels": display.chart_labels(sorted(series))},
@@ -197,7 +197,7 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
 
 @require_GET
 def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpResponse:
-    get_object_or_404(Analysis, pk=analysis_id)
+    get_object_or_404(owned.analyses(request.user), pk=analysis_id)
     result = tables.provider_result(analysis_id=analysis_id, provider=provider)
     if result is None:
         return HttpResponse(status=404)
@@ -206,7 +206,7 @@ def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpR
 
 @require_POST
 def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link, pk=link_id)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
     try:
         submission = plan_submission_submit(user=request.user, plan=plan_for(request.user), urls=[found.url],
                                             fresh=True).submission
@@ -219,9 +219,10 @@ def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
 
 @require_POST
 def feedback(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link, pk=link_id)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
     try:
-        created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user)
+        created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user,
+                                  analysis=latest_analysis(found, request.user))
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

@@ -10,6 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from linkmeter.web.links.models import FINAL_STATUSES, AnalysisStatus, Batch, BatchItem
+from linkmeter.web.links.selectors import owned
 
 BatchStatus = Literal["queued", "running", "finished"]
 
@@ -83,6 +84,6 @@ def batch_progress(batch: Batch) -> BatchProgress:
                          eta, batch.created_at, batch.finished_at, list(batch.invalid), batch_callback(batch))
 
 
-def recent_batches(*, limit: int = 10) -> list[BatchProgress]:
-    """The newest batches with their progress (the home page lists them)."""
-    return [batch_progress(batch) for batch in Batch.objects.order_by("-id")[:limit]]
+def recent_batches(owner: Any, *, limit: int = 10) -> list[BatchProgress]:
+    """The owner's newest batches with their progress (the home page lists them)."""
+    return [batch_progress(batch) for batch in owned.batches(owner).order_by("-id")[:limit]]
