@@ -74,5 +74,5 @@ def period_end(period: Period, now: datetime) -> datetime:
 # Used when the plan's row is missing (a test database flushed after its migrations seeded the plans).
 FALLBACK_PLANS = {
     "unlimited": PlanLimits("unlimited", "Unlimited", 8, None, None, None, None, None, None, ()),
-    "free": PlanLimits("free", "Free", 0, 2, 60, 1000, 10000, 100, 200, ()),
+    "free": PlanLimits("free", "Free", 0, 10, 120, 1000, 10000, 100, 200, ()),
 }

@@ -13,7 +13,7 @@ FREE_PROVIDERS = [
 ]
 
 PLANS = [
-    {"code": "free", "name": "Free", "priority": 0, "rate_per_second": 2, "rate_per_minute": 60,
+    {"code": "free", "name": "Free", "priority": 0, "rate_per_second": 10, "rate_per_minute": 120,
      "daily_urls": 1000, "monthly_urls": 10000, "max_batch": 100, "max_in_flight": 200,
      "providers": FREE_PROVIDERS},
     {"code": "pro", "name": "Pro", "priority": 4, "rate_per_second": 20, "rate_per_minute": 600,
