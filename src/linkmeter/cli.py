@@ -1,4 +1,5 @@
-"""The `linkmeter` command line: serve, worker, beat, migrate, analyze, demo, emulate, bench, providers."""
+"""The `linkmeter` command line: serve, worker, beat, migrate, analyze, demo, emulate, bench, providers, user,
+key."""
 
 from __future__ import annotations
 
@@ -322,6 +323,94 @@ def providers() -> None:
             unit = f" [{spec.unit}]" if spec.unit else ""
             console.print(f"    {signal:32} {spec.type.__name__:5} {spec.description}{unit}",
                           markup=False, highlight=False)
+
+
+@main.group()
+def user() -> None:
+    """Accounts: create, list, set a plan, disable (the admin at /admin/ does the same)."""
+
+
+def _accounts(action: str, **options: object) -> None:
+    from linkmeter.web.accounts.commands import run
+
+    sys.exit(run(action, **options))
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--email", default="", help="The user's e-mail address.")
+@click.option("--plan", default="free", show_default=True, help="The plan's code (free, pro, unlimited).")
+@click.option("--admin", is_flag=True, help="May use the admin at /admin/ (staff and superuser).")
+@click.option("--password", "password_option", metavar="TEXT", default=None,
+              help="The password (prefer --password-prompt or LINKMETER_NEW_PASSWORD: a command line is visible "
+                   "to other users of the machine).")
+@click.option("--password-prompt", is_flag=True, help="Ask for the password on the terminal.")
+@click.option("--no-password", is_flag=True, help="No password: the account uses API keys only.")
+def user_create(username: str, email: str, plan: str, admin: bool, password_option: str | None,
+                password_prompt: bool, no_password: bool) -> None:
+    """Create an account. Exit status 1 when the name is taken or the password too weak."""
+    password = password_option or os.environ.get("LINKMETER_NEW_PASSWORD") or None
+    if password_prompt:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if password is None and not no_password:
+        raise click.UsageError("give --password-prompt, LINKMETER_NEW_PASSWORD, --password or --no-password")
+    _accounts("user_create", username=username, password=None if no_password else password, email=email,
+              plan=plan, admin=admin)
+
+
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(as_json: bool) -> None:
+    """List the accounts with their plan and number of active keys."""
+    _accounts("user_list", as_json=as_json)
+
+
+@user.command("set-plan")
+@click.argument("username")
+@click.argument("plan")
+def user_set_plan(username: str, plan: str) -> None:
+    """Put an account on a plan (by its code)."""
+    _accounts("user_set_plan", username=username, plan=plan)
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable an account: no login, and none of its keys works (in every web process within seconds)."""
+    _accounts("user_disable", username=username)
+
+
+@main.group()
+def key() -> None:
+    """API keys: create (shown once), list, revoke."""
+
+
+@key.command("create")
+@click.argument("username")
+@click.option("--name", required=True, help="What the key is for.")
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(["read", "submit"]),
+              help="read (GET calls) and/or submit (POST calls) [default: both].")
+@click.option("--expires-days", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Expire after this many days [default: never].")
+def key_create(username: str, name: str, scopes: tuple[str, ...], expires_days: float | None) -> None:
+    """Create a key for USERNAME and print it, alone on stdout, this one time (only its hash is kept)."""
+    _accounts("key_create", username=username, name=name, scopes=list(scopes), expires_days=expires_days)
+
+
+@key.command("list")
+@click.argument("username")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def key_list(username: str, as_json: bool) -> None:
+    """List USERNAME's keys by their public id (never the key itself)."""
+    _accounts("key_list", username=username, as_json=as_json)
+
+
+@key.command("revoke")
+@click.argument("key_id")
+def key_revoke(key_id: str) -> None:
+    """Revoke a key by its public id (lmk_...): refused by every web process within 1 s when they share
+    Redis, within 5 s otherwise."""
+    _accounts("key_revoke", key_id=key_id)
 
 
 def _register_bench() -> None:

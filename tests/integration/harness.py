@@ -347,6 +347,7 @@ def cluster(workdir: Path, *, latency_ms: float = 10, hang: tuple[str, ...] = ()
                 "LINKMETER_MAX_URLS_PER_REQUEST": "5000",
                 "LINKMETER_LOG_LEVEL": "WARNING",
                 "LINKMETER_LOG_FORMAT": "text",
+                "LINKMETER_AUTH": "local",  # a broker implies keys; these tests are about the workers, on loopback
                 "DJANGO_SETTINGS_MODULE": "linkmeter.web.config.settings",
                 **emulator_env(emulator, workdir),
                 **FAST_RECOVERY,

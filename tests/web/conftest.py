@@ -19,6 +19,7 @@ from linkmeter.web import runtime
 from linkmeter.web.jobs.health import forget_counts
 from linkmeter.web.runtime import Dispatcher, Runtime
 from tests.services import REDIS_URL, UNREACHABLE_REDIS_URL
+from tests.web.plans.conftest import account, fresh_plans  # noqa: F401 - every web test: fresh plan caches
 
 __all__ = ["REDIS_URL", "UNREACHABLE_REDIS_URL", "SharedRedis"]  # the web tests import the addresses from here
 

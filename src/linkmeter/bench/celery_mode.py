@@ -70,6 +70,7 @@ async def run_celery(urls: list[str], *, emulator_url: str, services: Services, 
             "LINKMETER_WORKER_URLS": str(slots),
             "LINKMETER_DATA_DIR": str(workdir / "celery-data"), "LINKMETER_MAX_URLS_PER_REQUEST": str(CHUNK),
             "LINKMETER_LOG_LEVEL": "WARNING", "LINKMETER_LOG_FORMAT": "text",
+            "LINKMETER_AUTH": "local",  # a broker implies keys; this run measures the pipeline, not authentication
         })
         await _migrate(env, workdir / "celery-migrate.log")
         started: list[asyncio.subprocess.Process] = []

@@ -49,6 +49,11 @@ def redis_url(environ: Mapping[str, str]) -> str | None:
     return url
 
 
+def redis_prefix(environ: Mapping[str, str]) -> str:
+    """LINKMETER_REDIS_PREFIX: the namespace of every Redis key (the engine's and the API rate limits')."""
+    return env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX)
+
+
 def fetch_allow(environ: Mapping[str, str]) -> list[str]:
     """LINKMETER_FETCH_ALLOW: the hosts and networks the SSRF guard lets through (the page fetch, webhooks)."""
     name = "LINKMETER_FETCH_ALLOW"
@@ -144,7 +149,7 @@ class EngineSettings:
         return cls(http=http_settings(environ, servers=servers), dns_servers=servers,
                    url_deadline=url_deadline(environ), environ=environ, relax_rate_limits=relax_rate_limits,
                    redis_url=redis_url(environ),
-                   redis_prefix=env.text(environ, "LINKMETER_REDIS_PREFIX", DEFAULT_PREFIX),
+                   redis_prefix=redis_prefix(environ),
                    redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
                    bulk=env.flag(environ, "LINKMETER_BULK", True),
                    data_dir=data_dir(environ),

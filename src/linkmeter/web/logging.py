@@ -29,6 +29,12 @@ _NAMED = re.compile(
     r"(?P<keep>\b(?:x-api-key|api[_-]?key|x-linkmeter-signature|signature|secret|password|access_token|token)"
     r"\b['\"]?\s*[:=]\s*['\"]?)[^\s'\",;&]+", re.IGNORECASE)
 
+# An API key (accounts.keys: lmk_<id>_<secret><checksum>) wherever it appears: only its public id is kept.
+_API_KEY = re.compile(r"(?P<keep>\blmk_[0-9A-Za-z]{12}_)[0-9A-Za-z]+")
+# A credential-named query parameter (refused by the API, but the access log has the request line).
+_QUERY_KEY = re.compile(r"(?P<keep>[?&](?:key|api[_-]?key|x-api-key|token|access_token|authorization|bearer)=)"
+                        r"[^&\s\"']+", re.IGNORECASE)
+
 _registered: set[str] = set()
 
 
@@ -54,6 +60,8 @@ class Redactor:
         for secret in sorted(self.secrets | _registered, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)
+        text = _API_KEY.sub(rf"\g<keep>{MASK}", text)
+        text = _QUERY_KEY.sub(rf"\g<keep>{MASK}", text)
         text = _URL_PASSWORD.sub(rf"\g<keep>{MASK}", text)
         text = _HEADER.sub(rf"\g<keep>{MASK}", text)
         return _NAMED.sub(rf"\g<keep>{MASK}", text)

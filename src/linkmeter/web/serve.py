@@ -19,6 +19,7 @@ import uvicorn
 from linkmeter import loops
 from linkmeter.emulator.client import EmulatorInfo, EmulatorUnreachable, fetch_info, write_ca
 from linkmeter.emulator.knobs import Knobs
+from linkmeter.web.accounts.mode import AuthMode
 from linkmeter.web.gctune import tune_garbage_collector
 
 if TYPE_CHECKING:
@@ -38,6 +39,14 @@ class ServeError(RuntimeError):
 def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None = None) -> int:
     """Serve until SIGINT or SIGTERM; returns the exit status."""
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkmeter.web.config.settings")
+    from linkmeter.web.accounts import mode
+
+    mode.set_bind_host(host)
+    try:
+        auth = mode.current()
+    except mode.AuthSettingError as exc:
+        print(f"linkmeter serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         sock = _listen(host, port)
     except ServeError as exc:
@@ -52,9 +61,13 @@ def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None
         django.setup()
         data_dir = Path(settings.DATA_DIR)
         Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
-        print(_banner(sock, demo=demo, emulator=emulator, data_dir=data_dir), flush=True)
+        print(_banner(sock, demo=demo, emulator=emulator, data_dir=data_dir, auth=auth), flush=True)
         try:
             call_command("migrate", interactive=False, verbosity=0)
+            if auth is mode.AuthMode.LOCAL:
+                from linkmeter.web.accounts.services import local_owner
+
+                local_owner()  # created on first start
         except DatabaseError as exc:
             raise ServeError(f"the database is not usable: {exc}") from exc
         connections.close_all()  # the runner and the requests open their own
@@ -85,7 +98,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _banner(sock: socket.socket, *, demo: bool, emulator: str | None, data_dir: Path) -> str:
+def _banner(sock: socket.socket, *, demo: bool, emulator: str | None, data_dir: Path, auth: AuthMode) -> str:
     from django.conf import settings
 
     host, port = sock.getsockname()[:2]
@@ -101,7 +114,9 @@ def _banner(sock: socket.socket, *, demo: bool, emulator: str | None, data_dir: 
         store = f"data in {data_dir} (SQLite {database['NAME']})"
     else:
         store = f"data in {database['ENGINE'].rsplit('.', 1)[-1]} from DATABASE_URL ({data_dir} for files)"
-    return f"linkmeter is running at http://{shown}:{port}/ - {mode} - {store}. Ctrl+C stops it."
+    access = ("local mode: one local owner account, no login (loopback only)" if auth is AuthMode.LOCAL
+              else "login and API keys required (linkmeter user create / key create)")
+    return f"linkmeter is running at http://{shown}:{port}/ - {mode} - {access} - {store}. Ctrl+C stops it."
 
 
 class _Server(uvicorn.Server):

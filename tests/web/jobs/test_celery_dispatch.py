@@ -162,3 +162,11 @@ def test_without_the_celery_workers_a_callback_url_is_refused(client: Client) ->
                            content_type="application/json")
     assert response.status_code == 422 and response.json()["code"] == "callbacks_unavailable"
     assert not Batch.objects.exists()
+
+
+def test_a_large_batchs_tail_waits_one_step_below_its_head() -> None:
+    app = FakeApp()
+    publish_chunks(app, [(pk, 6) for pk in range(1, 201)], chunk_size=25)  # type: ignore[arg-type]
+    priorities = [options["priority"] for _, _, options in app.sent]
+    assert priorities == [6] * celery_dispatch.HEAD_CHUNKS + [5] * (8 - celery_dispatch.HEAD_CHUNKS)
+    assert celery_dispatch.chunk_priority(0, 10) == 0  # never below the lowest priority

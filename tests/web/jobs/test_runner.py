@@ -23,6 +23,9 @@ from linkmeter.web.jobs.runner import InlineRunner, RunnerSettings
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, ProviderResult
 from linkmeter.web.links.services.queue import analysis_claim_next
 from linkmeter.web.links.services.submission import analysis_submit
+from linkmeter.web.plans.limits import PlanLimits
+from linkmeter.web.plans.models import Plan
+from linkmeter.web.plans.services.submission import plan_submission_submit
 from tests.waiting import wait_until_async
 from tests.web.conftest import use_dispatcher
 
@@ -227,3 +230,27 @@ async def test_a_stop_requeues_what_did_not_finish(emulator_factory: MakeEmulato
         await engine.close()
     final = await sync_to_async(lambda: list(Analysis.objects.values_list("status", "started_at")))()
     assert final == [(AnalysisStatus.QUEUED, None)] * 3
+
+
+async def test_a_paid_batch_submitted_after_a_free_one_overtakes_it_and_the_free_one_still_finishes(
+        engine: Engine) -> None:
+    def submit_both() -> tuple[list[int], list[int]]:
+        free, paid = (PlanLimits.of(Plan(code=code, name=code, priority=priority)) for code, priority in
+                      (("free", 0), ("pro", 4)))
+        first = plan_submission_submit(user=None, plan=free, providers=["rdap"],
+                                       urls=[f"https://free.example.org/{i}" for i in range(40)])
+        second = plan_submission_submit(user=None, plan=paid, providers=["rdap"],
+                                        urls=[f"https://paid.example.org/{i}" for i in range(20)])
+        return ([a.pk for a in first.submission.analyses], [a.pk for a in second.submission.analyses])
+
+    free_ids, paid_ids = await sync_to_async(submit_both)()
+    await run_until(InlineRunner(engine, RunnerSettings(concurrency=4, **FAST)), all_final)
+
+    def order() -> list[int]:
+        return list(Analysis.objects.order_by("started_at", "id").values_list("id", flat=True))
+
+    started = await sync_to_async(order)()
+    paid_done = max(started.index(pk) for pk in paid_ids)
+    assert paid_done < len(paid_ids) + len(free_ids) // 2  # every paid one started before most free ones
+    assert min(started.index(pk) for pk in free_ids) < paid_done  # the free batch was not starved meanwhile
+    assert set((await sync_to_async(statuses)()).values()) == {"done"}

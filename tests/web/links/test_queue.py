@@ -52,3 +52,11 @@ def test_the_watchdog_requeues_once_then_fails() -> None:
     analysis = Analysis.objects.get(pk=work.analysis_id)
     assert analysis.status == "failed" and "deadline" in analysis.error
     assert Batch.objects.get().finished_at is not None
+
+
+def test_a_claim_can_give_a_share_to_the_oldest_queued_whatever_their_priority() -> None:
+    analysis_submit(urls=[f"https://bulk.example.org/{i}" for i in range(20)], priority=0)
+    analysis_submit(urls=[f"https://paid.example.org/{i}" for i in range(5)], priority=6)
+    claimed = analysis_claim_next(limit=5, deadline_seconds=60, oldest=1)
+    assert sorted(work.url for work in claimed) == sorted(
+        ["https://bulk.example.org/0", *[f"https://paid.example.org/{i}" for i in range(4)]])

@@ -16,7 +16,11 @@ from ninja.params import P, QueryEx
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import AnalysisOut, ErrorOut, SubmitAcceptedOut, SubmitDoneOut, SubmitIn
 from linkmeter.web.links.selectors import details
-from linkmeter.web.links.services.submission import Submission, analysis_submit
+from linkmeter.web.links.services.submission import Submission
+from linkmeter.web.plans.middleware import request_account
+from linkmeter.web.plans.selectors.plans import plan_for
+from linkmeter.web.plans.selectors.usage import quota_states
+from linkmeter.web.plans.services.submission import plan_submission_submit
 
 router = Router(tags=["analyses"])
 
@@ -63,7 +67,8 @@ def submission_body(submission: Submission) -> dict[str, Any]:
 
 
 @router.post("", url_name="analyses_submit",
-             response={200: SubmitDoneOut, 202: SubmitAcceptedOut, 413: ErrorOut, 422: ErrorOut},
+             response={200: SubmitDoneOut, 202: SubmitAcceptedOut, 403: ErrorOut, 413: ErrorOut, 422: ErrorOut,
+                       429: ErrorOut},
              summary="Submit URLs for analysis")
 async def analyses_submit(
     request: HttpRequest,
@@ -73,14 +78,24 @@ async def analyses_submit(
 ) -> Status[dict[str, Any]]:
     """Valid URLs are queued (or answered by a young enough earlier analysis unless `fresh`); invalid ones
     are listed with their index and reason. 202 with the batch and analysis ids, or 200 with `results`
-    when `wait` is given and everything is final in time."""
+    when `wait` is given and everything is final in time. The account's plan applies: 422 `batch_too_large`,
+    403 `provider_not_allowed`, 429 `quota_exhausted` or `too_many_in_flight`, and nothing is counted then."""
     seconds = checked_wait(wait)
-    # No request.user here: the API has no authentication yet (API keys come later), and reading the
-    # session user would be a synchronous query inside the event loop.
-    submission = await sync_to_async(analysis_submit)(
-        urls=payload.urls, providers=payload.providers, fresh=payload.fresh, name=payload.name,
-        max_age=payload.max_age, callback_url=payload.callback_url or "",
-    )
+    # request.user is the account the auth middleware resolved (a key's owner, or the local owner).
+    user = await request_account(request)
+    plan = getattr(request, "plan", None) or await sync_to_async(plan_for)(user)
+    key = getattr(request, "api_key", None)
+
+    def submit() -> Submission:
+        planned = plan_submission_submit(
+            user=user, plan=plan, urls=payload.urls, providers=payload.providers, fresh=payload.fresh,
+            name=payload.name, max_age=payload.max_age, callback_url=payload.callback_url or "",
+            key_id=getattr(key, "pk", 0) or 0, key_label=str(getattr(key, "name", "") or ""))
+        if user is not None and user.pk is not None:
+            request.plan_quotas = quota_states(user.pk, plan, used=planned.used)  # type: ignore[attr-defined]
+        return planned.submission
+
+    submission = await sync_to_async(submit)()
     body = submission_body(submission)
     if seconds is None or not await wait_until_final(body["analysis_ids"], seconds):
         return Status(202, body)
@@ -93,7 +108,7 @@ async def analyses_submit(
 def analysis_detail(request: HttpRequest, analysis_id: int,
                     raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
                     ) -> dict[str, Any]:
-    analysis = details.analysis_by_id(analysis_id)
+    analysis = details.analysis_by_id(analysis_id, request.user)
     if analysis is None:
         raise not_found("analysis", analysis_id)
     return details.analysis_detail(analysis, include_raw=raw)

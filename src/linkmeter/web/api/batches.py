@@ -23,8 +23,8 @@ router = Router(tags=["batches"])
 CHUNK_ROWS = 500
 
 
-def _batch(batch_id: int) -> Batch:
-    batch = details.batch_by_id(batch_id)
+def _batch(request: HttpRequest, batch_id: int) -> Batch:
+    batch = details.batch_by_id(batch_id, request.user)
     if batch is None:
         raise not_found("batch", batch_id)
     return batch
@@ -33,7 +33,7 @@ def _batch(batch_id: int) -> Batch:
 @router.get("/{int:batch_id}", url_name="batch_progress", response={200: BatchOut, 404: ErrorOut},
             summary="A batch's progress: counts by status, progress, ETA, invalid lines")
 def batch_progress(request: HttpRequest, batch_id: int) -> dict[str, Any]:
-    data = progress.batch_progress(_batch(batch_id)).as_dict()
+    data = progress.batch_progress(_batch(request, batch_id)).as_dict()
     data["links"] = {"results": reverse("api-v1:batch_results", kwargs={"batch_id": batch_id})}
     return data
 
@@ -69,7 +69,7 @@ async def batch_results(
     if format not in MEDIA_TYPES:
         raise ApiError(422, "invalid_format", f"format must be one of {', '.join(MEDIA_TYPES)}",
                        {"allowed": list(MEDIA_TYPES), "given": format})
-    batch = await sync_to_async(_batch)(batch_id)
+    batch = await sync_to_async(_batch)(request, batch_id)
     response = StreamingHttpResponse(encode(_row_chunks(batch), format), content_type=MEDIA_TYPES[format])
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{format}"'
     response["Cache-Control"] = "no-store"  # partial while the batch runs

@@ -13,6 +13,8 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from linkmeter.web.links.services.errors import ServiceError
+from linkmeter.web.plans.headers import RETRY_AFTER
+from linkmeter.web.plans.services.errors import PlanRefused
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +83,14 @@ def install(api: NinjaAPI) -> None:
     def on_service_error(request: HttpRequest, exc: ServiceError) -> HttpResponse:
         # Well-formed but unusable input (no valid URL, unknown provider, ...): 422 with the service's code.
         return error_response(422, exc.code, exc.message, exc.details)
+
+    @api.exception_handler(PlanRefused)
+    def on_plan_refused(request: HttpRequest, exc: PlanRefused) -> HttpResponse:
+        # The plan refused the work before anything was kept: its own status (403, 422 or 429 with Retry-After).
+        response = error_response(exc.status, exc.code, exc.message, exc.details)
+        if exc.retry_after is not None:
+            response[RETRY_AFTER] = str(exc.retry_after)
+        return response
 
     @api.exception_handler(ValidationError)
     def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:

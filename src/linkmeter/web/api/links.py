@@ -20,8 +20,8 @@ from linkmeter.web.links.services.feedback import feedback_create
 router = Router(tags=["links"])
 
 
-def _link(link_id: int) -> Link:
-    link = details.link_by_id(link_id)
+def _link(request: HttpRequest, link_id: int) -> Link:
+    link = details.link_by_id(link_id, request.user)
     if link is None:
         raise not_found("link", link_id)
     return link
@@ -36,10 +36,10 @@ def link_lookup(request: HttpRequest,
         normalised = parse_url(url, max_length=settings.LINKMETER["MAX_URL_LENGTH"]).url
     except InvalidURL as exc:
         raise ApiError(422, "invalid_url", exc.message, {"reason": exc.code}) from exc
-    link = details.link_by_url(normalised)
+    link = details.link_by_url(normalised, request.user)
     if link is None:
         raise ApiError(404, "not_found", "this URL has never been submitted", {"kind": "link", "url": normalised})
-    data = details.link_detail(link)
+    data = details.link_detail(link, request.user)
     data["links"] = {
         "history": reverse("api-v1:link_history", kwargs={"link_id": link.pk}),
         "feedback": reverse("api-v1:link_feedback", kwargs={"link_id": link.pk}),
@@ -50,8 +50,8 @@ def link_lookup(request: HttpRequest,
 @router.get("/{int:link_id}/history", url_name="link_history", response={200: LinkHistoryOut, 404: ErrorOut},
             summary="A link's final analyses, oldest first, with their signals")
 def link_history(request: HttpRequest, link_id: int) -> dict[str, Any]:
-    link = _link(link_id)
-    history = details.link_history(link)
+    link = _link(request, link_id)
+    history = details.link_history(link, request.user)
     return {"link_id": link.pk, "url": link.url, "analyses": details.history_entries(history),
             "series": details.numeric_series(history)}
 
@@ -60,7 +60,8 @@ def link_history(request: HttpRequest, link_id: int) -> dict[str, Any]:
              response={201: FeedbackOut, 404: ErrorOut, 422: ErrorOut},
              summary="Label a link spam or ham (kept to train the spam model)")
 def link_feedback(request: HttpRequest, link_id: int, payload: FeedbackIn) -> Status[dict[str, Any]]:
-    # No user: the API has no authentication yet (API keys come later).
-    feedback = feedback_create(link=_link(link_id), label=payload.label)
+    link = _link(request, link_id)
+    feedback = feedback_create(link=link, label=payload.label, user=request.user,
+                               analysis=details.latest_analysis(link, request.user))
     return Status(201, {"id": feedback.pk, "link_id": feedback.link_id, "analysis_id": feedback.analysis_id,
                  "label": feedback.label, "created_at": feedback.created_at.isoformat()})

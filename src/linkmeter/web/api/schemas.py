@@ -249,3 +249,14 @@ class ProviderHealthOut(Schema):
 class ProvidersOut(Schema):
     window_minutes: int
     providers: list[ProviderHealthOut]
+
+
+class UsageOut(Schema):
+    account: dict[str, Any] | None = Field(description="id and username; null in local mode without a login")
+    plan: dict[str, Any] = Field(description="code, name, priority, max_batch, max_in_flight, providers")
+    quotas: list[dict[str, Any]] = Field(description="per period (day, month; calendar UTC): limit (null: none), "
+                                                     "used, remaining, resets_at")
+    rate_limits: list[dict[str, Any]] = Field(description="per window: limit, window_seconds, remaining, resets_in")
+    keys: dict[str, list[dict[str, Any]]] = Field(description="per key (key_id null: no key), today and this "
+                                                              "month: urls, submissions; sums to the account's")
+    history: list[dict[str, Any]] = Field(description="the last 30 days, oldest first: day, urls, submissions")

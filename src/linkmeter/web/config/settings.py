@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "ninja",  # serves Swagger UI for /api/docs from local static files (the CDN fallback breaks under our CSP)
     "linkmeter.web.links",
+    "linkmeter.web.accounts",
+    "linkmeter.web.plans",
     "linkmeter.web.ui",
 ]
 
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "linkmeter.web.accounts.middleware.AuthMiddleware",  # request.user / api_key / auth_mode; 401s
+    "linkmeter.web.plans.middleware.PlanLimitsMiddleware",  # after every authentication middleware
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
@@ -114,7 +118,14 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = 14 * 24 * 3600
 CSRF_COOKIE_SAMESITE = "Strict"
+# Behind TLS (LINKMETER_SECURE_COOKIES=1): cookies only over HTTPS, as Django's deployment checklist asks.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.flag(os.environ, "LINKMETER_SECURE_COOKIES", False)
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Every asset is served by us (no CDN); no inline script or style, no eval.
 SECURE_CSP = {
     "default-src": [CSP.SELF],
@@ -142,6 +153,19 @@ LINKMETER: dict[str, Any] = {  # counts and seconds
     "RUNNER_CONCURRENCY": env.whole(os.environ, "LINKMETER_RUNNER_CONCURRENCY", 100, positive=True),
     # The embedded runner's watchdog and the Celery mode's (jobs/tasks.py) alike.
     "WATCHDOG_GRACE_SECONDS": env.number(os.environ, "LINKMETER_WATCHDOG_GRACE", 30.0),
+}
+
+# Accounts and API keys (docs/api.md, "Authentication"); LINKMETER_AUTH is read by accounts.mode.
+_SIGNUP = env.text(os.environ, "LINKMETER_SIGNUP", "off").strip().lower() or "off"
+if _SIGNUP not in ("open", "off"):
+    raise ValueError(f"LINKMETER_SIGNUP must be open or off, not {_SIGNUP!r}")
+ACCOUNTS: dict[str, Any] = {
+    "SIGNUP_OPEN": _SIGNUP == "open",
+    # The HMAC key of stored API key hashes: changing it invalidates every key.
+    "KEY_HASH_SECRET": env.text(os.environ, "LINKMETER_KEY_HASH_SECRET", "") or f"linkmeter-api-keys:{SECRET_KEY}",
+    # How long a process reuses a key's record; a revocation is seen at the latest after this.
+    "KEY_CACHE_SECONDS": min(5.0, env.number(os.environ, "LINKMETER_KEY_CACHE_SECONDS", 5.0)),
+    "AUTH_FAILURES_PER_MINUTE": env.whole(os.environ, "LINKMETER_AUTH_FAILURES_PER_MINUTE", 30, positive=True),
 }
 
 # Callback URLs are checked against the SSRF guard's allow list too (read by the engine's own reader).

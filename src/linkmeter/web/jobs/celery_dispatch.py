@@ -19,8 +19,20 @@ def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
     return [list(ids[start:start + size]) for start in range(0, len(ids), max(1, size))]
 
 
+HEAD_CHUNKS = 4  # a batch's first chunks go at its priority, the rest one step below (see chunk_priority)
+
+
+def chunk_priority(priority: int, index: int) -> int:
+    """A large batch's tail waits one priority step below its head: the first chunks of a batch submitted
+    later by another account of the same plan overtake it, so one account's bulk batch cannot fill the queue
+    ahead of its whole tier (plan priorities are at least two steps apart: the tail stays above lower plans'
+    bulk work)."""
+    return priority if index < HEAD_CHUNKS else max(0, priority - 1)
+
+
 def chunk_signatures(app: Celery, ids: Sequence[int], *, priority: int, size: int) -> list[Signature]:
-    return [app.signature(RUN_CHUNK, args=(chunk,), options={"priority": priority}) for chunk in chunked(ids, size)]
+    return [app.signature(RUN_CHUNK, args=(chunk,), options={"priority": chunk_priority(priority, index)})
+            for index, chunk in enumerate(chunked(ids, size))]
 
 
 def publish_batch(app: Celery, ids: Sequence[int], *, priority: int, batch_id: int, chunk_size: int) -> None:

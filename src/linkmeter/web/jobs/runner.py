@@ -44,6 +44,9 @@ class RunnerSettings:
     watchdog_interval: float = 10.0
     watchdog_grace: float = 30.0  # past its deadline by this much, a running analysis is lost
     max_attempts: int = 2  # the watchdog re-queues a lost analysis until it was started this often
+    # This share of the claimed analyses are the oldest queued whatever their priority: higher plans go
+    # first, lower ones still progress (at least this share of the runner's throughput).
+    fair_share: float = 0.2
     stop_grace: float = 5.0  # on stop, in-flight analyses get this long to finish
 
     @classmethod
@@ -90,6 +93,7 @@ class InlineRunner:
         self._unfinished: list[int] = []
         self._refill = max(1, self.settings.concurrency // 10)  # claim once this many slots are free
         self._max_backlog = max(4 * self.settings.flush_size, 2 * self.settings.concurrency)
+        self._fair_credit = 0.0  # slots owed to the oldest queued analyses (fair_share of every claim)
 
     # -- the Dispatcher protocol ---------------------------------------------------------------------
 
@@ -154,12 +158,16 @@ class InlineRunner:
                 self._more = True  # another process may have queued work without telling us
 
     async def _claim(self, limit: int) -> list[ClaimedWork]:
+        self._fair_credit += limit * self.settings.fair_share
+        oldest = int(self._fair_credit)
         try:
-            claimed = await self.database(analysis_claim_next, limit=limit, deadline_seconds=self.engine.url_deadline)
+            claimed = await self.database(analysis_claim_next, limit=limit, deadline_seconds=self.engine.url_deadline,
+                                          oldest=oldest)
         except Exception:
             log.exception("claiming analyses failed; trying again shortly")
             await asyncio.sleep(min(1.0, self.settings.poll_interval))
             return []
+        self._fair_credit -= oldest
         self.stats.claims += 1
         self.stats.claimed += len(claimed)
         return claimed

@@ -16,5 +16,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("links/<int:link_id>/feedback/", views.feedback, name="feedback"),
     path("analyses/<int:analysis_id>/raw/<str:provider>/", views.raw_response, name="raw"),
     path("providers/", views.providers, name="providers"),
+    path("usage/", views.usage, name="usage"),
     path("providers/table/", views.providers_table, name="providers-table"),
 ]

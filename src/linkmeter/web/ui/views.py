@@ -16,14 +16,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.jobs.health import disabled_providers, engine_view
-from linkmeter.web.links.models import Analysis, Batch, FeedbackLabel, Link
-from linkmeter.web.links.selectors import progress, tables
-from linkmeter.web.links.selectors.details import link_history, numeric_series
+from linkmeter.web.links.models import Batch, FeedbackLabel
+from linkmeter.web.links.selectors import owned, progress, tables
+from linkmeter.web.links.selectors.details import latest_analysis, link_history, numeric_series
 from linkmeter.web.links.selectors.health import provider_health
 from linkmeter.web.links.services.errors import ServiceError
 from linkmeter.web.links.services.feedback import feedback_create
-from linkmeter.web.links.services.submission import analysis_reanalyse, analysis_submit
-from linkmeter.web.ui import csvimport, display
+from linkmeter.web.plans.selectors.plans import plan_for
+from linkmeter.web.plans.selectors.usage import account_usage
+from linkmeter.web.plans.services.submission import plan_submission_submit
+from linkmeter.web.ui import csvimport, display, usagechart
 from linkmeter.web.ui.forms import PendingCsv, SubmitForm, TableQuery
 
 PAGE_SIZE = 100
@@ -44,11 +46,11 @@ def home(request: HttpRequest) -> HttpResponse:
     lines: list[tuple[int, str]] = form.cleaned_data["lines"]
     providers = form.cleaned_data["providers"]
     try:
-        submission = analysis_submit(
-            urls=[text for _, text in lines],
+        submission = plan_submission_submit(
+            user=request.user, plan=plan_for(request.user), urls=[text for _, text in lines],
             providers=[] if set(providers) == set(DEFAULT_NAMES) else providers,  # []: the default set
             fresh=form.cleaned_data["fresh"], name=form.cleaned_data["name"],
-            source=form.cleaned_data["source"], user=request.user)
+            source=form.cleaned_data["source"]).submission
     except ServiceError as exc:
         invalid = exc.details if exc.code == "no_valid_urls" else []
         form.add_error(None, exc.message)
@@ -71,7 +73,7 @@ def _home(request: HttpRequest, form: SubmitForm, *, invalid: list[dict[str, Any
     return render(request, "ui/home.html", {
         "form": form, "invalid": invalid or [], "columns": columns, "pending": form.pending,
         "provider_groups": display.provider_choices(selected, disabled_providers()),
-        "recent": progress.recent_batches(limit=10),
+        "recent": progress.recent_batches(request.user, limit=10),
         "max_urls": settings.LINKMETER["MAX_URLS_PER_REQUEST"],
         "max_rows": settings.LINKMETER["UPLOAD_MAX_ROWS"],
         "max_size": csvimport.human_size(settings.DATA_UPLOAD_MAX_MEMORY_SIZE),
@@ -109,7 +111,7 @@ def _numbered(invalid: Any, line_numbers: list[int] | dict[str, int]) -> list[di
 
 @require_GET
 def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     query = TableQuery(request.GET)
     lines = request.session.get(LINE_NUMBERS, {}).get(str(found.pk), {})
     context = {
@@ -127,7 +129,7 @@ def batch(request: HttpRequest, batch_id: int) -> HttpResponse:
 
 @require_GET
 def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     return render(request, "ui/_batch_progress.html", {"batch": found, **_progress(found)})
 
 
@@ -139,7 +141,7 @@ def _progress(batch: Batch) -> dict[str, Any]:
 
 @require_GET
 def batch_table(request: HttpRequest, batch_id: int) -> HttpResponse:
-    found = get_object_or_404(Batch, pk=batch_id)
+    found = get_object_or_404(owned.batches(request.user), pk=batch_id)
     return render(request, "ui/_batch_table.html", {"batch": found, **_table_context(found, TableQuery(request.GET))})
 
 
@@ -176,9 +178,9 @@ def _table_context(batch: Batch, query: TableQuery) -> dict[str, Any]:
 
 @require_GET
 def link(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link.objects.select_related("latest_analysis"), pk=link_id)
-    latest = found.latest_analysis
-    history = link_history(found)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
+    latest = latest_analysis(found, request.user)  # this account's: another's newer one stays unseen
+    history = link_history(found, request.user)
     series = numeric_series(history)
     providers = [{"result": r, "provider": r.provider, "style": display.STATUS_STYLES.get(r.status, "secondary"),
                   "signals": display.signal_cells(r.signals)}
@@ -189,7 +191,7 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
         "latest": latest,
         "page_title": latest.signals.get("page.title") if latest else None,
         "latest_style": display.STATUS_STYLES.get(latest.status, "secondary") if latest else "secondary",
-        "pending": tables.link_pending_analysis(found),
+        "pending": tables.link_pending_analysis(found, request.user),
         "provider_groups": groups,
         "history_count": len(history),
         "chart_data": {"series": series, "labels": display.chart_labels(sorted(series))},
@@ -199,7 +201,7 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
 
 @require_GET
 def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpResponse:
-    get_object_or_404(Analysis, pk=analysis_id)
+    get_object_or_404(owned.analyses(request.user), pk=analysis_id)
     result = tables.provider_result(analysis_id=analysis_id, provider=provider)
     if result is None:
         return HttpResponse(status=404)
@@ -208,19 +210,25 @@ def raw_response(request: HttpRequest, analysis_id: int, provider: str) -> HttpR
 
 @require_POST
 def reanalyse(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link, pk=link_id)
-    latest = found.latest_analysis
-    # The same providers as the latest analysis (pagespeed stays in when it was asked for).
-    submission = analysis_reanalyse(link=found, providers=latest.providers if latest else None, user=request.user)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
+    latest = latest_analysis(found, request.user)
+    try:  # the same providers as the latest analysis (pagespeed stays in when it was asked for)
+        submission = plan_submission_submit(user=request.user, plan=plan_for(request.user), urls=[found.url],
+                                            providers=latest.providers if latest else [],
+                                            fresh=True).submission
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("ui:link", link_id=found.pk)
     messages.info(request, "Analysing the link again.")
     return redirect("ui:batch", batch_id=submission.batch.pk)
 
 
 @require_POST
 def feedback(request: HttpRequest, link_id: int) -> HttpResponse:
-    found = get_object_or_404(Link, pk=link_id)
+    found = get_object_or_404(owned.links(request.user), pk=link_id)
     try:
-        created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user)
+        created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user,
+                                  analysis=latest_analysis(found, request.user))
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -250,3 +258,17 @@ async def _providers(request: HttpRequest, template: str) -> HttpResponse:
                                           "styles": display.STATUS_STYLES})
 
     return await sync_to_async(page)()
+
+
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    """The account's plan, quotas and last 30 days as a chart (what GET /api/v1/usage answers)."""
+    plan = plan_for(request.user)
+    if not request.user.is_authenticated:
+        return render(request, "ui/usage.html", {"plan": plan, "usage": None})
+    data = account_usage(request.user.pk, plan)
+    data["account"] = {"id": request.user.pk, "username": request.user.get_username()}
+    data["rate_limits"] = [{"name": w.name, "limit": w.limit} for w in plan.rate_windows]
+    return render(request, "ui/usage.html", {
+        "plan": plan, "usage": data, "bars": usagechart.bars(data["history"]),
+        "width": usagechart.WIDTH, "height": usagechart.HEIGHT})

@@ -7,6 +7,7 @@ from typing import Any
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, result_dict
+from linkmeter.web.links.selectors import owned
 
 SIGNAL_COLUMNS: tuple[str, ...] = tuple(signal for cls in PROVIDER_CLASSES for signal in cls.provides)
 NUMERIC_SIGNALS: tuple[str, ...] = tuple(
@@ -43,11 +44,11 @@ def analysis_detail(analysis: Analysis, *, include_raw: bool = False) -> dict[st
     return data
 
 
-def analysis_by_id(analysis_id: int) -> Analysis | None:
-    """An analysis with its link and provider results, ready for ``analysis_detail``."""
+def analysis_by_id(analysis_id: int, owner: Any) -> Analysis | None:
+    """One of the owner's analyses with its link and provider results, ready for ``analysis_detail``."""
     if not 0 < analysis_id <= MAX_ID:
         return None
-    return (Analysis.objects.select_related("link").prefetch_related("results")
+    return (owned.analyses(owner).select_related("link").prefetch_related("results")
             .filter(pk=analysis_id).first())
 
 
@@ -64,8 +65,9 @@ def analyses_unfinished(analysis_ids: list[int]) -> int:
     return Analysis.objects.filter(id__in=set(analysis_ids)).exclude(status__in=list(FINAL_STATUSES)).count()
 
 
-def batch_by_id(batch_id: int) -> Batch | None:
-    return Batch.objects.filter(pk=batch_id).first() if 0 < batch_id <= MAX_ID else None
+def batch_by_id(batch_id: int, owner: Any) -> Batch | None:
+    """One of the owner's batches (another account's is missing, like one that does not exist)."""
+    return owned.batches(owner).filter(pk=batch_id).first() if 0 < batch_id <= MAX_ID else None
 
 
 def batch_rows(batch: Batch, *, chunk_size: int = 500) -> Iterator[dict[str, Any]]:
@@ -76,18 +78,25 @@ def batch_rows(batch: Batch, *, chunk_size: int = 500) -> Iterator[dict[str, Any
         yield analysis_row(item.analysis, position=item.position, reused=item.reused)
 
 
-def link_by_id(link_id: int) -> Link | None:
-    return Link.objects.filter(pk=link_id).first() if 0 < link_id <= MAX_ID else None
+def link_by_id(link_id: int, owner: Any) -> Link | None:
+    """A link the owner submitted."""
+    return owned.links(owner).filter(pk=link_id).first() if 0 < link_id <= MAX_ID else None
 
 
-def link_by_url(url: str) -> Link | None:
-    return Link.objects.filter(url=url).select_related("latest_analysis").first()
+def link_by_url(url: str, owner: Any) -> Link | None:
+    return owned.links(owner).filter(url=url).first()
 
 
-def link_detail(link: Link, *, recent: int = 10) -> dict[str, Any]:
-    """A link with its latest analysis in full and a summary of its history (final analyses)."""
-    latest = analysis_by_id(link.latest_analysis_id) if link.latest_analysis_id else None
-    final = link.analyses.filter(status__in=list(FINAL_STATUSES))
+def latest_analysis(link: Link, owner: Any) -> Analysis | None:
+    """The owner's newest final analysis of the link (another account's later one stays unseen)."""
+    return (owned.analyses(owner).filter(link=link, status__in=list(FINAL_STATUSES))
+            .select_related("link").prefetch_related("results").order_by("-finished_at", "-id").first())
+
+
+def link_detail(link: Link, owner: Any, *, recent: int = 10) -> dict[str, Any]:
+    """A link with the owner's latest analysis in full and a summary of the owner's history of it."""
+    latest = latest_analysis(link, owner)
+    final = owned.analyses(owner).filter(link=link, status__in=list(FINAL_STATUSES))
     first_at = final.order_by("finished_at").values_list("finished_at", flat=True).first()
     newest = list(final.order_by("-finished_at", "-id").values("id", "status", "finished_at")[:recent])
     return {
@@ -107,9 +116,10 @@ def link_detail(link: Link, *, recent: int = 10) -> dict[str, Any]:
     }
 
 
-def link_history(link: Link, *, limit: int = 200) -> list[Analysis]:
-    """Final analyses of a link, oldest first (the newest ``limit``)."""
-    newest = list(link.analyses.filter(status__in=list(FINAL_STATUSES)).order_by("-finished_at")[:limit])
+def link_history(link: Link, owner: Any, *, limit: int = 200) -> list[Analysis]:
+    """The owner's final analyses of a link, oldest first (the newest ``limit``)."""
+    newest = list(owned.analyses(owner).filter(link=link, status__in=list(FINAL_STATUSES))
+                  .order_by("-finished_at")[:limit])
     return newest[::-1]
 
 

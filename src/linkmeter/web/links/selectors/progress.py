@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.links.models import FINAL_STATUSES, AnalysisStatus, Batch, BatchItem
+from linkmeter.web.links.selectors import owned
 
 BatchStatus = Literal["queued", "running", "finished"]
 
@@ -93,6 +94,6 @@ def batch_progress(batch: Batch) -> BatchProgress:
                          tuple(batch.providers))
 
 
-def recent_batches(*, limit: int = 10) -> list[BatchProgress]:
-    """The newest batches with their progress (the home page lists them)."""
-    return [batch_progress(batch) for batch in Batch.objects.order_by("-id")[:limit]]
+def recent_batches(owner: Any, *, limit: int = 10) -> list[BatchProgress]:
+    """The owner's newest batches with their progress (the home page lists them)."""
+    return [batch_progress(batch) for batch in owned.batches(owner).order_by("-id")[:limit]]

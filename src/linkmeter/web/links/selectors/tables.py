@@ -13,6 +13,7 @@ from django.db.models.sql.compiler import SQLCompiler
 
 from linkmeter.providers.registry import PROVIDER_NAMES
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, ProviderResult
+from linkmeter.web.links.selectors import owned
 from linkmeter.web.links.selectors.details import NUMERIC_SIGNALS, analysis_row
 
 
@@ -96,6 +97,7 @@ def provider_result(*, analysis_id: int, provider: str) -> ProviderResult | None
     return ProviderResult.objects.filter(analysis_id=analysis_id, provider=provider).first()
 
 
-def link_pending_analysis(link: Link) -> Analysis | None:
-    """The newest analysis of a link that has not finished (queued or running), if any."""
-    return (link.analyses.exclude(status__in=list(FINAL_STATUSES)).order_by("-id").first())
+def link_pending_analysis(link: Link, owner: Any) -> Analysis | None:
+    """The owner's newest analysis of a link that has not finished (queued or running), if any."""
+    return (owned.analyses(owner).filter(link=link).exclude(status__in=list(FINAL_STATUSES)).order_by("-id")
+            .first())

@@ -33,14 +33,17 @@ class Recovered:
     failed: int
 
 
-def analysis_claim_next(*, limit: int, deadline_seconds: float) -> list[ClaimedWork]:
-    """Move up to ``limit`` queued analyses to running (highest priority, oldest first) and return what
-    running them needs, highest priority first. Only one runner process claims in embedded mode, so
+def analysis_claim_next(*, limit: int, deadline_seconds: float, oldest: int = 0) -> list[ClaimedWork]:
+    """Move up to ``limit`` queued analyses to running and return what running them needs, highest priority
+    first: ``oldest`` of them are the oldest queued whatever their priority (so lower plans are never starved),
+    the rest the highest priority, oldest first. Only one runner process claims in embedded mode, so
     select-then-update is safe; the conditional update still makes a double claim impossible."""
     with transaction.atomic():
         now = timezone.now()
-        ids = list(Analysis.objects.filter(status=AnalysisStatus.QUEUED)
-                   .order_by("-priority", "id").values_list("id", flat=True)[:limit])
+        queued = Analysis.objects.filter(status=AnalysisStatus.QUEUED)
+        first = min(max(0, oldest), limit)
+        ids = list(queued.order_by("id").values_list("id", flat=True)[:first]) if first else []
+        ids += list(queued.exclude(id__in=ids).order_by("-priority", "id").values_list("id", flat=True)[:limit - first])
         return _claim(ids, Q(status=AnalysisStatus.QUEUED), now=now, deadline_seconds=deadline_seconds)
 
 

@@ -71,10 +71,12 @@ def analysis_submit(
     max_age: float | None = None,
     user: User | AnonymousUser | None = None,
     callback_url: str = "",
+    priority: int | None = None,
 ) -> Submission:
     """Validate every URL (the bad ones are listed with index and reason, the good ones accepted), reuse
     analyses younger than ``max_age`` unless ``fresh``, queue the rest, and commit before dispatching.
-    ``callback_url``: POST a signed summary there when the batch closes (Celery mode only)."""
+    ``callback_url``: POST a signed summary there when the batch closes (Celery mode only). ``priority``: the
+    analyses' (default: PRIORITY_SINGLE for a small submission, else PRIORITY_BULK; the plans set their own)."""
     limits = settings.LINKMETER
     if not urls:
         raise ServiceError("no_urls", "no URLs given")
@@ -98,7 +100,8 @@ def analysis_submit(
     if not valid:
         raise ServiceError("no_valid_urls", "none of the URLs is valid", [i.as_dict() for i in invalid])
     age = default_max_age(chosen) if max_age is None else max_age
-    priority = PRIORITY_SINGLE if len(valid) <= SMALL_SUBMISSION else PRIORITY_BULK
+    if priority is None:
+        priority = PRIORITY_SINGLE if len(valid) <= SMALL_SUBMISSION else PRIORITY_BULK
     requester = user if isinstance(user, User) else None
     with transaction.atomic():
         links = _links_for({url: domain for _, url, domain in valid})

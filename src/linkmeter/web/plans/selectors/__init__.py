@@ -1,0 +1,1 @@
+"""The plans app's reads: an account's plan and its usage."""

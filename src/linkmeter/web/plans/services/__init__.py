@@ -1,0 +1,1 @@
+"""The plans app's writes: quota reservations and plan assignment."""
