@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI
 
-from linkmeter.web.api import analyses, batches, errors, links, providers
+from linkmeter.web.api import analyses, batches, errors, links, providers, spam
 
 api = NinjaAPI(
     title="linkmeter",
@@ -20,3 +20,5 @@ api.add_router("/analyses", analyses.router)
 api.add_router("/batches", batches.router)
 api.add_router("/links", links.router)
 api.add_router("/providers", providers.router)
+api.add_router("/feedback", spam.feedback_router)
+api.add_router("/spam", spam.spam_router)
