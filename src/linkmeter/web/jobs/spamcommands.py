@@ -92,7 +92,7 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 
 def _open(path: str) -> IO[str]:
     try:
-        return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - closed by the caller
+        return open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise click.UsageError(f"cannot read {path}: {exc.strerror}") from exc
 

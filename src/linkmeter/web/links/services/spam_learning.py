@@ -8,6 +8,7 @@ Celery mode sends a task) or else on a thread of this process (embedded: off the
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -297,10 +298,8 @@ def labels_changed() -> None:
     latest = SpamModel.objects.order_by("-created_at").values_list("created_at", flat=True).first()
     fresh = Feedback.objects.filter(updated_at__gt=latest).count() if latest else Feedback.objects.count()
     if fresh >= settings.LINKMETER["SPAM_RETRAIN_LABELS"] and settings.LINKMETER["SPAM_DATA"]:
-        try:
+        with contextlib.suppress(ServiceError):  # one is running: it or the next one learns these labels
             job_start(kind=SpamJobKind.TRAIN, trigger="labels", promote=True)
-        except ServiceError:
-            pass  # one is running: it or the next one learns these labels
 
 
 _listeners: list[Callable[[], None]] = []
