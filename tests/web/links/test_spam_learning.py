@@ -4,6 +4,7 @@ re-scored naming the model; one labeller's 1,000 labels cannot flag benign links
 from __future__ import annotations
 
 import csv
+import itertools
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,13 +135,15 @@ def test_labels_move_the_next_scores_through_the_source() -> None:
 
 
 def test_one_account_labelling_1000_benign_links_spam_does_not_flag_other_benign_links() -> None:
-    rng = random.Random(3)
+    names = ["garden", "river", "bakery", "atlas", "harbor", "maple", "cinema", "orbit", "violet", "summit",
+             "lantern", "meadow"]
+    sites = [f"https://www.{x}{y}{z}.com/{x}/" for x, y, z in itertools.permutations(names, 3)]
+    random.Random(3).shuffle(sites)
     attacker = User.objects.create_user("attacker")
-    outcome = feedback_bulk_create(items=[{"url": benign(rng, i), "label": "spam"} for i in range(1000)],
-                                   user=attacker)
+    outcome = feedback_bulk_create(items=[{"url": url, "label": "spam"} for url in sites[:1000]], user=attacker)
     assert outcome.created == 1000 and Feedback.objects.count() == 1000
     source = spamsource.ActiveModelSource()
-    unseen = [benign(rng, 5000 + i) for i in range(200)]
+    unseen = sites[1000:1300]
     spam_model.use(None)
     clean = spam_model.load_shipped()
     source.refresh()
