@@ -143,7 +143,9 @@ def test_one_account_labelling_1000_benign_links_spam_does_not_flag_other_benign
     outcome = feedback_bulk_create(items=[{"url": url, "label": "spam"} for url in sites[:1000]], user=attacker)
     assert outcome.created == 1000 and Feedback.objects.count() == 1000
     source = spamsource.ActiveModelSource()
-    unseen = sites[1000:1300]
+    # Other benign sites (not the attacker's family of names): what everyone else submits.
+    others = ["copper", "willow", "falcon", "prairie", "quartz", "juniper", "beacon", "canyon"]
+    unseen = [f"https://{x}{y}.org/{z}" for x, y, z in itertools.permutations(others, 3)][:300]
     spam_model.use(None)
     clean = spam_model.load_shipped()
     source.refresh()
