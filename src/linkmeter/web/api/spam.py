@@ -6,8 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
-from ninja.params import Field
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from linkmeter.web.api.errors import ApiError
 from linkmeter.web.api.schemas import ErrorOut
