@@ -15,6 +15,7 @@ from linkmeter.indicators.spam import learning
 from linkmeter.indicators.spam import model as spam_model
 from linkmeter.web.links.models import Feedback
 from linkmeter.web.links.services import spam_learning
+from linkmeter.web.links.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 class ActiveModelSource:
     """``model.use(source)``: calling it answers the cached artifact (cheap, never blocks)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, daily: bool = False) -> None:
+        self._daily = daily  # embedded: this process starts the daily retrain (the Celery mode's beat does)
         self._artifact: spam_model.Artifact | None = None
         self._key: tuple[object, ...] | None = None
         self._wake = threading.Event()
@@ -65,7 +67,9 @@ class ActiveModelSource:
             while not self._stop.is_set():
                 try:
                     self.refresh()
-                except (DatabaseError, spam_model.ArtifactError) as exc:
+                    if self._daily:
+                        spam_learning.retrain_if_due()
+                except (DatabaseError, spam_model.ArtifactError, ServiceError) as exc:
                     log.warning("spam model refresh failed: %s", exc)
                 self._wake.wait(every)
                 self._wake.clear()
@@ -76,11 +80,12 @@ class ActiveModelSource:
 _installed: ActiveModelSource | None = None
 
 
-def install() -> ActiveModelSource:
-    """Score with the database's active model in this process from now on (serve and worker start-up)."""
+def install(*, daily: bool = False) -> ActiveModelSource:
+    """Score with the database's active model in this process from now on (serve and worker start-up);
+    ``daily``: this process also starts the daily retrain (embedded serve)."""
     global _installed
     if _installed is None:
-        _installed = ActiveModelSource()
+        _installed = ActiveModelSource(daily=daily)
         spam_learning.on_scoring_changed(_installed.poke)
     spam_model.use(_installed)
     _installed.start()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import transaction
 
 from linkmeter.engine.urls import InvalidURL, parse_url
@@ -49,7 +49,7 @@ def feedback_create(*, link: Link, label: str, user: AbstractBaseUser | Anonymou
         raise ServiceError("invalid_label", f"label must be one of {', '.join(FeedbackLabel.values)}",
                            {"given": label})
     who = labeller or labeller_of(user)
-    requester = user if user is not None and getattr(user, "is_authenticated", False) else None
+    requester = user if isinstance(user, User) else None
     with transaction.atomic():
         feedback, _ = Feedback.objects.update_or_create(
             link=link, labeller=who,
@@ -77,7 +77,7 @@ def feedback_bulk_create(*, items: Iterable[Mapping[str, object]], source: str =
     the rest are stored. URLs never submitted get a link (no analysis: the model reads the URL alone)."""
     outcome = BulkOutcome()
     who = labeller or labeller_of(user)
-    requester = user if user is not None and getattr(user, "is_authenticated", False) else None
+    requester = user if isinstance(user, User) else None
     valid: dict[str, tuple[str, str]] = {}  # normalised url -> (domain, label); a later item replaces an earlier
     limit = settings.LINKMETER["MAX_URL_LENGTH"]
     for index, item in enumerate(items, start=first_index):

@@ -302,6 +302,22 @@ def labels_changed() -> None:
             job_start(kind=SpamJobKind.TRAIN, trigger="labels", promote=True)
 
 
+def retrain_if_due(age: timedelta = timedelta(days=1)) -> SpamJob | None:
+    """The daily retrain: started when the labelled set is configured and neither a training nor an activation
+    happened for ``age``."""
+    if not settings.LINKMETER["SPAM_DATA"]:
+        return None
+    since = timezone.now() - age
+    active = spam_model_active()
+    if (active.activated_at and active.activated_at > since) or SpamJob.objects.filter(
+            kind=SpamJobKind.TRAIN, started_at__gt=since).exists():
+        return None
+    try:
+        return job_start(kind=SpamJobKind.TRAIN, trigger="daily", promote=True)
+    except ServiceError:
+        return None
+
+
 _listeners: list[Callable[[], None]] = []
 
 
