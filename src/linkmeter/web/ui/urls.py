@@ -15,6 +15,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("links/<int:link_id>/reanalyse/", views.reanalyse, name="reanalyse"),
     path("links/<int:link_id>/feedback/", views.feedback, name="feedback"),
     path("analyses/<int:analysis_id>/raw/<str:provider>/", views.raw_response, name="raw"),
+    path("spam/", views.spam_models, name="spam"),
+    path("spam/<str:action>/", views.spam_action, name="spam-action"),
     path("providers/", views.providers, name="providers"),
     path("providers/table/", views.providers_table, name="providers-table"),
 ]

@@ -44,3 +44,39 @@ def jobs_recent(limit: int = 10) -> list[dict[str, Any]]:
 
 def current_label(link_id: int, labeller: str) -> str | None:
     return Feedback.objects.filter(link_id=link_id, labeller=labeller).values_list("label", flat=True).first()
+
+
+def verdict_of(signals: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored spam verdict of an analysis (None when it has none)."""
+    if "spam.score" not in signals:
+        return None
+    reasons = signals.get("spam.reasons") or []
+    return {"score": signals["spam.score"], "flag": bool(signals.get("spam.flag")), "model": signals.get("spam.model"),
+            "reasons": [r for r in reasons if isinstance(r, dict) and isinstance(r.get("text"), str)]}
+
+
+def roc_curve(limit: int = 2000) -> dict[str, Any] | None:
+    """The active model's ROC curve on the newest ``limit`` labels (None without both classes): points in
+    0..1 and the SVG polyline they make in a 100 x 100 box."""
+    from linkmeter.indicators.spam import learning
+    from linkmeter.web.links.services import spam_learning
+
+    labels = sorted(spam_learning.labels_all(), key=lambda label: label.time)[-limit:]
+    truth = [label.is_spam for label in labels]
+    positives, negatives = sum(truth), len(truth) - sum(truth)
+    if not positives or not negatives:
+        return None
+    artifact = spam_learning.artifact_of(spam_learning.spam_model_active())
+    predicted = learning.scores(artifact, [(label.url, label.signals) for label in labels])
+    ranked = sorted(zip(predicted, truth, strict=True), key=lambda pair: -pair[0])
+    points = [(0.0, 0.0)]
+    tp = fp = 0
+    for _, is_spam in ranked:
+        if is_spam:
+            tp += 1
+        else:
+            fp += 1
+        points.append((fp / negatives, tp / positives))
+    svg = " ".join(f"{x * 100:.1f},{100 - y * 100:.1f}" for x, y in points)
+    return {"points": svg, "n": len(labels), "positives": positives,
+            "figures": learning.evaluate(truth, predicted)}
