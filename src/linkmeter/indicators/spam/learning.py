@@ -6,9 +6,15 @@ How labels are weighed (``weigh``), so that one account cannot bend the model al
 1. A later label of the same labeller on the same URL (normalised) replaces theirs.
 2. Agreement: on URLs other labellers labelled too, a labeller agrees or disagrees with the others' majority;
    their trust is (agree + 1) / (agree + disagree + 2) * 2, clipped to [MIN_TRUST, 1] (no overlap: 1).
-3. Share cap: a labeller's labels weigh at most ``max(FREE_QUOTA, SHARE_CAP * labels of everyone else)`` in
-   total, spread evenly over their labels. A single account labelling 1,000 links therefore counts as 50
-   labels, and as at most a fifth of the others' once there are enough of them.
+3. Agreement with the model (``adapt`` only): the share of a labeller's labels on which the current model
+   agrees, with MODEL_PSEUDO_LABELS = 5 agreeing pseudo-labels each side: trust is multiplied by
+   2 * (agreeing + 5) / (labels + 10), clipped to [MIN_TRUST, 1]. Someone teaching a new family (half their
+   labels new spam the model misses, half benign pages it gets right) keeps full trust; an account whose
+   labels mostly contradict the model loses most of it until others agree with it.
+4. Share cap: a labeller's labels weigh at most ``max(FREE_QUOTA, SHARE_CAP * labels of everyone else)`` in
+   total (FREE_QUOTA = 20, SHARE_CAP = 0.2), spread evenly over their labels. A single account labelling
+   1,000 links therefore counts as 20 labels at most, and as at most a fifth of the others' once there are
+   enough of them.
 
 weight(label) = trust(labeller) * min(1, quota(labeller) / labels(labeller)).
 
@@ -29,7 +35,7 @@ from __future__ import annotations
 import math
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +46,8 @@ from linkmeter.indicators.spam.rules import apply
 from linkmeter.indicators.spam.scoring import logit, probability
 from linkmeter.indicators.spam.settings import DEFAULT_THRESHOLD
 
-FREE_QUOTA = 50.0
+FREE_QUOTA = 20.0
+MODEL_PSEUDO_LABELS = 5.0
 SHARE_CAP = 0.2
 MIN_TRUST = 0.1
 ONLINE_L2 = 0.05
@@ -71,8 +78,10 @@ class Weighted:
     weight: float
 
 
-def weigh(labels: Iterable[Label], *, free_quota: float = FREE_QUOTA, share_cap: float = SHARE_CAP) -> list[Weighted]:
-    """The labels that count (latest per labeller and URL), each with its weight (see the module docstring)."""
+def weigh(labels: Iterable[Label], *, free_quota: float = FREE_QUOTA, share_cap: float = SHARE_CAP,
+          model_says: Callable[[Label], bool] | None = None) -> list[Weighted]:
+    """The labels that count (latest per labeller and URL), each with its weight (see the module docstring).
+    ``model_says(label)``: the current model's verdict on the label's URL, for the model-agreement trust."""
     latest: dict[tuple[str, str], Label] = {}
     for label in sorted(labels, key=lambda item: item.time):
         latest[(label.labeller, feats.normalise(label.url).text)] = label
@@ -97,8 +106,15 @@ def weigh(labels: Iterable[Label], *, free_quota: float = FREE_QUOTA, share_cap:
                 disagree[labeller] += 1
     total = sum(per_labeller.values())
     weight_of: dict[str, float] = {}
+    with_model: dict[str, int] = defaultdict(int)
+    if model_says is not None:
+        for (labeller, _), label in latest.items():
+            with_model[labeller] += model_says(label) == label.is_spam
     for labeller, count in per_labeller.items():
         trust = min(1.0, max(MIN_TRUST, 2 * (agree[labeller] + 1) / (agree[labeller] + disagree[labeller] + 2)))
+        if model_says is not None:
+            prior = MODEL_PSEUDO_LABELS
+            trust *= min(1.0, max(MIN_TRUST, 2 * (with_model[labeller] + prior) / (count + 2 * prior)))
         quota = max(free_quota, share_cap * (total - count))
         weight_of[labeller] = trust * min(1.0, quota / count)
     return [Weighted(label, weight_of[label.labeller]) for label in latest.values()]
@@ -118,8 +134,9 @@ def adapt(artifact: Artifact, labels: Iterable[Label], *, now: datetime | None =
           l2: float = ONLINE_L2, epochs: int = ONLINE_EPOCHS, rate: float = ONLINE_RATE) -> Artifact:
     """``artifact`` with the online layer and the domain memory learned from ``labels`` (its own replaced)."""
     now = now or datetime.now(UTC)
-    weighted = weigh(labels)
     bare = artifact.with_layers({}, {})
+    labels = list(labels)
+    weighted = weigh(labels, model_says=lambda label: logit(bare, label.url, label.signals, now) >= 0)
     rows = []
     for item in weighted:
         label = item.label
