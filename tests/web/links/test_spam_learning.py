@@ -162,3 +162,32 @@ def _score_with(artifact: spam_model.Artifact, url: str) -> float:
     from linkmeter.indicators.spam.scoring import score
 
     return score(url, {"url": url}, artifact=artifact).score
+
+
+def test_a_process_picks_up_a_newly_active_model_without_a_restart() -> None:
+    source = spamsource.ActiveModelSource()
+    source.refresh()
+    assert source().version == "1"
+    first = spam_learning.spam_model_active()
+    SpamModel.objects.create(version=2, parent=first, algorithm=first.algorithm, check_passed=True,
+                             artifact=first.artifact.replace('"version": "1"', '"version": "2"', 1))
+    spam_learning.spam_model_promote(version=2, background=False)
+    assert source.refresh() and source().version == "2"
+
+
+def test_enough_new_labels_start_one_retrain(labelled_set: Path, settings: object,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    limits = dict(settings.LINKMETER)  # type: ignore[attr-defined]
+    limits["SPAM_RETRAIN_LABELS"] = 3
+    settings.LINKMETER = limits  # type: ignore[attr-defined]
+    started: list[int] = []
+    from linkmeter.web import runtime
+
+    runtime.install(runtime.Runtime(spam_jobs=started.append))
+    spam_learning.spam_model_active()
+    feedback_bulk_create(items=[{"url": f"https://www.example{i}.org/", "label": "ham"} for i in range(2)])
+    assert started == []
+    feedback_bulk_create(items=[{"url": "https://www.example9.org/", "label": "ham"}])
+    feedback_bulk_create(items=[{"url": "https://www.example8.org/", "label": "ham"}])
+    assert len(started) == 1  # the second batch found the first training running: one at a time
+    assert SpamJob.objects.get(pk=started[0]).trigger == "labels"
