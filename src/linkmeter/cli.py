@@ -419,7 +419,14 @@ def _register_bench() -> None:
     main.add_command(bench)
 
 
+def _register_spam() -> None:
+    from linkmeter.web.jobs.spamcommands import spam
+
+    main.add_command(spam)
+
+
 _register_bench()
+_register_spam()
 
 
 if __name__ == "__main__":

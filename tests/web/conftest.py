@@ -28,9 +28,17 @@ __all__ = ["REDIS_URL", "UNREACHABLE_REDIS_URL", "SharedRedis"]  # the web tests
 def web_runtime() -> Iterator[Runtime]:
     """Every web test runs with a runtime installed, as `linkmeter serve` installs one at start-up: here the
     database queue and no engine (``use_engine`` and ``runtime.install`` put another in its place)."""
-    installed = runtime.install(Runtime())
+    installed = runtime.install(Runtime(spam_jobs=run_spam_job))
     yield installed
     runtime.uninstall()
+
+
+def run_spam_job(job_id: int) -> None:
+    """Spam jobs (training, rescoring) run in-line in the tests, where a background thread would outlive the test's
+    database."""
+    from linkmeter.web.links.services import spam_learning
+
+    spam_learning.job_run(job_id)
 
 
 def use_engine(engine: Engine | None, **options: Any) -> Runtime:

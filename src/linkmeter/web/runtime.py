@@ -57,8 +57,12 @@ class Runtime:
     health is what the environment implies); ``counts`` memoises the providers page's cache counts."""
 
     def __init__(self, *, dispatcher: Dispatcher | None = None, engine: Engine | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 spam_jobs: Callable[[int], None] | None = None) -> None:
         self.dispatcher: Dispatcher = dispatcher if dispatcher is not None else DatabaseQueue()
+        # Starts a spam job (training, rescoring) by id after its row commits; must not block. None: a thread of
+        # this process runs it (embedded); the Celery mode sends a task.
+        self.spam_jobs = spam_jobs
         self.engine: Engine | None = engine
         self.counts = CacheCounts(clock)
 

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,6 +133,7 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
     from linkmeter.engine.settings import SettingsError
     from linkmeter.web import runtime
     from linkmeter.web.jobs.runner import InlineRunner
+    from linkmeter.web.links import spamsource
 
     async with contextlib.AsyncExitStack() as stack:
         info: EmulatorInfo | None = None
@@ -153,8 +154,11 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
         # Celery mode: the workers run the analyses; this engine only answers for provider health (its
         # breakers are the workers' shared ones in Redis).
         runner = InlineRunner(engine) if dispatcher is None else None
-        runtime.install(runtime.Runtime(dispatcher=runner if runner is not None else dispatcher, engine=engine))
+        runtime.install(runtime.Runtime(dispatcher=runner if runner is not None else dispatcher, engine=engine,
+                                        spam_jobs=_celery_spam_jobs() if dispatcher is not None else None))
         stack.callback(runtime.uninstall)
+        spamsource.install(daily=dispatcher is None)  # the active spam model; embedded: the daily retrain too
+        stack.callback(spamsource.uninstall)
         if dispatcher is not None:
             stack.callback(dispatcher.close)
 
@@ -196,6 +200,12 @@ def _stop_on_signals(server: uvicorn.Server) -> Generator[None]:
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+
+
+def _celery_spam_jobs() -> Callable[[int], None]:
+    from linkmeter.web.jobs.tasks import send_spam_job
+
+    return send_spam_job
 
 
 def _celery_dispatcher() -> CeleryDispatcher | None:

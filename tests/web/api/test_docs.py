@@ -25,7 +25,8 @@ def test_the_openapi_document_describes_every_endpoint(client: Client) -> None:
     assert set(schema["paths"]) == {
         "/api/v1/analyses", "/api/v1/analyses/{analysis_id}", "/api/v1/batches/{batch_id}",
         "/api/v1/batches/{batch_id}/results", "/api/v1/links", "/api/v1/links/{link_id}/history",
-        "/api/v1/links/{link_id}/feedback", "/api/v1/providers", "/api/v1/usage"}
+        "/api/v1/links/{link_id}/feedback", "/api/v1/providers", "/api/v1/usage", "/api/v1/feedback",
+        "/api/v1/spam/models", "/api/v1/spam/train"}
     submit = schema["paths"]["/api/v1/analyses"]["post"]
     assert {"200", "202", "413", "422"} <= set(submit["responses"])
     assert [p["name"] for p in submit["parameters"]] == ["wait"]
@@ -71,8 +72,8 @@ async def test_swagger_ui_renders_every_operation_under_our_csp(live_api: str) -
             page.on("request", lambda request: None if request.url.startswith(live_api) else problems.append(
                 f"off-site request: {request.url}"))
             await page.goto(f"{live_api}/api/docs")
-            await page.locator(".opblock").nth(8).wait_for(timeout=15000)
-            assert await page.locator(".opblock").count() == 9  # GET /usage included
+            await page.locator(".opblock").nth(11).wait_for(timeout=15000)
+            assert await page.locator(".opblock").count() == 12  # GET /usage, the spam and bulk feedback ones
             problems.extend(await page.evaluate("window.__cspViolations"))
         finally:
             await browser.close()

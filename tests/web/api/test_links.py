@@ -63,5 +63,6 @@ def test_feedback_is_stored_against_the_latest_analysis(client: Client) -> None:
     body = response.json()
     assert body["label"] == "spam" and body["link_id"] == link_id and body["analysis_id"] == analysis_id
     client.post(f"/api/v1/links/{link_id}/feedback", {"label": "ham"}, content_type="application/json")
-    assert list(Feedback.objects.order_by("id").values_list("label", "analysis_id")) == [
-        ("spam", analysis_id), ("ham", analysis_id)]
+    # The same labeller (here: anonymous) changed their mind: the later label replaces theirs.
+    assert list(Feedback.objects.order_by("id").values_list("label", "analysis_id", "source", "labeller")) == [
+        ("ham", analysis_id, "api", "anonymous")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ninja import NinjaAPI
 
-from linkmeter.web.api import analyses, batches, errors, links, providers, usage
+from linkmeter.web.api import analyses, batches, errors, links, providers, spam, usage
 
 api = NinjaAPI(
     title="linkmeter",
@@ -21,3 +21,5 @@ api.add_router("/batches", batches.router)
 api.add_router("/links", links.router)
 api.add_router("/providers", providers.router)
 api.add_router("/usage", usage.router)
+api.add_router("/feedback", spam.feedback_router)
+api.add_router("/spam", spam.spam_router)

@@ -13,7 +13,7 @@ from ninja.params import P, QueryEx
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import ErrorOut, FeedbackIn, FeedbackOut, LinkHistoryOut, LinkOut
-from linkmeter.web.links.models import Link
+from linkmeter.web.links.models import FeedbackSource, Link
 from linkmeter.web.links.selectors import details
 from linkmeter.web.links.services.feedback import feedback_create
 
@@ -61,7 +61,7 @@ def link_history(request: HttpRequest, link_id: int) -> dict[str, Any]:
              summary="Label a link spam or ham (kept to train the spam model)")
 def link_feedback(request: HttpRequest, link_id: int, payload: FeedbackIn) -> Status[dict[str, Any]]:
     link = _link(request, link_id)
-    feedback = feedback_create(link=link, label=payload.label, user=request.user,
+    feedback = feedback_create(link=link, label=payload.label, user=request.user, source=FeedbackSource.API,
                                analysis=details.latest_analysis(link, request.user))
     return Status(201, {"id": feedback.pk, "link_id": feedback.link_id, "analysis_id": feedback.analysis_id,
                  "label": feedback.label, "created_at": feedback.created_at.isoformat()})

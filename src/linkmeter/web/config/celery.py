@@ -29,6 +29,9 @@ CLOSE_BATCH = "linkmeter.close_batch"
 DELIVER_WEBHOOK = "linkmeter.deliver_webhook"
 WATCHDOG = "linkmeter.watchdog"
 REQUEUE_ORPHANS = "linkmeter.requeue_orphans"
+SPAM_JOB = "linkmeter.spam_job"
+SPAM_DAILY = "linkmeter.spam_daily"
+SPAM_DAILY_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,9 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
             "requeue-orphans": {"task": REQUEUE_ORPHANS, "schedule": settings.orphan_interval,
                                 "options": {"priority": HOUSEKEEPING_PRIORITY,
                                             "expires": settings.orphan_interval}},
+            # The daily spam retrain (a candidate, promoted when it passes the check; one at a time).
+            "spam-daily": {"task": SPAM_DAILY, "schedule": SPAM_DAILY_SECONDS,
+                           "options": {"priority": HOUSEKEEPING_PRIORITY, "expires": SPAM_DAILY_SECONDS}},
         },
     }
     app.conf.update(config)

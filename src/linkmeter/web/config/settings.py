@@ -153,6 +153,11 @@ LINKMETER: dict[str, Any] = {  # counts and seconds
     "RUNNER_CONCURRENCY": env.whole(os.environ, "LINKMETER_RUNNER_CONCURRENCY", 100, positive=True),
     # The embedded runner's watchdog and the Celery mode's (jobs/tasks.py) alike.
     "WATCHDOG_GRACE_SECONDS": env.number(os.environ, "LINKMETER_WATCHDOG_GRACE", 30.0),
+    # The spam model (docs/spam.md): the labelled set a retrain starts from, a retrain every N new labels,
+    # how often a process looks for a newly active model or new labels.
+    "SPAM_DATA": env.text(os.environ, "LINKMETER_SPAM_DATA", ""),
+    "SPAM_RETRAIN_LABELS": env.whole(os.environ, "LINKMETER_SPAM_RETRAIN_LABELS", 200, positive=True),
+    "SPAM_REFRESH_SECONDS": env.number(os.environ, "LINKMETER_SPAM_REFRESH_SECONDS", 5.0, positive=True),
 }
 
 # Accounts and API keys (docs/api.md, "Authentication"); LINKMETER_AUTH is read by accounts.mode.

@@ -24,6 +24,8 @@ from linkmeter.web.config.celery import (
     HOUSEKEEPING_PRIORITY,
     REQUEUE_ORPHANS,
     RUN_CHUNK,
+    SPAM_DAILY,
+    SPAM_JOB,
     WATCHDOG,
     celery_app,
     celery_settings,
@@ -169,6 +171,26 @@ def queue_depth() -> int | None:
     except Exception:
         log.warning("could not read the depth of queue %s", queue, exc_info=True)
         return None
+
+
+@shared_task(name=SPAM_JOB, ignore_result=True)
+def spam_job(job_id: int) -> None:
+    """A spam training or rescoring job (its row, created by the service, is the lock: one of each kind)."""
+    from linkmeter.web.links.services import spam_learning
+
+    spam_learning.job_run(job_id)
+
+
+@shared_task(name=SPAM_DAILY, ignore_result=True)
+def spam_daily() -> None:
+    from linkmeter.web.links.services import spam_learning
+
+    spam_learning.retrain_if_due()
+
+
+def send_spam_job(job_id: int) -> None:
+    """The Celery mode's runtime.spam_jobs: one task per job, run by whichever worker takes it."""
+    spam_job.apply_async((job_id,), priority=HOUSEKEEPING_PRIORITY)
 
 
 @worker_init.connect

@@ -265,8 +265,18 @@ def start(options: WorkerOptions | None = None) -> WorkerRuntime:
         waves=math.ceil(options.chunk_threads * settings.chunk_size / slots),
     )
     started.start()
+    started.spam_jobs = _send_spam_job
     runtime.install(started)
+    from linkmeter.web.links import spamsource
+
+    spamsource.install()  # the active spam model, refreshed without a restart
     return started
+
+
+def _send_spam_job(job_id: int) -> None:
+    from linkmeter.web.jobs.tasks import send_spam_job
+
+    send_spam_job(job_id)
 
 
 def current() -> WorkerRuntime:
@@ -281,5 +291,8 @@ def shutdown() -> None:
     """Close this process's worker runtime and uninstall it, if it was started."""
     installed = runtime.installed()
     if isinstance(installed, WorkerRuntime):
+        from linkmeter.web.links import spamsource
+
+        spamsource.uninstall()
         runtime.uninstall()
         installed.close()

@@ -163,8 +163,16 @@ class FeedbackLabel(models.TextChoices):
     HAM = "ham"
 
 
+class FeedbackSource(models.TextChoices):
+    UI = "ui"
+    API = "api"
+    BULK = "bulk"
+    CLI = "cli"
+
+
 class Feedback(models.Model):
-    """A person's label for a link; the spam model learns from these."""
+    """A person's label for a link; the spam model learns from these. One per labeller and link: a later label
+    of the same labeller replaces theirs (``labeller``: ``user:<id>``, or ``cli:<name>``, or ``anonymous``)."""
 
     link = models.ForeignKey(Link, on_delete=models.CASCADE, related_name="feedback")
     analysis = models.ForeignKey(Analysis, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -172,13 +180,81 @@ class Feedback(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    labeller = models.CharField(max_length=200, default="anonymous")
+    source = models.CharField(max_length=4, choices=FeedbackSource.choices, default=FeedbackSource.UI)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)  # when the current label was given
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["link", "labeller"], name="one_label_per_labeller")]
 
     def __str__(self) -> str:
-        return f"{self.label} for {self.link_id}"
+        return f"{self.label} for {self.link_id} by {self.labeller}"
+
+
+class SpamModel(models.Model):
+    """One version of the spam model: its artifact (JSON, never pickle), what it learned from, its figures.
+    Exactly one is active (the partial unique constraint); the shipped artifact is version 1."""
+
+    version = models.PositiveIntegerField(unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    algorithm = models.CharField(max_length=200)
+    schema = models.JSONField(default=dict, blank=True)
+    labels_seen = models.IntegerField(default=0)
+    labels_first_id = models.IntegerField(null=True, blank=True)
+    labels_last_id = models.IntegerField(null=True, blank=True)
+    figures = models.JSONField(default=dict, blank=True)  # the artifact's own, plus the candidate check's
+    check_passed = models.BooleanField(null=True, blank=True)  # None: never checked (the shipped one)
+    check_message = models.TextField(blank=True, default="")
+    artifact = models.TextField()
+    active = models.BooleanField(default=False)
+    activated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [models.UniqueConstraint(fields=["active"], condition=models.Q(active=True),
+                                               name="one_active_spam_model")]
+
+    def __str__(self) -> str:
+        return f"spam model {self.version}{' (active)' if self.active else ''}"
+
+
+class SpamJobKind(models.TextChoices):
+    TRAIN = "train"
+    RESCORE = "rescore"
+
+
+class SpamJobStatus(models.TextChoices):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class SpamJob(models.Model):
+    """A training or a rescoring run: its progress, and the lock (one running job of each kind at a time,
+    whichever process runs it: the partial unique constraint)."""
+
+    kind = models.CharField(max_length=8, choices=SpamJobKind.choices)
+    status = models.CharField(max_length=8, choices=SpamJobStatus.choices, default=SpamJobStatus.RUNNING)
+    model = models.ForeignKey(SpamModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    trigger = models.CharField(max_length=20, blank=True, default="")  # demand, labels, daily, cli, promote
+    promote = models.BooleanField(default=False)
+    done = models.IntegerField(default=0)
+    total = models.IntegerField(default=0)
+    message = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["kind"], condition=models.Q(status="running"),
+                                               name="one_running_spam_job")]
+
+    def __str__(self) -> str:
+        return f"spam {self.kind} {self.pk} ({self.status})"
 
 
 def result_dict(result: ProviderResult, *, include_raw: bool = False) -> dict[str, Any]:

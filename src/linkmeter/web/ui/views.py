@@ -16,12 +16,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.jobs.health import disabled_providers, engine_view
-from linkmeter.web.links.models import Batch, FeedbackLabel
+from linkmeter.web.links.models import Batch, FeedbackLabel, FeedbackSource, SpamJobKind
 from linkmeter.web.links.selectors import owned, progress, tables
+from linkmeter.web.links.selectors import spam as spam_selectors
 from linkmeter.web.links.selectors.details import latest_analysis, link_history, numeric_series
 from linkmeter.web.links.selectors.health import provider_health
+from linkmeter.web.links.services import spam_learning
 from linkmeter.web.links.services.errors import ServiceError
-from linkmeter.web.links.services.feedback import feedback_create
+from linkmeter.web.links.services.feedback import feedback_create, labeller_of
 from linkmeter.web.plans.selectors.plans import plan_for
 from linkmeter.web.plans.selectors.usage import account_usage
 from linkmeter.web.plans.services.submission import plan_submission_submit
@@ -196,6 +198,8 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
         "history_count": len(history),
         "chart_data": {"series": series, "labels": display.chart_labels(sorted(series))},
         "labels": FeedbackLabel,
+        "verdict": spam_selectors.verdict_of(latest.signals) if latest else None,
+        "current_label": spam_selectors.current_label(found.pk, labeller_of(request.user)),
     })
 
 
@@ -228,13 +232,43 @@ def feedback(request: HttpRequest, link_id: int) -> HttpResponse:
     found = get_object_or_404(owned.links(request.user), pk=link_id)
     try:
         created = feedback_create(link=found, label=request.POST.get("label", ""), user=request.user,
-                                  analysis=latest_analysis(found, request.user))
+                                  source=FeedbackSource.UI, analysis=latest_analysis(found, request.user))
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         shown = "spam" if created.label == FeedbackLabel.SPAM else "not spam"
         messages.success(request, f"Thank you: this link is recorded as {shown}.")
     return HttpResponseRedirect(reverse("ui:link", args=[found.pk]) + "#feedback")
+
+
+@require_GET
+def spam_models(request: HttpRequest) -> HttpResponse:
+    active = spam_learning.spam_model_active()
+    return render(request, "ui/spam.html", {
+        "active": spam_selectors.model_summary(active), "models": spam_selectors.models_list(),
+        "labels": spam_selectors.label_counts(), "jobs": spam_selectors.jobs_recent(),
+        "roc": spam_selectors.roc_curve(),
+    })
+
+
+@require_POST
+def spam_action(request: HttpRequest, action: str) -> HttpResponse:
+    try:
+        if action == "train":
+            spam_learning.job_start(kind=SpamJobKind.TRAIN, trigger="demand")
+            messages.info(request, "Training a candidate in the background.")
+        elif action == "promote":
+            version = int(request.POST.get("version", "0") or 0)
+            spam_learning.spam_model_promote(version=version)
+            messages.success(request, f"Version {version} is active; stored links are being re-scored.")
+        elif action == "rollback":
+            row = spam_learning.spam_model_rollback()
+            messages.success(request, f"Version {row.version} is active again; stored links are being re-scored.")
+        else:
+            return HttpResponse(status=404)
+    except (ServiceError, ValueError) as exc:
+        messages.error(request, exc.message if isinstance(exc, ServiceError) else "no such version")
+    return redirect("ui:spam")
 
 
 async def providers(request: HttpRequest) -> HttpResponse:
