@@ -117,7 +117,7 @@ class AuthMiddleware:
         refusal = self._ui(request, request.user)
         return refusal if refusal is not None else self.get_response(request)
 
-    async def _acall(self, request: HttpRequest) -> HttpResponse:
+    async def _acall(self, request: HttpRequest) -> Any:  # what the next handler answers
         early = self._before(request)
         if early is not None:
             return early
@@ -136,11 +136,11 @@ class AuthMiddleware:
                 refusal = self._after_check(request, presented, await verifier().acheck(presented)
                                             if presented and not self._blocked(request) else None)
             else:
-                refusal = self._session_api(request, await request.auser())  # type: ignore[attr-defined]
+                refusal = self._session_api(request, await request.auser())
             if refusal is not None:
                 return refusal
             return await self.get_response(request)
-        refusal = self._ui(request, await request.auser())  # type: ignore[attr-defined]
+        refusal = self._ui(request, await request.auser())
         if refusal is not None:
             return refusal
         return await self.get_response(request)
