@@ -199,7 +199,7 @@ def _print_providers(figures: dict[str, Any]) -> None:
                    f"URLs/s, {off['calls']} requests; throughput on/off {comparison['throughput_bulk_over_no_bulk']}")
     click.echo(f"providers ({len(figures['providers'])}, * = bulk queries), upstream requests per URL "
                f"{'with bulk queries on, off' if comparison else 'with bulk queries ' + ('on' if figures['bulk'] else 'off')}"
-               ", call statuses:")
+               ", call p50/p99 ms and statuses:")
     main = "bulk" if figures["bulk"] else "no_bulk"
     for row in figures["providers"]:
         name = row["name"] + ("*" if row["batched"] else "")
@@ -208,7 +208,7 @@ def _print_providers(figures: dict[str, Any]) -> None:
         if comparison is not None and row["batched"]:
             cut = f"  cut x{comparison['batched'][row['name']]['cut']}"
         calls = ", ".join(f"{status} {count}" for status, count in sorted(row[main]["calls"].items()))
-        click.echo(f"  {name:16}{rates}{cut:>12}  {calls}")
+        click.echo(f"  {name:16}{rates}{cut:>12}{row[main]['p50_ms']:>9}{row[main]['p99_ms']:>9}  {calls}")
     relaxed = ", ".join(f"{k}={v}" if k.startswith("LINKMETER_") else f"{k}: {v}" for k, v in figures["relaxed"].items())
     click.echo(f"relaxed for the bench: {relaxed}")
 
@@ -379,6 +379,12 @@ class _EngineRun:
     recording: Recording
     statuses: dict[str, int]  # URL statuses
     calls: dict[str, dict[str, int]]  # provider -> call status -> count
+    latency_ms: dict[str, list[float]]  # provider -> its calls' latencies
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values) or [0.0]
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 1)
 
 
 def _providers_report(runs: dict[bool, _EngineRun], n: int) -> list[dict[str, Any]]:
@@ -391,8 +397,10 @@ def _providers_report(runs: dict[bool, _EngineRun], n: int) -> list[dict[str, An
         for on, run in runs.items():
             label = "bulk" if on else "no_bulk"
             requests = run.recording.by_provider().get(name, 0)
+            latencies = run.latency_ms.get(name, [])
             row[label] = {"requests": requests, "requests_per_url": round(requests / n, 4),
-                          "calls": run.calls.get(name, {})}
+                          "calls": run.calls.get(name, {}), "p50_ms": _percentile(latencies, 0.5),
+                          "p99_ms": _percentile(latencies, 0.99)}
         rows.append(row)
     return rows
 
@@ -429,6 +437,7 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, 
     url_seconds: list[float] = []
     statuses = {str(s): 0 for s in UrlStatus}
     calls: dict[str, dict[str, int]] = {p.name: {} for p in engine.plan.providers}
+    latency_ms: dict[str, list[float]] = {p.name: [] for p in engine.plan.providers}
     cpu = time.process_time()
     began = time.perf_counter()
     try:
@@ -439,11 +448,12 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, 
                 counts = calls[name]
                 status = str(call.status)
                 counts[status] = counts.get(status, 0) + 1
+                latency_ms[name].append(call.latency_ms)
     finally:
         await engine.close()
     seconds = time.perf_counter() - began
     return _EngineRun(Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
-                      recording, statuses, calls)
+                      recording, statuses, calls, latency_ms)
 
 
 async def _start_emulator(latency_ms: float) -> tuple[asyncio.subprocess.Process, EmulatorInfo]:
