@@ -198,9 +198,9 @@ def _print_providers(figures: dict[str, Any]) -> None:
         on, off = comparison["bulk"], comparison["no_bulk"]
         click.echo(f"bulk queries on: {on['urls_per_s']} URLs/s, {on['calls']} requests; off: {off['urls_per_s']} "
                    f"URLs/s, {off['calls']} requests; throughput on/off {comparison['throughput_bulk_over_no_bulk']}")
-    click.echo(f"providers ({len(figures['providers'])}, * = bulk queries), upstream requests per URL "
-               f"{'with bulk queries on, off' if comparison else 'with bulk queries ' + ('on' if figures['bulk'] else 'off')}"
-               ", call p50/p99 ms and statuses:")
+    runs = "on, off" if comparison else ("on" if figures["bulk"] else "off")
+    click.echo(f"providers ({len(figures['providers'])}, * = bulk queries), upstream requests per URL with bulk "
+               f"queries {runs}, call p50/p99 ms and statuses:")
     main = "bulk" if figures["bulk"] else "no_bulk"
     for row in figures["providers"]:
         name = row["name"] + ("*" if row["batched"] else "")
@@ -210,7 +210,8 @@ def _print_providers(figures: dict[str, Any]) -> None:
             cut = f"  cut x{comparison['batched'][row['name']]['cut']}"
         calls = ", ".join(f"{status} {count}" for status, count in sorted(row[main]["calls"].items()))
         click.echo(f"  {name:16}{rates}{cut:>12}{row[main]['p50_ms']:>9}{row[main]['p99_ms']:>9}  {calls}")
-    relaxed = ", ".join(f"{k}={v}" if k.startswith("LINKMETER_") else f"{k}: {v}" for k, v in figures["relaxed"].items())
+    relaxed = ", ".join(f"{k}={v}" if k.startswith("LINKMETER_") else f"{k}: {v}"
+                        for k, v in figures["relaxed"].items())
     click.echo(f"relaxed for the bench: {relaxed}")
 
 
