@@ -66,11 +66,11 @@ class Recording:
             chain = Chain(provider)
             self._register(chain, (_url.get(),), 1)
             return chain
-        chain = invocation.chains.get(task)
-        if chain is None:
-            chain = invocation.chains[task] = Chain(invocation.provider, urls=len(set(invocation.owners)))
-            self._register(chain, invocation.owners, invocation.depth)
-        return chain
+        found = invocation.chains.get(task)
+        if found is None:
+            found = invocation.chains[task] = Chain(invocation.provider, urls=len(set(invocation.owners)))
+            self._register(found, invocation.owners, invocation.depth)
+        return found
 
     def _register(self, chain: Chain, owners: Sequence[str], depth: int) -> None:
         self.chains.append(chain)
