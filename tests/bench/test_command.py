@@ -37,8 +37,12 @@ async def test_compare_bulk_lists_every_provider_and_bulk_off_sends_one_request_
     comparison = figures["bulk_comparison"]
     for name in batched_providers():
         cut = comparison["batched"][name]
-        assert cut["bulk_requests_per_url"] < cut["no_bulk_requests_per_url"] == per_url[name]
+        assert cut["no_bulk_requests_per_url"] == per_url[name]
+        assert cut["bulk_requests_per_url"] <= per_url[name]
         assert rows[name]["batched"] and rows[name]["bulk"]["requests_per_url"] == cut["bulk_requests_per_url"]
+    # A key per URL: the URLs in flight together share requests (Open PageRank's two domains may not).
+    assert all(comparison["batched"][name]["bulk_requests_per_url"] < 1.0 for name in ("safebrowsing", "facebook",
+                                                                                      "moz"))
     assert comparison["bulk"]["urls_per_s"] > 0 and comparison["no_bulk"]["urls_per_s"] > 0
     assert figures["ceiling"]["calls"] == figures["engine"]["calls"] == comparison["bulk"]["calls"]
 
