@@ -149,9 +149,16 @@ async def _run(engine: Engine, url_list: UrlList, concurrency: int, err: Console
 @click.option("--hang", "hang", multiple=True, metavar="PROVIDER",
               help="Accept this provider's requests and never answer (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same answers.")
+@click.option("--slow-scale", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Multiply the slowness some APIs show on top of --latency-ms (PageSpeed's seconds-long runs, "
+                   "crt.sh's big domains, Mastodon's slow* instances); 0: --latency-ms only (the benchmark's).")
+@click.option("--published-limits/--no-published-limits", default=True, show_default=True,
+              help="Enforce the APIs' own published per-client limits (Facebook's 10 requests per URL per hour, "
+                   "PhishTank's requests per window); --rate-limit knobs apply either way.")
 @click.option("--ready-json", is_flag=True, help="Print one JSON line describing the emulator once it is up.")
 def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: float, error_rate: float,
-            rate_limits: tuple[str, ...], hang: tuple[str, ...], seed: int, ready_json: bool) -> None:
+            rate_limits: tuple[str, ...], hang: tuple[str, ...], seed: int, slow_scale: float,
+            published_limits: bool, ready_json: bool) -> None:
     """Run the emulator: every provider's API, a synthetic web and a DNS server, with no internet.
 
     Providers: point `linkmeter analyze --emulator http://HOST:PORT` at it.
@@ -173,7 +180,8 @@ def emulate(host: str, port: int, https_port: int, dns_port: int, latency_ms: fl
             raise click.BadParameter(f"unknown provider {name!r} (known: {', '.join(sorted(known))})",
                                      param_hint="--rate-limit/--hang")
     knobs = Knobs(latency_ms=latency_ms, error_rate=error_rate, rate_limits=limits,
-                  hang=frozenset(h.lower() for h in hang), seed=seed)
+                  hang=frozenset(h.lower() for h in hang), seed=seed, slow_scale=slow_scale,
+                  published_limits=published_limits)
 
     def ready(emulator: RunningEmulator) -> None:
         if ready_json:

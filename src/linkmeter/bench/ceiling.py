@@ -1,4 +1,9 @@
-"""The ceiling: replays the engine's recorded calls through a bare aiohttp + dnspython loop, round by round."""
+"""The ceiling: replays the engine's recorded calls through a bare aiohttp + dnspython loop, round by round.
+
+Each URL's rounds run one after the other; a round's chains (``recorder.Chain``) side by side, a chain's calls
+one after the other. A bulk query's chain is shared by the URLs whose keys it carried: the first of them to
+reach it sends it, the others wait for that request, as they waited for it in the engine.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +23,7 @@ import dns.rdatatype
 import dns.resolver
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from linkmeter.bench.recorder import Call, Recording
+from linkmeter.bench.recorder import Call, Chain, Recording
 from linkmeter.engine.http import DNS_CACHE_SECONDS
 
 
@@ -92,12 +98,29 @@ async def replay(recording: Recording, *, concurrency: int, port_map: dict[int, 
         except Exception:  # the ceiling counts failures but, like the engine, never stops for them
             errors += 1
 
+    async def one_chain(session: aiohttp.ClientSession, chain: Chain) -> None:
+        for call in chain.calls:
+            await one_call(session, call)
+
+    shared: dict[int, asyncio.Task[None]] = {}  # id(chain) -> the one replay of a bulk query's request
+
+    def run_chain(session: aiohttp.ClientSession, chain: Chain) -> Awaitable[None]:
+        if not chain.shared:
+            return one_chain(session, chain)
+        task = shared.get(id(chain))
+        if task is None:
+            task = shared[id(chain)] = asyncio.create_task(one_chain(session, chain))
+        return task
+
     async def worker(session: aiohttp.ClientSession) -> None:
         while not queue.empty():
             url = queue.get_nowait()
             began = time.perf_counter()
-            for calls in recording.rounds(url):
-                await asyncio.gather(*(one_call(session, call) for call in calls))
+            for chains in recording.rounds(url):
+                if len(chains) == 1:
+                    await run_chain(session, chains[0])
+                else:
+                    await asyncio.gather(*(run_chain(session, chain) for chain in chains))
             url_seconds.append(time.perf_counter() - began)
 
     cpu = time.process_time()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import click
 
 from linkmeter import loops
@@ -24,6 +25,7 @@ from linkmeter.bench.services import Services, ServiceUnavailable, check_service
 from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.engine.results import UrlStatus
 from linkmeter.gctune import tune_garbage_collector
+from linkmeter.providers.registry import PROVIDER_CLASSES, PROVIDER_NAMES
 
 TLDS = ("com", "org", "net")
 PATHS = ("/a/{i}", "/2024/05/story-{i}", "/blog/post-{i}", "/news/item?id={i}")
@@ -64,6 +66,23 @@ class Figures:
 
 
 MODES = ("engine", "embedded", "celery", "chord-per-call")
+# The emulator the bench starts answers every request in the --latency-ms model only (no PageSpeed run of seconds,
+# no crt.sh big-domain wait, no slow Mastodon instance) and enforces none of the APIs' own per-client limits
+# (Facebook's 10 requests per URL per hour, PhishTank's window): the bench asks each URL once per run and once
+# per ceiling replay, far beyond one real client's quota, and measures the engine, not the quotas.
+EMULATOR_OPTIONS = ("--slow-scale", "0", "--no-published-limits")
+
+
+def relaxed_settings() -> dict[str, str]:
+    """The documented settings the bench's engine runs with (besides no default rate limits): no concurrency cap
+    for the providers whose policy has one (Common Crawl, crt.sh, PageSpeed), since the emulator is not the
+    upstream those caps protect. Set in the environment, a variable wins."""
+    return {f"LINKMETER_{cls.name.upper()}_CONCURRENCY": "0" for cls in PROVIDER_CLASSES if cls.policy.concurrency}
+
+
+def batched_providers() -> tuple[str, ...]:
+    """The providers that send bulk queries (``max_batch`` > 1)."""
+    return tuple(cls.name for cls in PROVIDER_CLASSES if cls.max_batch > 1)
 # Prefork processes per chord-per-call worker: Celery's own default (one per CPU), as the 2012 design ran.
 # More processes help it up to 16-24 on two cores (docs/benchmarks.md has the sweep); --chord-processes sets it.
 CHORD_PROCESSES = os.cpu_count() or 1
@@ -89,10 +108,22 @@ CHORD_PROCESSES = os.cpu_count() or 1
 @click.option("--chord-urls", type=click.IntRange(1, 1_000_000), default=None,
               help="Run chord-per-call on this many URLs (the same workload shape) instead of --urls: it is slow. "
                    "Its URLs/s is compared as measured.")
+@click.option("--bulk/--no-bulk", default=True, show_default=True,
+              help="Bulk queries (LINKMETER_BULK): one upstream request for many URLs' keys (Safe Browsing, "
+                   "Facebook, Open PageRank, Moz); --no-bulk sends one request per key.")
+@click.option("--compare-bulk", is_flag=True,
+              help="Also run the engine with bulk queries off (between the two ceilings) and report both runs' "
+                   "upstream requests per URL per provider and URLs/s.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
-          chord_urls: int | None, as_json: bool) -> None:
+          chord_urls: int | None, bulk: bool, compare_bulk: bool, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
+
+    Every provider runs (the default set and the others, PageSpeed too; keyed ones with the emulator's keys),
+    against an emulator whose answers take the --latency-ms model only and which enforces none of the APIs'
+    own per-client limits; the engine runs with no default rate limits and no concurrency caps (the settings
+    LINKMETER_<NAME>_CONCURRENCY=0 for the providers that have one). The report lists every provider with its
+    upstream requests per URL and its call statuses.
 
     The emulator runs in a separate process; the engine and then the ceiling run in this one, and the
     ceiling once more at the end (ratios use the mean of the two: the machine's speed drifts). Reports
@@ -116,7 +147,8 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     """
     try:
         figures = loops.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
-                                     chord_processes=chord_processes, chord_urls=chord_urls))
+                                     chord_processes=chord_processes, chord_urls=chord_urls, bulk=bulk,
+                                     compare_bulk=compare_bulk))
     except ServiceUnavailable as exc:
         raise click.ClickException(f"--mode {mode} needs PostgreSQL, RabbitMQ and Redis: {exc}") from exc
     if as_json:
@@ -158,10 +190,35 @@ def _print(figures: dict[str, Any]) -> None:
                    f"{chord['worker_pss_mb']} MB)")
     if figures["ratio_celery_chord"] is not None:
         click.echo(f"ratio celery/chord-per-call: {figures['ratio_celery_chord']:.1f}")
+    _print_providers(figures)
+
+
+def _print_providers(figures: dict[str, Any]) -> None:
+    comparison = figures["bulk_comparison"]
+    if comparison is not None:
+        on, off = comparison["bulk"], comparison["no_bulk"]
+        click.echo(f"bulk queries on: {on['urls_per_s']} URLs/s, {on['calls']} requests; off: {off['urls_per_s']} "
+                   f"URLs/s, {off['calls']} requests; throughput on/off {comparison['throughput_bulk_over_no_bulk']}")
+    runs = "on, off" if comparison else ("on" if figures["bulk"] else "off")
+    click.echo(f"providers ({len(figures['providers'])}, * = bulk queries), upstream requests per URL with bulk "
+               f"queries {runs}, call p50/p99 ms and statuses:")
+    main = "bulk" if figures["bulk"] else "no_bulk"
+    for row in figures["providers"]:
+        name = row["name"] + ("*" if row["batched"] else "")
+        rates = "".join(f"{row[label]['requests_per_url']:>10.3f}" for label in ("bulk", "no_bulk") if label in row)
+        cut = ""
+        if comparison is not None and row["batched"]:
+            cut = f"  cut x{comparison['batched'][row['name']]['cut']}"
+        calls = ", ".join(f"{status} {count}" for status, count in sorted(row[main]["calls"].items()))
+        click.echo(f"  {name:16}{rates}{cut:>12}{row[main]['p50_ms']:>9}{row[main]['p99_ms']:>9}  {calls}")
+    relaxed = ", ".join(f"{k}={v}" if k.startswith("LINKMETER_") else f"{k}: {v}"
+                        for k, v in figures["relaxed"].items())
+    click.echo(f"relaxed for the bench: {relaxed}")
 
 
 async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engine", *, workers: int = 2,
-                 chord_processes: int = CHORD_PROCESSES, chord_urls: int | None = None) -> dict[str, Any]:
+                 chord_processes: int = CHORD_PROCESSES, chord_urls: int | None = None, bulk: bool = True,
+                 compare_bulk: bool = False) -> dict[str, Any]:
     services: Services | None = None
     if mode in ("celery", "chord-per-call"):
         services = Services.from_env()
@@ -172,8 +229,10 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
             # The 2012 design's workers are other processes: they read the emulator's CA from a file.
             environ = {**os.environ, **environment(info, ca_file=write_ca(info, tmp))}
             urls = workload(n)
+            await _warm_up(info)
             emulator_cpu = [_cpu_seconds(process.pid)]
-            engine_figures, recording, statuses = await _run_engine(info, urls, concurrency)
+            engine_run = await _run_engine(info, urls, concurrency, bulk=bulk, data_dir=Path(tmp) / "engine-data")
+            engine_figures, recording, statuses = engine_run.figures, engine_run.recording, engine_run.statuses
             emulator_cpu.append(_cpu_seconds(process.pid))
             dns_server = info.dns
             if dns_server is None:
@@ -191,6 +250,10 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
             # drifts over minutes (other tenants), and one sample at one end of a long run drifts with it.
             ceiling_emulator_cpu: list[float | None] = []
             ceilings = [await replay_ceiling()]
+            other: _EngineRun | None = None  # the engine with bulk queries the other way (--compare-bulk)
+            if compare_bulk:
+                other = await _run_engine(info, urls, concurrency, bulk=not bulk,
+                                          data_dir=Path(tmp) / "engine-data-other")
             embedded: dict[str, Any] | None = None
             celery: dict[str, Any] | None = None
             chord: dict[str, Any] | None = None
@@ -212,10 +275,16 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
                               [t for run in ceilings for t in run.url_seconds])
     engine_rate = n / engine_figures.seconds
     ceiling_rate = len(recording.calls) / ceiling_seconds if ceiling_seconds else 0.0
+    runs = {bulk: engine_run} if other is None else {bulk: engine_run, not bulk: other}
     return {
         "urls": n,
         "concurrency": concurrency,
         "latency_ms": latency_ms,
+        "bulk": bulk,
+        "relaxed": {**relaxed_settings(), "rate limits": "none (relax_rate_limits)",
+                    "emulator": " ".join(EMULATOR_OPTIONS)},
+        "providers": _providers_report(runs, n),
+        "bulk_comparison": _bulk_comparison(runs, n) if other is not None else None,
         "workers": workers if mode in ("celery", "chord-per-call") else None,
         "engine": {**engine_figures.as_dict(),
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
@@ -308,31 +377,104 @@ def _share(before: float | None, after: float | None, seconds: float) -> float |
     return round((after - before) / seconds, 2)
 
 
-async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int
-                      ) -> tuple[Figures, Recording, dict[str, int]]:
-    engine = build_engine(os.environ, relax_rate_limits=True, emulator=info)
+@dataclass(slots=True)
+class _EngineRun:
+    figures: Figures
+    recording: Recording
+    statuses: dict[str, int]  # URL statuses
+    calls: dict[str, dict[str, int]]  # provider -> call status -> count
+    latency_ms: dict[str, list[float]]  # provider -> its calls' latencies
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values) or [0.0]
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * share))], 1)
+
+
+def _providers_report(runs: dict[bool, _EngineRun], n: int) -> list[dict[str, Any]]:
+    """Every provider that ran: its upstream requests per URL (per run: bulk on and off) and its call statuses."""
+    first = next(iter(runs.values()))
+    batched = set(batched_providers())
+    rows = []
+    for name in first.calls:
+        row: dict[str, Any] = {"name": name, "batched": name in batched}
+        for on, run in runs.items():
+            label = "bulk" if on else "no_bulk"
+            requests = run.recording.by_provider().get(name, 0)
+            latencies = run.latency_ms.get(name, [])
+            row[label] = {"requests": requests, "requests_per_url": round(requests / n, 4),
+                          "calls": run.calls.get(name, {}), "p50_ms": _percentile(latencies, 0.5),
+                          "p99_ms": _percentile(latencies, 0.99)}
+        rows.append(row)
+    return rows
+
+
+def _bulk_comparison(runs: dict[bool, _EngineRun], n: int) -> dict[str, Any]:
+    """Bulk queries on against off: URLs/s of each run, and for each batched provider its requests per URL in each
+    and how many times fewer bulk queries make."""
+    on, off = runs[True], runs[False]
+    cut: dict[str, Any] = {}
+    for name in batched_providers():
+        with_bulk, without = on.recording.by_provider().get(name, 0), off.recording.by_provider().get(name, 0)
+        cut[name] = {"bulk_requests_per_url": round(with_bulk / n, 4),
+                     "no_bulk_requests_per_url": round(without / n, 4),
+                     "cut": round(without / with_bulk, 1) if with_bulk else None}
+    return {
+        "bulk": {**on.figures.as_dict(), "statuses": on.statuses},
+        "no_bulk": {**off.figures.as_dict(), "statuses": off.statuses},
+        "throughput_bulk_over_no_bulk": round(off.figures.seconds / on.figures.seconds, 3)
+        if on.figures.seconds else None,
+        "batched": cut,
+    }
+
+
+async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, bulk: bool = True,
+                      data_dir: Path | None = None) -> _EngineRun:
+    """Every provider (the default set and the others), with the bench's relaxed settings unless the environment
+    sets them, bulk queries on or off, files (the Tranco list) under ``data_dir`` (fresh: the list is fetched)."""
+    environ = {**relaxed_settings(), **os.environ, "LINKMETER_BULK": "on" if bulk else "off"}
+    if data_dir is not None:
+        environ["LINKMETER_DATA_DIR"] = str(data_dir)
+    engine = build_engine(environ, select=PROVIDER_NAMES, relax_rate_limits=True, emulator=info)
     recording = Recording()
     instrument(engine, recording)
     tune_garbage_collector()  # as `linkmeter serve` and `linkmeter worker` run the engine
     url_seconds: list[float] = []
     statuses = {str(s): 0 for s in UrlStatus}
+    calls: dict[str, dict[str, int]] = {p.name: {} for p in engine.plan.providers}
+    latency_ms: dict[str, list[float]] = {p.name: [] for p in engine.plan.providers}
     cpu = time.process_time()
     began = time.perf_counter()
     try:
         async for result in engine.analyze_many(urls, concurrency=concurrency):
             url_seconds.append(result.elapsed_ms / 1000)
             statuses[str(result.status)] += 1
+            for name, call in result.providers.items():
+                counts = calls[name]
+                status = str(call.status)
+                counts[status] = counts.get(status, 0) + 1
+                latency_ms[name].append(call.latency_ms)
     finally:
         await engine.close()
     seconds = time.perf_counter() - began
-    return (Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
-            recording, statuses)
+    return _EngineRun(Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
+                      recording, statuses, calls, latency_ms)
+
+
+async def _warm_up(info: EmulatorInfo) -> None:
+    """Have the emulator build its Tranco list (seconds of its CPU, once; it keeps it) before anything is measured:
+    otherwise the engine's first URLs wait for that and the ceiling's replay of the same download does not."""
+    if "tranco" not in info.providers:
+        return
+    async with aiohttp.ClientSession() as session, session.get(
+            info.base_url("tranco") + "/top-1m.csv.zip", timeout=aiohttp.ClientTimeout(120)) as response:
+        await response.read()
 
 
 async def _start_emulator(latency_ms: float) -> tuple[asyncio.subprocess.Process, EmulatorInfo]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "linkmeter", "emulate", "--port", "0", "--https-port", "0", "--dns-port", "0",
-        "--latency-ms", str(latency_ms), "--seed", "7", "--ready-json",
+        "--latency-ms", str(latency_ms), "--seed", "7", *EMULATOR_OPTIONS, "--ready-json",
         stdout=asyncio.subprocess.PIPE,
     )
     assert process.stdout is not None

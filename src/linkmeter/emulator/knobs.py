@@ -16,13 +16,22 @@ class Knobs:
     """``rate_limits`` maps a provider name to requests per second; ``hang`` names providers that never
     answer. Provider names: the API mounts (``hackernews``, ``reddit``, ...), ``page`` for the synthetic
     web, ``dns`` for plain DNS records and ``dnsbl`` for the blocklist zones. ``seed`` seeds the world
-    (content) and the fault draws."""
+    (content) and the fault draws.
+
+    Two knobs are for measuring rather than for the demo's realism (``linkmeter bench`` sets both):
+    ``slow_scale`` multiplies the slowness some APIs show on top of ``latency_ms`` (PageSpeed's seconds-long
+    analysis, crt.sh's big domains giving up after seconds, Mastodon's ``slow*`` instances); 0 leaves only
+    ``latency_ms``. ``published_limits`` False stops the APIs enforcing their own published per-client limits
+    (Facebook's 10 requests per URL per hour, PhishTank's requests per window): the knobs' ``rate_limits``
+    still apply."""
 
     latency_ms: float = 0.0
     error_rate: float = 0.0
     rate_limits: dict[str, float] = field(default_factory=dict)
     hang: frozenset[str] = frozenset()
     seed: int = 0
+    slow_scale: float = 1.0
+    published_limits: bool = True
 
     def delay_seconds(self, rng: random.Random) -> float:
         if self.latency_ms <= 0:

@@ -19,7 +19,8 @@ from aiohttp import web
 from linkmeter.emulator import answers, dnsserver
 from linkmeter.emulator import apis as apis_package
 from linkmeter.emulator import web as web_part
-from linkmeter.emulator.apis import WORLD
+from linkmeter.emulator.apis import KNOBS, WORLD
+from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.world import World
 
 WEB = "web"
@@ -49,14 +50,15 @@ class Part:
 class ApiMount(Part):
     """One emulated provider API, found as a module of linkmeter.emulator.apis."""
 
-    def create_app(self, world: World) -> web.Application:
-        """The module's routes as an application, with the World at ``app[WORLD]``."""
-        return api_app(self.module, world)
+    def create_app(self, world: World, knobs: Knobs | None = None) -> web.Application:
+        """The module's routes as an application, with the World at ``app[WORLD]``, the knobs at ``app[KNOBS]``."""
+        return api_app(self.module, world, knobs)
 
 
-def api_app(module: ModuleType, world: World) -> web.Application:
+def api_app(module: ModuleType, world: World, knobs: Knobs | None = None) -> web.Application:
     app = web.Application()
     app[WORLD] = world
+    app[KNOBS] = knobs or Knobs()
     app.add_routes(cast(web.RouteTableDef, module.routes))
     return app
 

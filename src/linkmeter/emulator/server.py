@@ -164,7 +164,7 @@ async def start_emulator(*, host: str = "127.0.0.1", port: int = 0, https_port: 
 
     app = web.Application(middlewares=[dispatch.middleware])
     for mount in mounts:
-        app.add_subapp(f"/{mount.name}", mount.create_app(world))
+        app.add_subapp(f"/{mount.name}", mount.create_app(world, knobs))
     holder: list[RunningEmulator] = []
 
     async def info(_request: web.Request) -> web.Response:

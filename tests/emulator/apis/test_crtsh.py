@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import Counter
 from datetime import datetime
@@ -11,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import crtsh as crtsh_api
+from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import EPOCH, World
 from tests.emulator.apis.conftest import ClientFactory
@@ -161,3 +163,14 @@ def test_knob_answers_are_crtsh_shaped() -> None:
     assert crtsh_api.error_response(500).content_type == "text/html"
     limited = crtsh_api.rate_limited_response(2.5)
     assert limited.status == 429 and limited.headers["Retry-After"] == "3"
+
+
+async def test_slow_scale_shortens_a_big_domains_wait(aiohttp_client: ClientFactory, world: World,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crtsh_api, "BIG_DOMAIN_SECONDS", 60.0)  # a test that waited for it would time out
+    client = await aiohttp_client(api_app(crtsh_api, world, Knobs(slow_scale=0.0)))  # the benchmark's
+
+    async with asyncio.timeout(5):
+        response = await client.get("/", params={"q": "%.bigcorp.example", "output": "json"})
+
+    assert response.status == 503 and "after <B>0</B> seconds" in await response.text()

@@ -8,6 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import facebook as fb_api
+from linkmeter.emulator.knobs import Knobs
+from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 
 API = fb_api
@@ -98,3 +100,11 @@ def test_the_knobs_answers_are_graph_shaped() -> None:
     assert failed.status == 503
     assert json.loads(failed.text or "")["error"]["code"] == 2
     assert json.loads(throttled.text or "")["error"]["code"] == 4
+
+
+async def test_without_the_published_limits_a_url_is_never_throttled(aiohttp_client: ClientFactory,
+                                                                     world: World) -> None:
+    client = await aiohttp_client(api_app(fb_api, world, Knobs(published_limits=False)))  # the benchmark's
+    for _ in range(fb_api.URL_REQUESTS_PER_HOUR + 5):
+        body = await get(client, id="https://limit.example/x", fields="engagement")
+        assert "engagement" in body

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from linkmeter.emulator.apis import phishtank as pt_api
+from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
 from tests.emulator.apis.conftest import ClientFactory
@@ -115,3 +116,11 @@ def test_the_knobs_rate_limit_is_a_509_naming_its_wait() -> None:
     assert limited.status == 509 and limited.headers["X-Request-Limit-Interval"] == "8 Seconds"
     assert int(limited.headers["X-Request-Count"]) > int(limited.headers["X-Request-Limit"])
     assert pt_api.error_response(500).status == 500
+
+
+async def test_without_the_published_limits_no_request_is_counted(aiohttp_client: ClientFactory,
+                                                                  world: World) -> None:
+    client = await aiohttp_client(api_app(pt_api, world, Knobs(published_limits=False)))  # the benchmark's
+    for n in range(pt_api.ANONYMOUS_LIMIT + 5):
+        status, headers, _ = await check(client, {"url": f"{PHISH}?{n}", "format": "json"})
+        assert status == 200 and headers["X-Request-Count"] == "1"

@@ -4,7 +4,7 @@ A module is an API when it has:
 
 - ``NAME``: the provider's name (also the mount path, the knobs' name and ``LINKMETER_<NAME>_BASE_URL``);
 - ``routes``: an ``aiohttp.web.RouteTableDef`` of the provider's real paths; handlers reach the World as
-  ``request.app[WORLD]``;
+  ``request.app[WORLD]``, the knobs (``slow_scale``, ``published_limits``) as ``request.app[KNOBS]``;
 - ``sample(world) -> Sample``: one request this API answers from its World (with whatever key or token it
   needs): the same-seed test asks it of two servers of one seed and expects the same answer;
 - optionally ``error_response(status)`` (500 or 503) and ``rate_limited_response(retry_after)`` (429):
@@ -24,9 +24,11 @@ from typing import Any
 
 from aiohttp import web
 
+from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.world import World
 
 WORLD: web.AppKey[World] = web.AppKey("world", World)
+KNOBS: web.AppKey[Knobs] = web.AppKey("knobs", Knobs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD, Sample
+from linkmeter.emulator.apis import KNOBS, WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World
 from linkmeter.engine.urls import registered_domain
 
@@ -86,8 +86,9 @@ async def search(request: web.Request) -> web.StreamResponse:
     if term is None:
         return _html_page("Unsupported use of '%'")
     if term and registered_domain(term).startswith(BIG_PREFIX):
-        await asyncio.sleep(BIG_DOMAIN_SECONDS)
-        return gave_up(BIG_DOMAIN_SECONDS)
+        seconds = BIG_DOMAIN_SECONDS * request.app[KNOBS].slow_scale
+        await asyncio.sleep(seconds)
+        return gave_up(seconds)
     rows = search_rows(world, term, exclude_expired=query.get("exclude", "") == "expired",
                        deduplicate=query.get("deduplicate", "").upper() == "Y")
     if query.get("output", "") != "json":

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from linkmeter.emulator import answers
-from linkmeter.emulator.apis import WORLD, Sample
+from linkmeter.emulator.apis import KNOBS, WORLD, Sample
 from linkmeter.emulator.world import EPOCH, World, url_host
 from linkmeter.engine.urls import InvalidURL, normalise_url, url_variants
 
@@ -177,7 +177,7 @@ async def _trouble(request: web.Request, instance: str) -> web.StreamResponse | 
             request.transport.close()  # the connection drops without an answer
         return web.Response(status=503)
     if instance.startswith("slow"):
-        deadline = asyncio.get_running_loop().time() + SLOW_SECONDS
+        deadline = asyncio.get_running_loop().time() + SLOW_SECONDS * request.app[KNOBS].slow_scale
         while asyncio.get_running_loop().time() < deadline:
             if request.transport is None or request.transport.is_closing():
                 break  # the client gave up
