@@ -11,6 +11,7 @@ from linkmeter.emulator.apis import facebook as fb_api
 from linkmeter.emulator.knobs import Knobs
 from linkmeter.emulator.parts import api_app
 from linkmeter.emulator.world import World
+from tests.emulator.apis.conftest import ClientFactory
 
 API = fb_api
 SEED = 2
