@@ -16,6 +16,7 @@ from typing import Any
 
 from linkmeter.engine.plan import ROOT_SIGNALS
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider, Signals, SignalSpec
+from linkmeter.engine.urls import registered_domain
 from linkmeter.indicators.spam import model
 from linkmeter.indicators.spam.features import SIGNALS_READ
 from linkmeter.indicators.spam.scoring import score
@@ -45,6 +46,9 @@ class SpamIndicator(Provider):
         super().__init__(*args, **kwargs)
         self._now = now or (lambda: datetime.now(UTC))
         self.threshold = threshold(os.environ) if threshold_value is None else threshold_value
+        # Parse the shipped model and the public suffix list now, not in the first URL's call (its timeout).
+        model.load_shipped()
+        registered_domain("example.com")
 
     def key(self, signals: Signals) -> str:
         return str(signals["url"])

@@ -449,6 +449,20 @@ def gram_text(features: Features, name: str) -> str:
     return ""
 
 
+def gram_texts(features: Features, names: list[str]) -> dict[str, str]:
+    """``gram_text`` for several buckets in one pass over the URL's n-grams."""
+    wanted = {int(name[3:]): name for name in names}
+    found: dict[str, str] = {}
+    for part, data in features.texts:
+        seed = _SEEDS[part]
+        for size in NGRAM_SIZES:
+            for start in range(len(data) - size + 1):
+                name = wanted.get(zlib.crc32(data[start:start + size], seed) % NGRAM_BUCKETS)
+                if name is not None and name not in found:
+                    found[name] = data[start:start + size].decode(errors="replace")
+    return found
+
+
 _SEEDS = {part: zlib.crc32(part.encode()) for part in ("h", "p")}
 _NAMES = [f"ng.{bucket}" for bucket in range(NGRAM_BUCKETS)]
 

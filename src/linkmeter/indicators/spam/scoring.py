@@ -69,7 +69,8 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
     signals = signals or {}
     found = feats.extract(url, signals, now)
     hits = apply(signals, now)
-    domain = feats.normalise(url).domain
+    norm = feats.normalise(url)
+    domain = norm.domain
     memory = artifact.domain_logodds(domain) if artifact.memory else 0.0
     total = artifact.logit(found.values) + memory + sum(hit.logodds for hit in hits)
     value = probability(total)
@@ -79,29 +80,30 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
         said = "spam" if memory > 0 else "not spam"
         reasons.append({"feature": "memory.domain", "value": domain, "contribution": round(memory, 3),
                         "text": f"people labelled links on {domain} {said}"})
-    reasons.extend(_feature_reasons(artifact, found, url, signals))
+    reasons.extend(_feature_reasons(artifact, found, norm, signals))
     reasons = [r for r in reasons if abs(r["contribution"]) >= MIN_CONTRIBUTION]
     reasons.sort(key=lambda r: -abs(r["contribution"]))
     return Verdict(score=value, flag=value >= threshold, model=artifact.version, logit=total,
                    reasons=reasons[:MAX_REASONS])
 
 
-def _feature_reasons(artifact: Artifact, found: feats.Features, url: str,
+def _feature_reasons(artifact: Artifact, found: feats.Features, norm: feats.NormalisedURL,
                      signals: Mapping[str, Any]) -> list[dict[str, Any]]:
     contributions = artifact.contributions(found.values)
-    grams = {name: c for name, c in contributions.items() if name.startswith("ng.")}
+    grams = {name: c for name, c in contributions.items() if name[:3] == "ng."}
+    others = [(name, c) for name, c in contributions.items() if name[:3] != "ng." and name != "url.bias"
+              and abs(c) >= MIN_CONTRIBUTION]
+    others.sort(key=lambda pair: -abs(pair[1]))
     reasons = []
-    norm = feats.normalise(url)
-    for name, c in contributions.items():
-        if name.startswith("ng.") or name == "url.bias":
-            continue
+    for name, c in others[:MAX_REASONS]:  # only these can make the list: describe no more
         value = found.values.get(name, 0.0)
         reasons.append({"feature": name, "value": round(value, 4), "contribution": round(c, 3),
                         "text": describe(name, value, norm, signals)})
     if grams:
         total = sum(grams.values())
         same_sign = sorted((n for n, c in grams.items() if (c > 0) == (total > 0)), key=lambda n: -abs(grams[n]))
-        shown = [g for g in dict.fromkeys(feats.gram_text(found, n).strip("^$") for n in same_sign[:6]) if g][:3]
+        texts = feats.gram_texts(found, same_sign[:6])
+        shown = [g for g in dict.fromkeys(texts[n].strip("^$") for n in same_sign[:6] if n in texts) if g][:3]
         like = "spam" if total > 0 else "legitimate sites"
         quoted = ", ".join(f"'{g}'" for g in shown)
         reasons.append({"feature": "url.ngrams", "value": shown, "contribution": round(total, 3),

@@ -144,7 +144,7 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
     w = [e.weight for e in everything]
     say = progress or (lambda _: None)
     say(f"features of {len(everything)} examples")
-    rows = _features(everything, now)
+    rows = _constant_flags_dropped(_features(everything, now))
     groups = [group_of(e.url) for e in everything]
     out_of_fold = [0.0] * len(rows)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -169,6 +169,15 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
                     "train_cpu_seconds": round(time.process_time() - started, 2), **(provenance or {})},
         figures=dict(figures or {}),
     )
+
+
+def _constant_flags_dropped(rows: list[dict[str, float]]) -> list[dict[str, float]]:
+    """Without the signal features that every row has alike (a missing flag on URL-only data): fitted, they
+    become a second bias that vanishes the moment the signal answers, moving the score for no reason."""
+    constant = {name for name in rows[0] if name.startswith("sig.") and all(r.get(name) == rows[0][name] for r in rows)}
+    if not constant:
+        return rows
+    return [{name: value for name, value in row.items() if name not in constant} for row in rows]
 
 
 def _scored(artifact: Artifact, examples: Sequence[Example], now: datetime) -> list[float]:
