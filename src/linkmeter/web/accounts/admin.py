@@ -19,7 +19,7 @@ class AccountInline(admin.StackedInline[Account, User]):
     readonly_fields = ("is_local_owner", "created_at")
 
 
-class AccountUserAdmin(UserAdmin):
+class AccountUserAdmin(UserAdmin[User]):
     inlines = [AccountInline]
     list_display = ("username", "email", "is_active", "is_staff", "plan")
 

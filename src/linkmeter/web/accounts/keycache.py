@@ -94,7 +94,7 @@ class RevocationListener:
         while not self._stop.is_set():
             client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2,
                                           health_check_interval=10)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
             try:
                 pubsub.subscribe(self.channel)
                 self.cache.clear()

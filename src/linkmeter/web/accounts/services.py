@@ -80,7 +80,12 @@ def user_disable(*, user: User) -> None:
     key_ids = list(ApiKey.objects.filter(user=user).values_list("id_public", flat=True))
     for key_id in key_ids:
         authn.verifier().forget(key_id)
-    transaction.on_commit(lambda: [_announce_revocation(key_id) for key_id in key_ids])
+
+    def announce() -> None:
+        for key_id in key_ids:
+            _announce_revocation(key_id)
+
+    transaction.on_commit(announce)
 
 
 def local_owner() -> User:
