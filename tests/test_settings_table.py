@@ -14,7 +14,7 @@ NAME = re.compile(r"LINKMETER_[A-Z0-9_]*[A-Z0-9]\b")
 PROVIDER_PREFIXES = tuple(f"LINKMETER_{cls.name.upper()}_" for cls in PROVIDER_CLASSES)
 # Modules that name a variable without parsing it, and why (every other variable is named in one module).
 NOT_PARSED_THERE = {
-    # "is it set?" before the Celery app is built (and, for accounts, whether keys are required)
+    # "is it set?" before the Celery app is built (accounts.mode: a broker makes keys required)
     "LINKMETER_BROKER_URL": {"web/serve.py", "web/jobs/commands.py", "web/accounts/mode.py"},
     "LINKMETER_DB_CONN_MAX_AGE": {"web/jobs/commands.py"},  # a worker sets it for the Django settings
     "LINKMETER_LOG_LEVEL": {"web/jobs/commands.py"},  # --loglevel sets it for the Django settings

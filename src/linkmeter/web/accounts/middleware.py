@@ -117,7 +117,7 @@ class AuthMiddleware:
         refusal = self._ui(request, request.user)
         return refusal if refusal is not None else self.get_response(request)
 
-    async def _acall(self, request: HttpRequest) -> Any:  # what the next handler answers
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
         early = self._before(request)
         if early is not None:
             return early
@@ -125,11 +125,11 @@ class AuthMiddleware:
         local = mode.current() is mode.AuthMode.LOCAL
         if _is_open(path):
             _mark(request, "local" if local else "session")
-            return await self.get_response(request)
+            return await self._next(request)
         if local:
             owner = self._owner or await sync_to_async(self._local_owner)()
             _set(request, owner, None, "local")
-            return await self.get_response(request)
+            return await self._next(request)
         if _is_api(path):
             presented = presented_key(request)
             if presented is not None:
@@ -139,11 +139,15 @@ class AuthMiddleware:
                 refusal = self._session_api(request, await request.auser())
             if refusal is not None:
                 return refusal
-            return await self.get_response(request)
+            return await self._next(request)
         refusal = self._ui(request, await request.auser())
         if refusal is not None:
             return refusal
-        return await self.get_response(request)
+        return await self._next(request)
+
+    async def _next(self, request: HttpRequest) -> HttpResponse:
+        response: HttpResponse = await self.get_response(request)
+        return response
 
     def _before(self, request: HttpRequest) -> HttpResponse | None:
         """A key in the query string is refused before anything reads (or logs) it."""

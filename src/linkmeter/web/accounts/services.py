@@ -80,6 +80,7 @@ def user_disable(*, user: User) -> None:
     key_ids = list(ApiKey.objects.filter(user=user).values_list("id_public", flat=True))
     for key_id in key_ids:
         authn.verifier().forget(key_id)
+
     def announce() -> None:
         for key_id in key_ids:
             _announce_revocation(key_id)

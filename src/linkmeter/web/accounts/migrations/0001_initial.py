@@ -3,6 +3,8 @@
 from typing import Any
 
 import django.db.models.deletion
+from typing import Any
+
 from django.conf import settings
 from django.db import migrations, models
 
