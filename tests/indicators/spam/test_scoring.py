@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
+from linkmeter.indicators.spam import features as feats
 from linkmeter.indicators.spam import scoring
 from linkmeter.indicators.spam.model import Artifact
 
@@ -29,3 +30,14 @@ def test_reasons_are_sorted_by_size_and_capped(shipped: Artifact) -> None:
     assert sizes == sorted(sizes, reverse=True) and 0 < len(sizes) <= scoring.MAX_REASONS
     assert verdict.flag
     assert any(r["text"] == "words such as login, verify or account in the URL" for r in verdict.reasons)
+
+
+def test_an_absent_word_or_brand_feature_never_reads_as_a_hit() -> None:
+    # Standardised features contribute when absent too: a URL without login words or brands must not be
+    # told it has them (seen in the demo on https://www.site1.com/a/1).
+    norm = feats.normalise("https://www.site1.com/a/1")
+    assert scoring.describe("url.credential_words", 0.0, norm, {}).startswith("no words such as login")
+    hit = scoring.describe("url.credential_words", 0.5, norm, {})
+    assert hit == "words such as login, verify or account in the URL"
+    assert scoring.describe("url.brand_outside_domain", 0.0, norm, {}) == "no brand name outside the registered domain"
+    assert "appears outside" in scoring.describe("url.brand_outside_domain", 1.0, norm, {})

@@ -170,10 +170,14 @@ def describe(name: str, value: float, norm: feats.NormalisedURL, signals: Mappin
             return f"{depth} subdomain level{'s' if depth != 1 else ''} above {norm.domain}"
         case "url.host_entropy":
             return f"host name randomness {value * 4:.1f} bits per character"
-        case "url.brand_outside_domain":
+        case "url.brand_outside_domain" if value:
             return f"a brand name appears outside the registered domain {norm.domain}"
-        case "url.credential_words":
+        case "url.credential_words":  # standardised: its absence contributes too, and must not read as a hit
+            if not value:
+                return "no words such as login, verify or account in the URL"
             return "words such as login, verify or account in the URL"
+        case "url.brand_outside_domain" if not value:
+            return "no brand name outside the registered domain"
     key = name[4:] if name.startswith("sig.") else name
     return _signal_text(key, value, signals)
 
