@@ -138,7 +138,7 @@ class Provider(ABC):
         if not self.config.enabled:
             return f"switched off by LINKMETER_{self.name.upper()}_ENABLED"
         if self.requires_key and not self.config.api_key:
-            return f"no API key: set {self.key_variable()}"
+            return f"no API key: set LINKMETER_{self.name.upper()}_API_KEY"  # self: a name may be per instance
         return None
 
     @abstractmethod

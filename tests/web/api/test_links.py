@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import Client
 
 from linkmeter.web.links.models import Feedback
@@ -63,6 +64,7 @@ def test_feedback_is_stored_against_the_latest_analysis(client: Client) -> None:
     body = response.json()
     assert body["label"] == "spam" and body["link_id"] == link_id and body["analysis_id"] == analysis_id
     client.post(f"/api/v1/links/{link_id}/feedback", {"label": "ham"}, content_type="application/json")
-    # The same labeller (here: anonymous) changed their mind: the later label replaces theirs.
+    # The same labeller (here: the local owner, local mode) changed their mind: the later label replaces theirs.
+    owner = User.objects.get(account__is_local_owner=True)
     assert list(Feedback.objects.order_by("id").values_list("label", "analysis_id", "source", "labeller")) == [
-        ("ham", analysis_id, "api", "anonymous")]
+        ("ham", analysis_id, "api", f"user:{owner.pk}")]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
+from linkmeter.web.accounts import authn
 from linkmeter.web.links.models import Feedback, SpamJob, SpamJobKind
+from tests.web.accounts.conftest import holder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,14 +31,18 @@ def test_bulk_feedback_keeps_good_items_and_reports_bad_ones_by_index(client: Cl
     assert set(Feedback.objects.values_list("source", flat=True)) == {"bulk"}
 
 
-def test_a_later_label_of_the_same_person_replaces_theirs_and_others_stay(client: Client) -> None:
-    alice, bob = User.objects.create_user("alice"), User.objects.create_user("bob")
-    for user, label in ((alice, "spam"), (bob, "spam"), (alice, "ham")):
-        client.force_login(user)
-        client.post("/api/v1/feedback", {"items": [{"url": "https://example.org/a", "label": label}]},
-                    content_type="application/json")
+def test_a_later_label_of_the_same_person_replaces_theirs_and_others_stay(
+        client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LINKMETER_AUTH", "required")  # each person with their own key
+    authn.reset()
+    alice, bob = holder("alice"), holder("bob")
+    for person, label in ((alice, "spam"), (bob, "spam"), (alice, "ham")):
+        response = client.post("/api/v1/feedback", {"items": [{"url": "https://example.org/a", "label": label}]},
+                               content_type="application/json", **person.headers())
+        assert response.status_code < 300, response.content
     rows = sorted(Feedback.objects.values_list("user__username", "label", "labeller"))
-    assert rows == [("alice", "ham", f"user:{alice.pk}"), ("bob", "spam", f"user:{bob.pk}")]
+    assert rows == [("alice", "ham", f"user:{alice.user.pk}"), ("bob", "spam", f"user:{bob.user.pk}")]
+    authn.reset()
 
 
 def test_models_lists_the_shipped_model_active_and_label_counts(client: Client) -> None:
