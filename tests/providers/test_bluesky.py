@@ -25,8 +25,8 @@ from linkmeter.engine.results import CallStatus
 from linkmeter.engine.runner import Engine
 from linkmeter.engine.urls import url_variants
 from linkmeter.indicators.engagement import TERMS
+from linkmeter.providers._bluesky_session import jwt_expiry, parse_credentials
 from linkmeter.providers.bluesky import BlueskyProvider, matching_posts, summarise
-from linkmeter.providers.bluesky_session import jwt_expiry, parse_credentials
 from tests.providers.conftest import EmulatedApi, collect_from
 
 SEED = 9

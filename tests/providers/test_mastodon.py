@@ -17,8 +17,8 @@ from linkmeter.engine.http import HttpClient
 from linkmeter.engine.provider import Collected, ProviderConfig, ProviderError
 from linkmeter.engine.urls import url_variants
 from linkmeter.indicators.engagement import TERMS
+from linkmeter.providers._mastodon_parse import linking_statuses, reset_time, status_links, trend_uses
 from linkmeter.providers.mastodon import DEFAULT_INSTANCES, TRENDS_TTL, MastodonProvider, instance_base
-from linkmeter.providers.mastodon_parse import linking_statuses, reset_time, status_links, trend_uses
 from tests.providers.conftest import EmulatedApi, collect_from
 
 SEED = 21

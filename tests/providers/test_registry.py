@@ -8,7 +8,7 @@ import pytest
 
 import linkmeter.providers
 from linkmeter.engine.plan import Plan
-from linkmeter.providers.discovery import provider_classes
+from linkmeter.providers._discovery import provider_classes
 from linkmeter.providers.registry import INDICATORS, PROVIDER_CLASSES, PROVIDERS, headlines
 from tests.conftest import AddModules
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from linkmeter.providers.tranco_list import (
+from linkmeter.providers._tranco_list import (
     ListError,
     ListInfo,
     build_list,

@@ -20,7 +20,7 @@ from typing import Any
 
 import linkmeter.providers
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider, ProviderError, Signals, SignalSpec
-from linkmeter.providers.discovery import provider_classes
+from linkmeter.providers._discovery import provider_classes
 
 
 def interaction_terms(classes: tuple[type[Provider], ...]) -> dict[str, tuple[str, ...]]:

@@ -19,7 +19,7 @@ from linkmeter.engine.provider import (
     Signals,
     SignalSpec,
 )
-from linkmeter.providers.bluesky_session import (
+from linkmeter.providers._bluesky_session import (
     XRPC_ANSWERS,
     SessionKeeper,
     parse_credentials,

@@ -27,7 +27,7 @@ from linkmeter.engine.provider import (
     Signals,
     SignalSpec,
 )
-from linkmeter.providers.mastodon_parse import (
+from linkmeter.providers._mastodon_parse import (
     Status,
     exhausted,
     linking_statuses,

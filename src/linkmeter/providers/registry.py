@@ -2,7 +2,7 @@
 
 ``PROVIDERS`` are the modules of ``linkmeter.providers`` (they ask something upstream, so the emulator
 serves each of them), ``INDICATORS`` those of ``linkmeter.indicators`` (derived numbers, no I/O); see
-``linkmeter.providers.discovery`` for what counts as a provider module and for the listing order.
+``linkmeter.providers._discovery`` for what counts as a provider module and for the listing order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import linkmeter.indicators
 import linkmeter.providers
 from linkmeter.engine.provider import Provider, SignalSpec
-from linkmeter.providers.discovery import listing_key, provider_classes
+from linkmeter.providers._discovery import listing_key, provider_classes
 
 PROVIDERS: tuple[type[Provider], ...] = provider_classes(linkmeter.providers)
 INDICATORS: tuple[type[Provider], ...] = provider_classes(linkmeter.indicators)

@@ -24,7 +24,7 @@ from linkmeter.engine.provider import (
     SignalSpec,
 )
 from linkmeter.engine.urls import registered_domain
-from linkmeter.providers.tranco_list import (
+from linkmeter.providers._tranco_list import (
     ListInfo,
     RankList,
     build_list,

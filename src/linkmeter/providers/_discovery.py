@@ -18,7 +18,7 @@ from types import ModuleType
 
 from linkmeter.engine.provider import Provider
 
-NOT_SCANNED = frozenset({"registry", "discovery"})
+NOT_SCANNED = frozenset({"registry"})
 
 
 def listing_key(cls: type[Provider]) -> tuple[int, str]:
