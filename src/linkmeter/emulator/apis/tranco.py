@@ -10,11 +10,13 @@ column, not the line number.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import io
 import math
 import re
+import threading
 import zipfile
 from collections.abc import Iterator
 
@@ -35,10 +37,13 @@ LIST_ID = re.compile(r"^[A-Z0-9]{4,6}$")
 CSV_NAME = "top-1m.csv"
 
 routes = web.RouteTableDef()
+_BUILDING = threading.Lock()
+_BUILT: set[int] = set()  # seeds whose list is built (in the lru caches below)
 
 
 @routes.get("/top-1m.csv.zip")
 async def latest_zip(request: web.Request) -> web.Response:
+    await built(request.app[WORLD].seed)
     return _zip_response(request.app[WORLD])
 
 
@@ -55,6 +60,7 @@ async def daily_list_id(request: web.Request) -> web.Response:
 async def download_daily(request: web.Request) -> web.Response:
     if not LIST_ID.match(request.match_info["list_id"]):
         return web.Response(status=404, text="List not found")
+    await built(request.app[WORLD].seed)
     return _zip_response(request.app[WORLD])
 
 
@@ -63,6 +69,7 @@ async def download_csv(request: web.Request) -> web.Response:
     if not LIST_ID.match(request.match_info["list_id"]) or not request.match_info["size"].isdigit():
         return web.Response(status=404, text="List not found")
     size = int(request.match_info["size"])
+    await built(request.app[WORLD].seed)
     return web.Response(body=list_csv(request.app[WORLD].seed)[: _csv_offset(request.app[WORLD].seed, size)],
                         content_type="text/csv")
 
@@ -71,6 +78,7 @@ async def download_csv(request: web.Request) -> web.Response:
 async def ranks(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     domain = request.match_info["domain"].strip().rstrip(".").lower()
+    await built(world.seed)
     rank = rank_index(world.seed).get(domain)
     history = [] if rank is None else rank_history(world, domain, rank)
     return web.json_response({"domain": domain, "ranks": history})
@@ -83,6 +91,20 @@ def rate_limited_response(retry_after: float) -> web.Response:
 
 def error_response(status: int) -> web.Response:
     return answers.html_error(status)
+
+
+async def built(seed: int) -> None:
+    """Build the list of ``seed`` once, off the event loop: it takes seconds of CPU, and a loop held that
+    long answers every other emulated API late and all at once (a burst past their rate limits)."""
+    if seed not in _BUILT:
+        await asyncio.to_thread(_build, seed)
+
+
+def _build(seed: int) -> None:
+    with _BUILDING:
+        list_zip(seed)
+        rank_index(seed)
+        _BUILT.add(seed)
 
 
 def candidates() -> Iterator[str]:
