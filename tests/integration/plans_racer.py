@@ -28,7 +28,8 @@ def _setup() -> dict[str, Any]:
     in_flight = os.environ.get("RACE_IN_FLIGHT")  # set: a race for the URLs in flight, with no quota
     plan, _ = Plan.objects.update_or_create(code="race", defaults={
         "name": "Race", "daily_urls": None if in_flight else int(os.environ["RACE_LIMIT"]), "monthly_urls": None,
-        "max_batch": None, "max_in_flight": int(in_flight) if in_flight else None, "rate_per_second": None, "rate_per_minute": None, "providers": []})
+        "max_batch": None, "max_in_flight": int(in_flight) if in_flight else None, "rate_per_second": None,
+        "rate_per_minute": None, "providers": []})
     user = User.objects.create_user(RACER)
     AccountPlan.objects.create(user=user, plan=plan)
     return {"user": user.pk}
