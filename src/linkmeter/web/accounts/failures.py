@@ -59,8 +59,12 @@ class FailureLimiter:
 
     def retry_after(self, address: str) -> int | None:
         """Seconds until ``address`` may try again, or None when it may now."""
-        wait: int | None = self._sync(lambda limiter: _retry_after(limiter.test(self._item(), address),
-                                                                   limiter.get_window_stats(self._item(), address)))
+        def ask(limiter: sync_strategies.MovingWindowRateLimiter) -> int | None:
+            if limiter.test(self._item(), address):
+                return None  # the usual answer costs one round trip; the wait only when blocked
+            return _wait(limiter.get_window_stats(self._item(), address))
+
+        wait: int | None = self._sync(ask)
         return wait
 
     def failed(self, address: str) -> None:
@@ -92,8 +96,9 @@ class FailureLimiter:
         shared = self._async_limiter()
         if shared is not None:
             try:
-                return _retry_after(await shared.test(self._item(), address),
-                                    await shared.get_window_stats(self._item(), address))
+                if await shared.test(self._item(), address):
+                    return None
+                return _wait(await shared.get_window_stats(self._item(), address))
             except Exception as exc:
                 self._went_down(exc)
         return self.retry_after_in_memory(address)
@@ -109,8 +114,9 @@ class FailureLimiter:
         self._memory.hit(self._item(), address)
 
     def retry_after_in_memory(self, address: str) -> int | None:
-        return _retry_after(self._memory.test(self._item(), address),
-                            self._memory.get_window_stats(self._item(), address))
+        if self._memory.test(self._item(), address):
+            return None
+        return _wait(self._memory.get_window_stats(self._item(), address))
 
     def _async_limiter(self) -> async_strategies.MovingWindowRateLimiter | None:
         if self._redis is None or self.clock() < self._down_until:
@@ -135,7 +141,5 @@ class FailureLimiter:
         self._memory = sync_strategies.MovingWindowRateLimiter(MemoryStorage())
 
 
-def _retry_after(allowed: bool, stats: WindowStats) -> int | None:
-    if allowed:
-        return None
+def _wait(stats: WindowStats) -> int:
     return max(1, math.ceil(float(stats.reset_time) - time.time()))
