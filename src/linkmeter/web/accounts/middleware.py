@@ -37,6 +37,11 @@ def error(status: int, code: str, message: str, details: Any = None, **headers: 
     return response
 
 
+def blocked(wait: int) -> JsonResponse:
+    return error(429, "auth_rate_limited", "too many failed authentications from this address",
+                 {"retry_after_seconds": wait}, Retry_After=str(wait))
+
+
 def key_in_query(request: HttpRequest) -> bool:
     query = request.META.get("QUERY_STRING", "")
     if not query:
@@ -136,11 +141,11 @@ class AuthMiddleware:
             presented = presented_key(request)
             if presented is not None:
                 failures, address = verifier().failures, client_address(request)
-                wait = await failures.aretry_after(address)
+                wait = failures.retry_after(address)  # this process's note: no I/O
                 check = await verifier().acheck(presented) if presented and wait is None else None
                 refusal, failed = self._after_check(request, check, wait)
-                if failed:
-                    await failures.afailed(address)
+                if failed and (over := await failures.afailed(address)) is not None:
+                    refusal = blocked(over)
             else:
                 refusal = self._session_api(request, await request.auser())
             if refusal is not None:
@@ -178,18 +183,17 @@ class AuthMiddleware:
         wait = failures.retry_after(address)
         check = verifier().check(presented) if presented and wait is None else None
         refusal, failed = self._after_check(request, check, wait)
-        if failed:
-            failures.failed(address)
+        if failed and (over := failures.failed(address)) is not None:
+            refusal = blocked(over)
         return refusal
 
     def _after_check(self, request: HttpRequest, check: KeyCheck | None,
                      wait: int | None) -> tuple[HttpResponse | None, bool]:
         """The refusal (None: the key lets the request through) and whether it counts as a failed
-        authentication of the client's address. ``wait``: the address is blocked for that long, and the key
-        was not checked (a blocked guesser learns nothing, not even from a right key)."""
+        authentication of the client's address (its count may turn the refusal into a 429). ``wait``: this
+        process knows the address is blocked for that long, and the key was not checked."""
         if wait is not None:
-            return error(429, "auth_rate_limited", "too many failed authentications from this address",
-                         {"retry_after_seconds": wait}, Retry_After=str(wait)), False
+            return blocked(wait), False
         if check is None:  # an empty header, or one of another scheme
             return error(401, "invalid_key", "send the key as Authorization: Bearer <key> or X-API-Key: <key>",
                          WWW_Authenticate="Bearer"), True

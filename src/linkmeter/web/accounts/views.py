@@ -36,17 +36,20 @@ class LoginView(auth_views.LoginView):
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         wait = verifier().failures.retry_after(client_address(request))
         if wait is not None:
-            form = self.get_form_class()(request)  # unbound: validating it would check the password
-            blocked = f"Too many failed logins from this address; try again in {wait} s."
-            response = self.render_to_response(self.get_context_data(form=form, blocked=blocked), status=429)
-            response["Retry-After"] = str(wait)
-            return response
+            return self._blocked(wait)
         answer: HttpResponse = super().post(request, *args, **kwargs)
         return answer
 
     def form_invalid(self, form: Any) -> HttpResponse:
-        verifier().failures.failed(client_address(self.request))
-        return super().form_invalid(form)
+        over = verifier().failures.failed(client_address(self.request))
+        return self._blocked(over) if over is not None else super().form_invalid(form)
+
+    def _blocked(self, wait: int) -> HttpResponse:
+        form = self.get_form_class()(self.request)  # unbound: validating it would check the password
+        message = f"Too many failed logins from this address; try again in {wait} s."
+        response = self.render_to_response(self.get_context_data(form=form, blocked=message), status=429)
+        response["Retry-After"] = str(wait)
+        return response
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         return {**super().get_context_data(**kwargs), "signup_open": settings.ACCOUNTS["SIGNUP_OPEN"]}
