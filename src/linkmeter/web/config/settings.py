@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import django_stubs_ext
@@ -175,7 +176,7 @@ ACCOUNTS: dict[str, Any] = {
 }
 
 
-def trusted_proxies(environ: Any) -> list[str]:
+def trusted_proxies(environ: Mapping[str, str]) -> list[str]:
     """LINKMETER_TRUSTED_PROXIES: the proxies (addresses or CIDRs) whose X-Forwarded-For names the client; none
     by default, so a client cannot choose the address its failed authentications count against."""
     name = "LINKMETER_TRUSTED_PROXIES"
