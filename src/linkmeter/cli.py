@@ -339,7 +339,7 @@ def user() -> None:
 
 
 def _accounts(action: str, **options: object) -> None:
-    from linkmeter.web.accounts.commands import run
+    from linkmeter.web.plans.commands import run
 
     sys.exit(run(action, **options))
 
@@ -377,7 +377,7 @@ def user_list(as_json: bool) -> None:
 @click.argument("username")
 @click.argument("plan")
 def user_set_plan(username: str, plan: str) -> None:
-    """Put an account on a plan (by its code)."""
+    """Put an account on a plan (by its code): what the admin, the usage page and the API then show."""
     _accounts("user_set_plan", username=username, plan=plan)
 
 

@@ -44,6 +44,7 @@ SECRET = "integration-webhook-secret"
 WEBHOOK_TRIES = 3
 WAIT = 150.0  # seconds any one thing may take here
 BULK_PROVIDERS = ["page", "dns", "rdap", "hackernews"]
+LANES = 6
 
 
 # -- a webhook receiver ----------------------------------------------------------------------------------------
@@ -117,7 +118,10 @@ class Running:
 @pytest.fixture(scope="module")
 def it(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     extra = {"LINKMETER_WEBHOOK_SECRET": SECRET, "LINKMETER_WEBHOOK_TRIES": str(WEBHOOK_TRIES),
-             "LINKMETER_WEBHOOK_BACKOFF": "0.5", "LINKMETER_WEBHOOK_TIMEOUT": "3", "LINKMETER_CHUNK_SIZE": "25"}
+             "LINKMETER_WEBHOOK_BACKOFF": "0.5", "LINKMETER_WEBHOOK_TIMEOUT": "3", "LINKMETER_CHUNK_SIZE": "25",
+             # Fewer lanes than the two workers' eight chunk threads: the 200-URL batch's eight chunks run in six
+             # lanes (two of them chains), and its chord must still close it.
+             "LINKMETER_BATCH_LANES": str(LANES)}
     with webhook_receiver() as receiver, \
             cluster(tmp_path_factory.mktemp("celery"), latency_ms=40, extra_env=extra) as running:
         running.serve()

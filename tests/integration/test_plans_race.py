@@ -1,5 +1,6 @@
 """Plans across OS processes: two processes racing for the last URLs of a quota never overspend (SQLite
-embedded; PostgreSQL with Redis scaled out), and the usage survives a restart and a Redis flush; two
+embedded; PostgreSQL with Redis scaled out), nor hold more URLs in flight than the plan allows, and the usage
+survives a restart and a Redis flush; two
 processes sharing Redis together never pass more requests than the plan's rate limit."""
 
 from __future__ import annotations
@@ -80,6 +81,25 @@ def test_two_processes_never_overspend_a_quota_on_postgresql_and_usage_survives_
     before = answer(racer("usage", scaled_env))
     delete_redis_keys(REDIS_URL, f"{scaled_env['LINKMETER_REDIS_PREFIX']}*")
     assert answer(racer("usage", scaled_env))["quotas"] == before["quotas"]
+
+
+def check_in_flight_race(env: dict[str, str]) -> None:
+    env = {**env, "RACE_IN_FLIGHT": str(LIMIT)}
+    answer(racer("setup", env))
+    results = race(env, "flight")
+    accepted = sum(r["accepted"] for r in results)
+    assert all(r["refused"] == ["too_many_in_flight"] * 3 for r in results), results  # both reached the limit
+    assert answer(racer("queued", env))["queued"] == accepted <= LIMIT, results
+    assert accepted >= LIMIT - 2  # only a batch larger than what was left was refused
+
+
+def test_two_processes_never_hold_more_urls_in_flight_than_the_plan_on_sqlite(sqlite_env: dict[str, str]) -> None:
+    check_in_flight_race(sqlite_env)
+
+
+def test_two_processes_never_hold_more_urls_in_flight_than_the_plan_on_postgresql(
+        scaled_env: dict[str, str]) -> None:
+    check_in_flight_race(scaled_env)
 
 
 def test_two_processes_sharing_redis_pass_no_more_requests_than_the_rate_limit(

@@ -143,3 +143,16 @@ def test_serve_refuses_an_emulator_that_does_not_answer(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60, env=clean_env(tmp_path / "data"))
     assert run.returncode == 2
     assert f"no linkmeter emulator answers at http://127.0.0.1:{port}" in run.stderr
+
+
+def test_x_forwarded_for_is_read_only_from_trusted_proxies() -> None:
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from linkmeter.web.serve import proxy_options
+
+    assert proxy_options([]) == {"proxy_headers": False}  # uvicorn's own default trusts loopback
+    options = proxy_options(["10.0.0.0/8"])
+    assert options["proxy_headers"] is True
+    trusted = ProxyHeadersMiddleware(lambda *_: None, options["forwarded_allow_ips"]).trusted_hosts  # type: ignore[arg-type]
+    assert "10.1.2.3" in trusted and "127.0.0.1" not in trusted
+    assert trusted.get_trusted_client_address("203.0.113.5, 198.51.100.2, 10.0.0.7")[0] == "198.51.100.2"

@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -82,6 +82,15 @@ def run_server(*, host: str, port: int, demo: bool = False, emulator: str | None
         sock.close()
 
 
+def proxy_options(trusted: list[str]) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: the client address (for the failed-authentication limit, the access
+    log, ``REMOTE_ADDR``) and scheme come from the header only when the direct peer is a trusted proxy. With
+    none trusted (the default) the header is ignored: uvicorn's own default would trust it from loopback."""
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(trusted)}
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """Bind now, so a busy port is a clear error before anything starts (and port 0 has a number)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -128,6 +137,8 @@ class _Server(uvicorn.Server):
 
 
 async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_dir: Path) -> int:
+    from django.conf import settings
+
     from linkmeter.assembly import build_engine
     from linkmeter.engine.plan import PlanError
     from linkmeter.engine.settings import SettingsError
@@ -163,7 +174,7 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
             stack.callback(dispatcher.close)
 
         server = _Server(uvicorn.Config(ASGI_APP, lifespan="off", log_level="info", timeout_graceful_shutdown=5,
-                                        log_config=None))
+                                        log_config=None, **proxy_options(settings.TRUSTED_PROXIES)))
         with _stop_on_signals(server):
             if runner is None:
                 await server.serve(sockets=[sock])

@@ -55,3 +55,12 @@ def test_the_web_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch, 
     assert read["FETCH_ALLOW"] == ["127.0.0.1", "hooks.internal"]  # the engine's reader, for callback URLs
     assert read["DATABASES"]["default"]["CONN_MAX_AGE"] == 60
     assert read["DATA_DIR"] == tmp_path.resolve()
+
+
+def test_trusted_proxies_are_addresses_or_networks_and_none_by_default(monkeypatch: pytest.MonkeyPatch,
+                                                                        tmp_path: Path) -> None:
+    assert read_settings(monkeypatch, tmp_path)["TRUSTED_PROXIES"] == []
+    chosen = read_settings(monkeypatch, tmp_path, LINKMETER_TRUSTED_PROXIES="10.0.0.1, 192.168.0.0/16,::1")
+    assert chosen["TRUSTED_PROXIES"] == ["10.0.0.1/32", "192.168.0.0/16", "::1/128"]
+    with pytest.raises(SettingsError, match="LINKMETER_TRUSTED_PROXIES"):
+        read_settings(monkeypatch, tmp_path, LINKMETER_TRUSTED_PROXIES="proxy.example.org")

@@ -170,3 +170,28 @@ def test_a_large_batchs_tail_waits_one_step_below_its_head() -> None:
     priorities = [options["priority"] for _, _, options in app.sent]
     assert priorities == [6] * celery_dispatch.HEAD_CHUNKS + [5] * (8 - celery_dispatch.HEAD_CHUNKS)
     assert celery_dispatch.chunk_priority(0, 10) == 0  # never below the lowest priority
+
+
+def lanes_of(chunks: int, lanes: int) -> list[Any]:
+    app = create_app(CelerySettings(broker_url="memory://", redis_url="redis://127.0.0.1:1/0"), main=False)
+    return celery_dispatch.batch_lanes(app, list(range(1, chunks * 10 + 1)), priority=6, size=10, lanes=lanes)
+
+
+def test_a_large_batch_is_fed_into_the_queue_through_its_lanes() -> None:
+    lanes = lanes_of(10, 3)
+    assert len(lanes) == 3  # at most three of its messages in the queue at once, whatever its size
+    firsts = [[task.args[0][0] for task in lane.tasks] for lane in lanes]
+    assert firsts == [[1, 31, 61, 91], [11, 41, 71], [21, 51, 81]]  # chunk i in lane i mod 3, in order
+    priorities = [[task.options["priority"] for task in lane.tasks] for lane in lanes]
+    assert [p[0] for p in priorities] == [6, 6, 6] and {q for p in priorities for q in p[1:]} == {5}
+    assert all(task.immutable for lane in lanes for task in lane.tasks)  # no chunk gets its predecessor's answer
+
+
+def test_a_batch_with_no_more_chunks_than_lanes_goes_at_once() -> None:
+    chunks = lanes_of(3, 16)
+    assert [task.args[0][:1] for task in chunks] == [[1], [11], [21]]
+    assert {task.options["priority"] for task in chunks} == {6}
+    assert CelerySettings().batch_lanes == 16
+    assert CelerySettings.from_env({"LINKMETER_BATCH_LANES": "4"}).batch_lanes == 4
+    with pytest.raises(SettingsError, match="LINKMETER_BATCH_LANES"):
+        CelerySettings.from_env({"LINKMETER_BATCH_LANES": "0"})

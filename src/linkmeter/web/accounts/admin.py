@@ -1,4 +1,5 @@
-"""The admin: each user's account (plan) inline, and API keys (never their hash; revoking announces it)."""
+"""The admin: each user's account inline, and API keys (never their hash; revoking announces it). The user's
+plan is shown and set by the plans app's admin (its inline on the same page)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,13 @@ from linkmeter.web.accounts.services import key_revoke
 class AccountInline(admin.StackedInline[Account, User]):
     model = Account
     can_delete = False
-    fields = ("plan_code", "is_local_owner", "created_at")
+    fields = ("is_local_owner", "created_at")
     readonly_fields = ("is_local_owner", "created_at")
 
 
 class AccountUserAdmin(UserAdmin[User]):
     inlines = [AccountInline]
-    list_display = ("username", "email", "is_active", "is_staff", "plan")
-
-    @admin.display(description="plan")
-    def plan(self, user: User) -> str:
-        account = getattr(user, "account", None)
-        return account.plan_code if account is not None else ""
+    list_display: tuple[str, ...] = ("username", "email", "is_active", "is_staff")
 
 
 admin.site.unregister(User)

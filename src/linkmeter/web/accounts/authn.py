@@ -48,12 +48,12 @@ class Verifier:
     def __init__(self) -> None:
         conf = settings.ACCOUNTS
         self.cache = KeyCache(conf["KEY_CACHE_SECONDS"])
-        self.failures = FailureLimiter(conf["AUTH_FAILURES_PER_MINUTE"])
+        redis = redis_location()
+        self.failures = FailureLimiter(conf["AUTH_FAILURES_PER_MINUTE"], redis)
         self.secret = server_secret()
         self.listener: RevocationListener | None = None
         _, dummy = keys.generate()
         self._dummy_hash = keys.hash_secret(self.secret, dummy)
-        redis = redis_location()
         if redis is not None:
             self.listener = RevocationListener(self.cache, *redis)
             self.listener.start()

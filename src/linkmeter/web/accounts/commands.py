@@ -1,11 +1,12 @@
-"""`linkmeter user ...` and `linkmeter key ...`: accounts and API keys from the command line (the database of
-DATABASE_URL, else SQLite under LINKMETER_DATA_DIR, migrated first)."""
+"""`linkmeter user disable` and `linkmeter key ...`: accounts and API keys from the command line (the database of
+DATABASE_URL, else SQLite under LINKMETER_DATA_DIR, migrated first). The user commands that show or set a plan
+are the plans app's (``plans.commands``), which runs these too."""
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -24,49 +25,18 @@ def setup() -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
-def run(action: str, **options: Any) -> int:
-    """Runs one action; prints to stdout, errors to stderr; returns the exit status."""
+def run(action: str, actions: Mapping[str, Callable[..., None]] | None = None, **options: Any) -> int:
+    """Runs one action (of ``actions``, default this module's); prints to stdout, errors to stderr; returns the
+    exit status."""
     setup()
     from linkmeter.web.links.services.errors import ServiceError
 
     try:
-        ACTIONS[action](**options)
+        (ACTIONS if actions is None else actions)[action](**options)
     except (ServiceError, CommandFailed) as exc:
         print(f"linkmeter: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def user_create(*, username: str, password: str | None, email: str, plan: str, admin: bool) -> None:
-    from linkmeter.web.accounts import services
-
-    user = services.user_create(username=username, password=password, email=email, plan=plan, admin=admin)
-    login = "no password (keys only; set one with the admin or `linkmeter user create` again)" if password is None \
-        else "can log in"
-    print(f"user {user.username} created (id {user.pk}, plan {plan}{', admin' if admin else ''}): {login}")
-
-
-def user_list(*, as_json: bool) -> None:
-    import json
-
-    from linkmeter.web.accounts import selectors
-
-    rows = selectors.users_list()
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'id':>5}  {'username':20} {'plan':12} {'active':6} {'keys':>4}  notes")
-    for row in rows:
-        notes = ", ".join(n for n, on in (("admin", row["admin"]), ("local owner", row["local_owner"])) if on)
-        print(f"{row['id']:>5}  {row['username']:20} {row['plan']:12} {'yes' if row['active'] else 'no':6} "
-              f"{row['keys']:>4}  {notes}")
-
-
-def user_set_plan(*, username: str, plan: str) -> None:
-    from linkmeter.web.accounts import services
-
-    account = services.user_set_plan(user=services.user_by_name(username), plan=plan)
-    print(f"user {username} is on plan {account.plan_code}")
 
 
 def user_disable(*, username: str) -> None:
@@ -114,7 +84,6 @@ def key_revoke(*, key_id: str) -> None:
     print(f"key {key.id_public} ({key.name}) revoked")
 
 
-ACTIONS: dict[str, Any] = {
-    "user_create": user_create, "user_list": user_list, "user_set_plan": user_set_plan,
+ACTIONS: dict[str, Callable[..., None]] = {
     "user_disable": user_disable, "key_create": key_create, "key_list": key_list, "key_revoke": key_revoke,
 }

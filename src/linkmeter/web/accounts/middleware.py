@@ -37,6 +37,11 @@ def error(status: int, code: str, message: str, details: Any = None, **headers: 
     return response
 
 
+def blocked(wait: int) -> JsonResponse:
+    return error(429, "auth_rate_limited", "too many failed authentications from this address",
+                 {"retry_after_seconds": wait}, Retry_After=str(wait))
+
+
 def key_in_query(request: HttpRequest) -> bool:
     query = request.META.get("QUERY_STRING", "")
     if not query:
@@ -58,6 +63,8 @@ def presented_key(request: HttpRequest) -> str | None:
 
 
 def client_address(request: HttpRequest) -> str:
+    """The client's address: the direct peer's, or, when the peer is one of LINKMETER_TRUSTED_PROXIES, the one
+    that proxy put in X-Forwarded-For (``linkmeter serve`` has uvicorn resolve it before Django sees it)."""
     return str(request.META.get("REMOTE_ADDR") or "unknown")
 
 
@@ -133,8 +140,12 @@ class AuthMiddleware:
         if _is_api(path):
             presented = presented_key(request)
             if presented is not None:
-                refusal = self._after_check(request, presented, await verifier().acheck(presented)
-                                            if presented and not self._blocked(request) else None)
+                failures, address = verifier().failures, client_address(request)
+                wait = failures.retry_after(address)  # this process's note: no I/O
+                check = await verifier().acheck(presented) if presented and wait is None else None
+                refusal, failed = self._after_check(request, check, wait)
+                if failed and (over := await failures.afailed(address)) is not None:
+                    refusal = blocked(over)
             else:
                 refusal = self._session_api(request, await request.auser())
             if refusal is not None:
@@ -164,39 +175,40 @@ class AuthMiddleware:
             self._owner = local_owner()
         return self._owner
 
-    def _blocked(self, request: HttpRequest) -> bool:
-        return verifier().failures.retry_after(client_address(request)) is not None
-
     def _api_sync(self, request: HttpRequest) -> HttpResponse | None:
         presented = presented_key(request)
         if presented is None:
             return self._session_api(request, request.user)
-        check = verifier().check(presented) if presented and not self._blocked(request) else None
-        return self._after_check(request, presented, check)
+        failures, address = verifier().failures, client_address(request)
+        wait = failures.retry_after(address)
+        check = verifier().check(presented) if presented and wait is None else None
+        refusal, failed = self._after_check(request, check, wait)
+        if failed and (over := failures.failed(address)) is not None:
+            refusal = blocked(over)
+        return refusal
 
-    def _after_check(self, request: HttpRequest, presented: str, check: KeyCheck | None) -> HttpResponse | None:
-        address = client_address(request)
-        if check is None:  # refused before checking: blocked address, or an empty/other-scheme header
-            wait = verifier().failures.retry_after(address)
-            if wait is not None:
-                return error(429, "auth_rate_limited", "too many failed authentications from this address",
-                             {"retry_after_seconds": wait}, Retry_After=str(wait))
-            verifier().failures.failed(address)
+    def _after_check(self, request: HttpRequest, check: KeyCheck | None,
+                     wait: int | None) -> tuple[HttpResponse | None, bool]:
+        """The refusal (None: the key lets the request through) and whether it counts as a failed
+        authentication of the client's address (its count may turn the refusal into a 429). ``wait``: this
+        process knows the address is blocked for that long, and the key was not checked."""
+        if wait is not None:
+            return blocked(wait), False
+        if check is None:  # an empty header, or one of another scheme
             return error(401, "invalid_key", "send the key as Authorization: Bearer <key> or X-API-Key: <key>",
-                         WWW_Authenticate="Bearer")
+                         WWW_Authenticate="Bearer"), True
         if not check.ok or check.api_key is None:
-            verifier().failures.failed(address)
             code = check.code or "invalid_key"
             details = {"key_id": check.record.key_id} if check.record is not None else None
             return error(401, code, check.message or "this API key is not valid", details,
-                         WWW_Authenticate="Bearer")
+                         WWW_Authenticate="Bearer"), True
         key = check.api_key
         scope = required_scope(request)
         if scope not in key.scopes:
             return error(403, "insufficient_scope", f"API key {key.id_public} lacks the {scope!r} scope",
-                         {"key_id": key.id_public, "required": scope, "scopes": list(key.scopes)})
+                         {"key_id": key.id_public, "required": scope, "scopes": list(key.scopes)}), False
         _set(request, key.user, key, "key")
-        return None
+        return None, False
 
     def _session_api(self, request: HttpRequest, user: Any) -> HttpResponse | None:
         # A logged-in browser may read (the UI's export links); writes need a key (no CSRF check here).

@@ -1,13 +1,11 @@
-"""Accounts' profiles (one per Django user: its plan and whether it is the local owner) and their API keys."""
+"""Accounts' profiles (one per Django user: whether it is the local owner) and their API keys. An account's plan
+is the plans app's (``linkmeter.web.plans``: its AccountPlan row), the one source of it."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
-
-DEFAULT_PLAN = "free"
-LOCAL_OWNER_PLAN = "unlimited"
 
 
 class Scope(models.TextChoices):
@@ -19,10 +17,9 @@ ALL_SCOPES = [Scope.READ.value, Scope.SUBMIT.value]
 
 
 class Account(models.Model):
-    """A user's profile. ``plan_code`` names the plan (the plans code may turn it into a foreign key)."""
+    """A user's profile."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="account")
-    plan_code = models.CharField(max_length=40, default=DEFAULT_PLAN)
     is_local_owner = models.BooleanField(default=False)  # the account local mode serves without a login
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -33,7 +30,7 @@ class Account(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"account of {self.user_id} ({self.plan_code})"
+        return f"account of {self.user_id}"
 
 
 class ApiKey(models.Model):

@@ -1,4 +1,5 @@
-"""Reading accounts: users with their plan and keys, a user's keys, and what a request was authenticated as."""
+"""Reading accounts: users with their keys (their plans: ``plans.selectors.plans.users_with_plans``), a user's
+keys, and what a request was authenticated as."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ def users_list() -> list[dict[str, Any]]:
     users = (User.objects.select_related("account").order_by("id")
              .annotate(keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True))))
     return [{"id": u.pk, "username": u.username, "email": u.email, "active": u.is_active, "admin": u.is_superuser,
-             "plan": getattr(getattr(u, "account", None), "plan_code", ""),
              "local_owner": getattr(getattr(u, "account", None), "is_local_owner", False),
              "keys": u.keys} for u in users]
 

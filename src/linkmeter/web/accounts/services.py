@@ -1,4 +1,5 @@
-"""Accounts' business logic: users (create, plan, disable), the local owner, and API keys (create, revoke)."""
+"""Accounts' business logic: users (create, disable), the local owner, and API keys (create, revoke). Plans are
+the plans app's (``plans.services.assign``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from linkmeter.web.accounts import keys
-from linkmeter.web.accounts.models import ALL_SCOPES, DEFAULT_PLAN, LOCAL_OWNER_PLAN, Account, ApiKey
+from linkmeter.web.accounts.models import ALL_SCOPES, Account, ApiKey
 from linkmeter.web.links.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -24,14 +25,15 @@ MAX_KEY_NAME = 100
 
 
 def account_for_new_user(sender: type[User], instance: User, created: bool, **kwargs: Any) -> None:
-    """post_save of a user: every user has an Account (the profile the plan hangs on)."""
+    """post_save of a user: every user has an Account (its profile)."""
     if created and not kwargs.get("raw"):
         Account.objects.get_or_create(user=instance)
 
 
-def user_create(*, username: str, password: str | None, email: str = "", plan: str = DEFAULT_PLAN,
-                admin: bool = False, check_password: bool = True) -> User:
-    """A new account. ``password`` None: no password (keys only, or set one later)."""
+def user_create(*, username: str, password: str | None, email: str = "", admin: bool = False,
+                check_password: bool = True) -> User:
+    """A new account (on the default plan until ``plans.services.assign`` puts it on another). ``password``
+    None: no password (keys only, or set one later)."""
     username = username.strip()
     if not username:
         raise ServiceError("invalid_username", "a username is needed")
@@ -49,8 +51,7 @@ def user_create(*, username: str, password: str | None, email: str = "", plan: s
         else:
             user.set_password(password)
         user.save()
-        Account.objects.filter(user=user).update(plan_code=plan)
-    log.info("user %s created (plan %s)", username, plan)
+    log.info("user %s created", username)
     return user
 
 
@@ -59,16 +60,6 @@ def user_by_name(username: str) -> User:
     if user is None:
         raise ServiceError("no_such_user", f"no user named {username!r}")
     return user
-
-
-def user_set_plan(*, user: User, plan: str) -> Account:
-    plan = plan.strip()
-    if not plan:
-        raise ServiceError("invalid_plan", "a plan name is needed")
-    account, _ = Account.objects.get_or_create(user=user)
-    account.plan_code = plan
-    account.save(update_fields=["plan_code"])
-    return account
 
 
 def user_disable(*, user: User) -> None:
@@ -89,7 +80,8 @@ def user_disable(*, user: User) -> None:
 
 
 def local_owner() -> User:
-    """The account local mode serves without a login, created on first use ('unlimited')."""
+    """The account local mode serves without a login, created on first use (its plan: ``unlimited``, by the
+    plans app's rule for a local owner with no plan of its own)."""
     found = User.objects.filter(account__is_local_owner=True).select_related("account").first()
     if found is not None:
         return found
@@ -98,7 +90,7 @@ def local_owner() -> User:
             user = User(username=_free_username(LOCAL_OWNER_USERNAME))
             user.set_unusable_password()
             user.save()
-            Account.objects.filter(user=user).update(is_local_owner=True, plan_code=LOCAL_OWNER_PLAN)
+            Account.objects.filter(user=user).update(is_local_owner=True)
     except IntegrityError:  # another process created it at the same moment
         pass
     return User.objects.select_related("account").get(account__is_local_owner=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -13,12 +15,16 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from linkmeter.web.accounts import mode, selectors, services
-from linkmeter.web.accounts.authn import expiry_in
+from linkmeter.web.accounts.authn import expiry_in, verifier
 from linkmeter.web.accounts.forms import KeyForm, SignupForm
+from linkmeter.web.accounts.middleware import client_address
 from linkmeter.web.links.services.errors import ServiceError
 
 
 class LoginView(auth_views.LoginView):
+    """Django's login, with failed logins counted per client address as bad API keys are (every web process
+    together, through Redis when it is set): a blocked address gets 429 and its password is not checked."""
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
@@ -26,6 +32,24 @@ class LoginView(auth_views.LoginView):
         if mode.current() is mode.AuthMode.LOCAL:
             return redirect("ui:home")  # local mode: nobody logs in
         return super().dispatch(request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = verifier().failures.retry_after(client_address(request))
+        if wait is not None:
+            return self._blocked(wait)
+        answer: HttpResponse = super().post(request, *args, **kwargs)
+        return answer
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        over = verifier().failures.failed(client_address(self.request))
+        return self._blocked(over) if over is not None else super().form_invalid(form)
+
+    def _blocked(self, wait: int) -> HttpResponse:
+        form = self.get_form_class()(self.request)  # unbound: validating it would check the password
+        message = f"Too many failed logins from this address; try again in {wait} s."
+        response = self.render_to_response(self.get_context_data(form=form, blocked=message), status=429)
+        response["Retry-After"] = str(wait)
+        return response
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         return {**super().get_context_data(**kwargs), "signup_open": settings.ACCOUNTS["SIGNUP_OPEN"]}

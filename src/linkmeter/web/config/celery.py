@@ -44,6 +44,7 @@ class CelerySettings:
     redis_url: str | None = None  # LINKMETER_REDIS_URL: the chord (result) backend, and the engine's state
     queue: str = "linkmeter"  # LINKMETER_QUEUE
     chunk_size: int = 25  # LINKMETER_CHUNK_SIZE: analyses per task
+    batch_lanes: int = 16  # LINKMETER_BATCH_LANES: a batch's chunks in the queue (or running) at once
     worker_urls: int = 200  # LINKMETER_WORKER_URLS: URLs in flight per worker process, whatever its chunks
     url_deadline: float = DEFAULT_URL_DEADLINE  # LINKMETER_URL_DEADLINE (the engine's): sizes the chunk backstop
     watchdog_interval: float = 15.0  # LINKMETER_WATCHDOG_INTERVAL
@@ -78,6 +79,7 @@ class CelerySettings:
             redis_url=backend,
             queue=env.text(environ, "LINKMETER_QUEUE", cls.queue),
             chunk_size=env.whole(environ, "LINKMETER_CHUNK_SIZE", cls.chunk_size, positive=True),
+            batch_lanes=env.whole(environ, "LINKMETER_BATCH_LANES", cls.batch_lanes, positive=True),
             worker_urls=env.whole(environ, "LINKMETER_WORKER_URLS", cls.worker_urls, positive=True),
             url_deadline=url_deadline(environ),
             watchdog_interval=env.number(environ, "LINKMETER_WATCHDOG_INTERVAL", cls.watchdog_interval,

@@ -3,8 +3,10 @@ side), DATABASE_URL through django-environ; embedded SQLite unless DATABASE_URL 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 import django_stubs_ext
@@ -12,7 +14,7 @@ import environ
 from django.utils.csp import CSP
 
 from linkmeter.engine import env
-from linkmeter.engine.settings import data_dir, fetch_allow
+from linkmeter.engine.settings import SettingsError, data_dir, fetch_allow
 from linkmeter.web.logging import logging_config
 
 django_stubs_ext.monkeypatch()  # lets typed generics such as ModelAdmin[Link] work at run time
@@ -172,6 +174,22 @@ ACCOUNTS: dict[str, Any] = {
     "KEY_CACHE_SECONDS": min(5.0, env.number(os.environ, "LINKMETER_KEY_CACHE_SECONDS", 5.0)),
     "AUTH_FAILURES_PER_MINUTE": env.whole(os.environ, "LINKMETER_AUTH_FAILURES_PER_MINUTE", 30, positive=True),
 }
+
+
+def trusted_proxies(environ: Mapping[str, str]) -> list[str]:
+    """LINKMETER_TRUSTED_PROXIES: the proxies (addresses or CIDRs) whose X-Forwarded-For names the client; none
+    by default, so a client cannot choose the address its failed authentications count against."""
+    name = "LINKMETER_TRUSTED_PROXIES"
+    networks = []
+    for item in env.items(environ, name):
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or network (CIDR)") from exc
+    return networks
+
+
+TRUSTED_PROXIES = trusted_proxies(os.environ)
 
 # Callback URLs are checked against the SSRF guard's allow list too (read by the engine's own reader).
 FETCH_ALLOW = fetch_allow(os.environ)

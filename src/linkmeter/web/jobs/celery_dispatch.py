@@ -1,4 +1,5 @@
-"""Dispatch to Celery: a batch's analyses as chunk tasks in a chord whose callback closes the batch."""
+"""Dispatch to Celery: a batch's analyses as chunk tasks in a chord whose callback closes the batch, fed into the
+queue a few chunks at a time (its lanes)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from celery import Celery, chord
+from celery import Celery, chain, chord
 from celery.canvas import Signature
 
 from linkmeter.web.config.celery import CLOSE_BATCH, HOUSEKEEPING_PRIORITY, RUN_CHUNK, CelerySettings
@@ -19,24 +20,39 @@ def chunked(ids: Sequence[int], size: int) -> list[list[int]]:
     return [list(ids[start:start + size]) for start in range(0, len(ids), max(1, size))]
 
 
-HEAD_CHUNKS = 4  # a batch's first chunks go at its priority, the rest one step below (see chunk_priority)
+HEAD_CHUNKS = 4  # re-dispatched work's first chunks go at its priority, the rest one step below
 
 
-def chunk_priority(priority: int, index: int) -> int:
-    """A large batch's tail waits one priority step below its head: the first chunks of a batch submitted
-    later by another account of the same plan overtake it, so one account's bulk batch cannot fill the queue
-    ahead of its whole tier (plan priorities are at least two steps apart: the tail stays above lower plans'
-    bulk work)."""
-    return priority if index < HEAD_CHUNKS else max(0, priority - 1)
+def chunk_priority(priority: int, index: int, head: int = HEAD_CHUNKS) -> int:
+    """A large batch's tail waits one priority step below its first ``head`` chunks: the first chunks of a
+    batch submitted later by another account of the same plan overtake it (plan priorities are at least two
+    steps apart: the tail stays above lower plans' bulk work)."""
+    return priority if index < head else max(0, priority - 1)
 
 
-def chunk_signatures(app: Celery, ids: Sequence[int], *, priority: int, size: int) -> list[Signature]:
-    return [app.signature(RUN_CHUNK, args=(chunk,), options={"priority": chunk_priority(priority, index)})
+def chunk_signatures(app: Celery, ids: Sequence[int], *, priority: int, size: int,
+                     head: int = HEAD_CHUNKS) -> list[Signature]:
+    # Immutable: in a lane (a chain) a chunk must not be handed the previous chunk's summary as its ids.
+    return [app.signature(RUN_CHUNK, args=(chunk,), immutable=True,
+                          options={"priority": chunk_priority(priority, index, head)})
             for index, chunk in enumerate(chunked(ids, size))]
 
 
-def publish_batch(app: Celery, ids: Sequence[int], *, priority: int, batch_id: int, chunk_size: int) -> None:
-    """The batch's chunks as a chord: the callback closes the batch once every chunk has run. With no ids
+def batch_lanes(app: Celery, ids: Sequence[int], *, priority: int, size: int, lanes: int) -> list[Signature]:
+    """A batch's chunks in at most ``lanes`` lanes: chunk i goes to lane i mod lanes, and a lane is a chain, so
+    only its first chunk is in the queue at first and each next one is published when the one before has
+    run. A batch of any size thus holds at most ``lanes`` messages in the queue: a batch of another account
+    of its tier submitted later waits behind those, not behind the whole batch. The lanes' first chunks go
+    at the batch's priority, the rest one step below."""
+    chunks = chunk_signatures(app, ids, priority=priority, size=size, head=lanes)
+    if len(chunks) <= lanes:
+        return chunks
+    return [chain(*chunks[lane::lanes]) for lane in range(lanes)]
+
+
+def publish_batch(app: Celery, ids: Sequence[int], *, priority: int, batch_id: int, chunk_size: int,
+                  lanes: int) -> None:
+    """The batch's lanes as a chord: the callback closes the batch once every chunk has run. With no ids
     (every URL was answered by an earlier analysis) only the callback. Raises when the broker cannot
     be reached."""
     close = app.signature(CLOSE_BATCH, args=(batch_id,), immutable=True,
@@ -44,7 +60,7 @@ def publish_batch(app: Celery, ids: Sequence[int], *, priority: int, batch_id: i
     if not ids:
         close.apply_async()
         return
-    chord(chunk_signatures(app, ids, priority=priority, size=chunk_size), close).apply_async()
+    chord(batch_lanes(app, ids, priority=priority, size=chunk_size, lanes=lanes), close).apply_async()
 
 
 def publish_chunks(app: Celery, work: Iterable[tuple[int, int]], *, chunk_size: int) -> int:
@@ -84,7 +100,7 @@ class CeleryDispatcher:
                 publish_chunks(self.app, ((pk, priority) for pk in ids), chunk_size=self.settings.chunk_size)
             else:
                 publish_batch(self.app, ids, priority=priority, batch_id=batch_id,
-                              chunk_size=self.settings.chunk_size)
+                              chunk_size=self.settings.chunk_size, lanes=self.settings.batch_lanes)
         except Exception:
             log.exception("could not hand %d analyses of batch %s to the broker; they stay queued and the orphan "
                           "sweep dispatches them", len(ids), batch_id, extra={"batch_id": batch_id})

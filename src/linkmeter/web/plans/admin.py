@@ -1,14 +1,17 @@
-"""The admin: plans are edited here; an account's plan is set here (or with the CLI); usage is read-only."""
+"""The admin: plans are edited here; an account's plan (its AccountPlan, the one source) is set here, on the
+user's own page or in the list of account plans (or with the CLI); usage is read-only."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
+from linkmeter.web.accounts.admin import AccountUserAdmin
 from linkmeter.web.plans.models import AccountPlan, Plan, QuotaCounter, UsageDay
-from linkmeter.web.plans.selectors.plans import forget_plans
+from linkmeter.web.plans.selectors.plans import default_plan_code, forget_plans
 
 
 @admin.register(Plan)
@@ -31,6 +34,36 @@ class AccountPlanAdmin(admin.ModelAdmin[AccountPlan]):
     def save_model(self, request: HttpRequest, obj: AccountPlan, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         forget_plans()
+
+
+class AccountPlanInline(admin.StackedInline[AccountPlan, User]):
+    model = AccountPlan
+    can_delete = True  # no row: the default plan (free; unlimited for the local owner and superusers)
+    fields = ("plan", "changed_at")
+    readonly_fields = ("changed_at",)
+
+
+class PlanUserAdmin(AccountUserAdmin):
+    inlines = [*AccountUserAdmin.inlines, AccountPlanInline]
+    list_display = (*AccountUserAdmin.list_display, "plan")
+    list_select_related = ("account_plan__plan", "account")
+
+    @admin.display(description="plan")
+    def plan(self, user: User) -> str:
+        row = getattr(user, "account_plan", None)
+        if row is not None:
+            return str(row.plan.code)
+        account = getattr(user, "account", None)
+        return default_plan_code(superuser=user.is_superuser,
+                                 local_owner=bool(account is not None and account.is_local_owner))
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        forget_plans()
+
+
+admin.site.unregister(User)
+admin.site.register(User, PlanUserAdmin)
 
 
 class ReadOnly(admin.ModelAdmin[Any]):

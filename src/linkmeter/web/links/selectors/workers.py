@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, CallbackStatus
+from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, CallbackStatus
 from linkmeter.web.links.selectors.progress import batch_progress
 
 
@@ -40,10 +41,14 @@ def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
 
 
 def analyses_orphaned(*, older_than_seconds: float, limit: int = 10_000) -> list[tuple[int, int]]:
-    """(id, priority) of analyses queued for longer than ``older_than_seconds``, highest priority first."""
+    """(id, priority) of analyses queued for longer than ``older_than_seconds``, highest priority first, but
+    for those of a batch still moving (one of its analyses running, or finished within that time): a batch's
+    later chunks wait for its lanes (``jobs.celery_dispatch.batch_lanes``) with no message in the queue."""
     before = timezone.now() - timedelta(seconds=older_than_seconds)
+    moving = BatchItem.objects.filter(batch__items__analysis=OuterRef("pk")).filter(
+        Q(analysis__status=AnalysisStatus.RUNNING) | Q(analysis__finished_at__gte=before))
     return list(Analysis.objects.filter(status=AnalysisStatus.QUEUED, queued_at__lt=before)
-                .order_by("-priority", "id").values_list("id", "priority")[:limit])
+                .exclude(Exists(moving)).order_by("-priority", "id").values_list("id", "priority")[:limit])
 
 
 def analyses_priorities(analysis_ids: Sequence[int]) -> list[tuple[int, int]]:

@@ -1,12 +1,14 @@
-"""Which plan an account is on: its AccountPlan, else the default plan (``free``); no account (anonymous
-local mode) and superusers without a plan of their own (the local owner) are ``unlimited``. Answers are kept
-per process for a few seconds, so a request costs no query and a plan changed in the admin applies soon."""
+"""Which plan an account is on: its AccountPlan (the one source, which the CLI, the admin, the usage page and
+the API all read and write), else the default plan (``free``); no account (anonymous local mode), the local
+owner and superusers without a plan of their own are ``unlimited``. Answers are kept per process for a few
+seconds, so a request costs no query and a plan changed in the admin applies soon."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
@@ -27,14 +29,25 @@ def plan_code_for(user: AbstractBaseUser | AnonymousUser | None) -> str:
     row = AccountPlan.objects.filter(user_id=user.pk).values_list("plan__code", flat=True).first()
     if row is not None:
         return row
-    # The accounts app's profile names a plan by code (its local owner: unlimited) until an AccountPlan exists.
     try:
-        profile_code = getattr(getattr(user, "account", None), "plan_code", None)
+        local_owner = bool(getattr(getattr(user, "account", None), "is_local_owner", False))
     except ObjectDoesNotExist:
-        profile_code = None
-    if isinstance(profile_code, str) and profile_code:
-        return profile_code
-    return UNLIMITED if getattr(user, "is_superuser", False) else DEFAULT_PLAN
+        local_owner = False
+    return default_plan_code(superuser=bool(getattr(user, "is_superuser", False)), local_owner=local_owner)
+
+
+def default_plan_code(*, superuser: bool, local_owner: bool) -> str:
+    """The plan of an account with no AccountPlan row."""
+    return UNLIMITED if superuser or local_owner else DEFAULT_PLAN
+
+
+def users_with_plans(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``accounts.selectors.users_list()`` rows with each account's ``plan`` code (one query for them all)."""
+    rows = list(rows)
+    chosen = dict(AccountPlan.objects.filter(user_id__in=[r["id"] for r in rows]).values_list("user_id",
+                                                                                               "plan__code"))
+    return [{**r, "plan": chosen.get(r["id"]) or default_plan_code(superuser=r["admin"], local_owner=r["local_owner"])}
+            for r in rows]
 
 
 def plan_for(user: AbstractBaseUser | AnonymousUser | None) -> PlanLimits:

@@ -1,5 +1,6 @@
 """A submission under the account's plan: batch size, providers, URLs in flight and the quotas checked, the
-analyses queued at the plan's priority, all in one transaction (refused work consumes nothing)."""
+analyses queued at the plan's priority, all in one transaction (refused work consumes nothing). The URLs in
+flight are counted under a lock of the account's row, so two web processes cannot both pass the limit."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ def plan_submission_submit(
     chosen = plan_providers(plan, providers)
     account = user if isinstance(user, User) else None
     with transaction.atomic():
+        if account is not None and plan.max_in_flight is not None:
+            _lock_account(account)
         submission = analysis_submit(urls=urls, providers=chosen, fresh=fresh, name=name, source=source,
                                      max_age=max_age, user=account, callback_url=callback_url,
                                      priority=plan.analysis_priority(len(urls)))
@@ -66,6 +69,14 @@ def plan_submission_submit(
             used = quota_reserve(user_id=account.pk, plan=plan, urls=submission.batch.total, key_id=key_id,
                                  key_label=key_label)
     return PlannedSubmission(submission, used)
+
+
+def _lock_account(user: User) -> None:
+    """Holds the account's row until the submission commits: a second submission of the account (another web
+    process) waits here, and its count of URLs in flight then sees this one's analyses. PostgreSQL's READ
+    COMMITTED alone would let both count before either commits, and both pass. SQLite needs no lock: its
+    IMMEDIATE transactions already run one writer at a time (select_for_update is a no-op there)."""
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
 
 
 def _check_in_flight(user: User, plan: PlanLimits) -> None:
