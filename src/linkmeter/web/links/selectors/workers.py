@@ -32,6 +32,8 @@ def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
         "status": progress.status,
         "total": progress.total,
         "counts": progress.counts,
+        "deferred": progress.deferred,  # cells still to be filled in the background (told again when 0)
+        "deferred_estimate": progress.deferred_estimate.isoformat() if progress.deferred_estimate else None,
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
         "results_url": reverse("api-v1:batch_results", kwargs={"batch_id": batch.pk}),
         "callback_url": batch.callback_url,
