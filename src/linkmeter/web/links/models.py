@@ -85,11 +85,12 @@ class ProviderResult(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Deferred (services/deferred.py): a call that ended rate_limited or circuit_open, to be made again in
     # the background when the provider's budget allows; set while it waits, cleared once it is settled.
+    # Defaults in the database too: bulkwrite.py inserts results with plain statements naming only its columns.
     deferred_since = models.DateTimeField(null=True, blank=True)
-    deferred_priority = models.SmallIntegerField(default=0)  # its analysis's: higher is refilled first
-    refills = models.SmallIntegerField(default=0)  # background tries made
+    deferred_priority = models.SmallIntegerField(default=0, db_default=0)  # its analysis's: higher first
+    refills = models.SmallIntegerField(default=0, db_default=0)  # background tries made
     refill_lease = models.DateTimeField(null=True, blank=True)  # a refiller holds it until then
-    refill_token = models.CharField(max_length=32, blank=True, default="")
+    refill_token = models.CharField(max_length=32, blank=True, default="", db_default="")
     refilled_at = models.DateTimeField(null=True, blank=True)  # when a background try settled it
 
     class Meta:
