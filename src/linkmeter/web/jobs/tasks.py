@@ -105,7 +105,8 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
         if settings.webhook_secret:
             runtime = worker.current()
             outcome = runtime.call(webhook.post(runtime.running_engine.http, url, webhook.encode(summary),
-                                                secret=settings.webhook_secret, within=settings.webhook_timeout),
+                                                secret=settings.webhook_secret, within=settings.webhook_timeout,
+                                                event=str(summary["event"])),
                                    timeout=settings.webhook_timeout + 5)
         else:
             outcome = webhook.Delivery(False, False, "LINKMETER_WEBHOOK_SECRET is not set on the workers")

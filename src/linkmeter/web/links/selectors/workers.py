@@ -27,6 +27,8 @@ def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
         return None
     progress = batch_progress(batch)
     return {
+        # batch.updated: sent again once its deferred cells are settled (it was delivered before)
+        "event": "batch.updated" if batch.callback_sent_at else "batch.finished",
         "batch_id": batch.pk,
         "name": batch.name,
         "status": progress.status,
