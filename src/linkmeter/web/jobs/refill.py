@@ -2,7 +2,8 @@
 through in the round, highest priority first, and stores the answers in place (services/deferred.py).
 
 The embedded runner runs rounds on its own loop (its database thread for the ORM: ``refill_round``); a Celery
-worker runs the beat task's round from a task thread, the calls on its engine's loop (``refill_round_blocking``).
+worker runs the beat task's rounds from a task thread, the calls on its engine's loop
+(``refill_rounds_blocking``).
 A round waits for the provider's rate limit like any call, within its deadline (twice the interval): what
 cannot get a slot or a budget stays deferred for the next round.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +61,14 @@ class RoundReport:
     gave_up: int = 0
     claimed: int = 0
     batches: list[int] = field(default_factory=list)  # batches with no deferred cell left: tell their webhook
+
+    def merge(self, other: RoundReport) -> None:
+        self.filled += other.filled
+        self.waiting += other.waiting
+        self.settled += other.settled
+        self.gave_up += other.gave_up
+        self.claimed += other.claimed
+        self.batches.extend(b for b in other.batches if b not in self.batches)
 
     def add(self, refilled: Refilled) -> None:
         self.filled += refilled.filled
@@ -119,13 +129,25 @@ async def refill_round(engine: Engine, database: Database, settings: RefillSetti
     return report
 
 
-def refill_round_blocking(engine: Engine, run: Callable[..., Any], settings: RefillSettings) -> RoundReport:
-    """One round from a thread that may use the database (a Celery task): the calls run on the engine's loop
+def refill_rounds_blocking(engine: Engine, run: Callable[..., Any], settings: RefillSettings,
+                           clock: Callable[[], float] = time.monotonic) -> RoundReport:
+    """Rounds from a thread that may use the database (a Celery task), for up to one interval: another round
+    while the last one filled something (cells sharing an upstream call fill from its cache entry without a
+    slot, so a round's count says little about what the rate allows). The calls run on the engine's loop
     through ``run(coroutine, timeout=)`` (``WorkerRuntime.call``)."""
-    report = RoundReport()
+    started = clock()
     expired = deferred_expire(max_age_seconds=settings.max_age)
-    report.gave_up = expired.settled
+    report = RoundReport(gave_up=expired.settled)
     report.add(expired)
+    while True:
+        one = _round_blocking(engine, run, settings)
+        report.merge(one)
+        if not one.claimed or not one.filled or clock() - started >= settings.interval:
+            return report
+
+
+def _round_blocking(engine: Engine, run: Callable[..., Any], settings: RefillSettings) -> RoundReport:
+    report = RoundReport()
     limits = run(per_round(engine, deferred_waiting(), settings), timeout=30)
     works = [work for name, n in limits.items()
              for work in deferred_claim(provider=name, limit=n, lease_seconds=settings.deadline * 3)]

@@ -178,13 +178,14 @@ def queue_depth() -> int | None:
 
 @shared_task(name=REFILL_DEFERRED, ignore_result=True)
 def refill_deferred() -> None:
-    """One round of the refiller on this worker's engine: deferred cells called again as their providers'
-    rates allow, stored in place; the batches left with no deferred cell have their webhook told again."""
+    """Rounds of the refiller on this worker's engine, for up to one interval: deferred cells called again as
+    their providers' rates allow, stored in place; the batches left with no deferred cell have their webhook
+    told again."""
     settings = refill.RefillSettings.from_django()
     if settings.max_age <= 0:
         return
     runtime = worker.current()
-    report = refill.refill_round_blocking(runtime.running_engine, runtime.call, settings)
+    report = refill.refill_rounds_blocking(runtime.running_engine, runtime.call, settings)
     if report.filled or report.gave_up:
         log.info("deferred cells: %d filled, %d still waiting, %d settled otherwise, %d given up",
                  report.filled, report.waiting, report.settled, report.gave_up)
