@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from linkmeter.engine.budgets import DAY, HOUR, BudgetRule, MemoryBudgets, budget_limits, window_start
+from linkmeter.engine.limits import MemoryRateLimiter
 from linkmeter.engine.provider import Policy
 from linkmeter.engine.results import CallStatus
 from linkmeter.engine.settings import EngineSettings, SettingsError
@@ -119,7 +120,8 @@ async def prefix(admin: aioredis.Redis) -> AsyncIterator[str]:
 
 
 async def test_two_processes_share_a_budget_in_redis_and_never_overspend_it(prefix: str) -> None:
-    links = [RedisLink.from_url(REDIS_URL, prefix=prefix) for _ in range(2)]
+    # A generous timeout: a Redis call timing out on a loaded machine would fall back to a process's own count.
+    links = [RedisLink.from_url(REDIS_URL, prefix=prefix, timeout=5.0) for _ in range(2)]
     try:
         rule = BudgetRule(reserve=0.25, reserve_priority=4)
         stores = [RedisBudgets(link, rule) for link in links]
@@ -135,3 +137,19 @@ async def test_two_processes_share_a_budget_in_redis_and_never_overspend_it(pref
     finally:
         for link in links:
             await link.aclose()
+
+
+class LaggingLimiter(MemoryRateLimiter):
+    """Hands out a slot past the caller's deadline, as a loop lagging behind its timers does in effect."""
+
+    async def reserve(self, name: str, rate: float, burst: int, max_wait: float) -> float | None:
+        return max_wait + 5.0
+
+
+async def test_a_call_still_waiting_for_its_slot_at_the_url_deadline_ends_rate_limited() -> None:
+    provider = FakeProvider("p", provides=("p.x",), policy=Policy(timeout=1, retries=0, rate_per_sec=1))
+    engine = make_engine(provider, url_deadline=0.3, state=EngineState(limiter=LaggingLimiter()))
+    result = await engine.analyze("https://example.org/")
+    assert result.providers["p"].status is CallStatus.RATE_LIMITED  # so it is deferred, not lost as a timeout
+    assert "waiting for a rate-limit slot" in result.providers["p"].message
+    assert provider.calls == 0

@@ -53,8 +53,12 @@ class CallPipeline:
         flights: SingleFlight[Outcome] | None = None,
         semaphores: dict[str, asyncio.Semaphore] | None = None,
         batchers: dict[str, Batcher] | None = None,
+        slot_waiters: set[asyncio.Task[Any]] | None = None,
     ) -> None:
         providers = list(providers)
+        # Tasks waiting for our own rate limit, pause or budget: a URL whose deadline comes while one still waits
+        # (a loop lagging past the wait's own margin) reports that call rate_limited, not timeout.
+        self._slot_waiters: set[asyncio.Task[Any]] = slot_waiters if slot_waiters is not None else set()
         self.state = state
         self._http, self._dns = http, dns
         self._clock = clock
@@ -79,7 +83,12 @@ class CallPipeline:
         """A pipeline for some of these providers sharing this one's clients, state, in-flight calls, caps and
         pending bulk queries."""
         return CallPipeline(providers, http=self._http, dns=self._dns, state=self.state, clock=self._clock,
-                            flights=self._flights, semaphores=self._semaphores, batchers=self._batchers)
+                            flights=self._flights, semaphores=self._semaphores, batchers=self._batchers,
+                            slot_waiters=self._slot_waiters)
+
+    def waiting_for_slot(self, task: asyncio.Task[Any]) -> bool:
+        """Whether ``task`` is waiting for a provider's rate-limit slot (or a pause) right now."""
+        return task in self._slot_waiters
 
     def batcher(self, name: str) -> Batcher | None:
         """The bulk-query batcher of provider ``name`` (None: its calls go one by one)."""
@@ -189,7 +198,14 @@ class CallPipeline:
         """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end, then count the
         request against the provider's budgets; raises RateLimitWait when the wait would outlast the deadline,
         BudgetSpent when a budget is spent for this priority."""
-        await self._wait_for_rate(name, policy, deadline)
+        task = asyncio.current_task()
+        if task is not None:
+            self._slot_waiters.add(task)
+        try:
+            await self._wait_for_rate(name, policy, deadline)
+        finally:
+            if task is not None:
+                self._slot_waiters.discard(task)
         limits = self._budgets.get(name)
         if limits is None:
             limits = self._budgets[name] = budget_limits(policy)

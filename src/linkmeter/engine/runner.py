@@ -281,8 +281,13 @@ class _UrlRun:
         self.ending = True  # on cancellation the clock is not past the deadline: no dependent may start
         for name, task in list(self.tasks.items()):
             if name not in self.results:
+                waiting = self.calls.waiting_for_slot(task)  # asked before the cancellation takes it out
                 task.cancel()
-                self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))
+                if waiting:
+                    self._final(name, CallResult(name, CallStatus.RATE_LIMITED,
+                                                 message="URL deadline reached while waiting for a rate-limit slot"))
+                else:
+                    self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))
         for provider in self.plan.providers:
             if provider.name not in self.results:
                 self._final(provider.name, CallResult(
