@@ -26,6 +26,9 @@ from linkmeter.web.links.bulkwrite import MESSAGE_LIMIT, jsonable
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, CallbackStatus, ProviderResult
 
 DEFERRABLE = (CallStatus.RATE_LIMITED.value, CallStatus.CIRCUIT_OPEN.value)
+# A background try ending so keeps its cell deferred: the provider refused, or did not answer in time (its
+# background deadline is short); an error answer or a skip settles it.
+STILL_WAITING = (*DEFERRABLE, CallStatus.TIMEOUT.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +87,15 @@ def deferred_claim(*, provider: str, limit: int, lease_seconds: float) -> list[D
 @dataclass(frozen=True, slots=True)
 class Refilled:
     filled: int  # cells that got an answer
-    waiting: int  # still deferred (the provider still said no)
+    waiting: int  # still deferred (the provider still said no, or did not answer in time)
     settled: int  # cells that ended otherwise (an error, a timeout): no longer deferred
     batches: list[int]  # batches that have no deferred cell left because of this call: tell their webhook
 
 
 def deferred_store(*, outcomes: Sequence[tuple[DeferredWork, dict[str, CallResult]]]) -> Refilled:
     """Store what the background calls answered, in place: the cell (and the indicators derived again from
-    it), its analysis's signals and status. A cell the provider still refused stays deferred, for a later
-    round; one that ended otherwise is settled with that status."""
+    it), its analysis's signals and status. A cell the provider still refused (or that timed out) stays
+    deferred, for a later round; one that ended otherwise (an error answer) is settled with that status."""
     now = timezone.now()
     filled = waiting = settled = 0
     touched: set[int] = set()
@@ -106,7 +109,7 @@ def deferred_store(*, outcomes: Sequence[tuple[DeferredWork, dict[str, CallResul
                 continue  # settled meanwhile (given up)
             current.refills += 1
             current.refill_lease, current.refill_token = None, ""
-            if main.status.value in DEFERRABLE:
+            if main.status.value in STILL_WAITING:
                 current.message = _text(main.message)
                 current.save(update_fields=["refills", "refill_lease", "refill_token", "message"])
                 waiting += 1
