@@ -153,3 +153,12 @@ async def test_a_call_still_waiting_for_its_slot_at_the_url_deadline_ends_rate_l
     assert result.providers["p"].status is CallStatus.RATE_LIMITED  # so it is deferred, not lost as a timeout
     assert "waiting for a rate-limit slot" in result.providers["p"].message
     assert provider.calls == 0
+
+
+async def test_calls_that_joined_one_still_waiting_for_its_slot_end_rate_limited_too() -> None:
+    provider = FakeProvider("p", provides=("p.x",), key_signal="domain",
+                            policy=Policy(timeout=1, retries=0, rate_per_sec=1))
+    engine = make_engine(provider, url_deadline=0.3, state=EngineState(limiter=LaggingLimiter()))
+    results = await asyncio.gather(*(engine.analyze(f"https://example.org/{n}") for n in range(3)))
+    assert [r.providers["p"].status for r in results] == [CallStatus.RATE_LIMITED] * 3
+    assert provider.calls == 0

@@ -54,11 +54,14 @@ class CallPipeline:
         semaphores: dict[str, asyncio.Semaphore] | None = None,
         batchers: dict[str, Batcher] | None = None,
         slot_waiters: set[asyncio.Task[Any]] | None = None,
+        keys_waiting: set[str] | None = None,
     ) -> None:
         providers = list(providers)
         # Tasks waiting for our own rate limit, pause or budget: a URL whose deadline comes while one still waits
         # (a loop lagging past the wait's own margin) reports that call rate_limited, not timeout.
         self._slot_waiters: set[asyncio.Task[Any]] = slot_waiters if slot_waiters is not None else set()
+        # The cache keys whose call waits so: the calls that joined one in flight wait with it.
+        self._keys_waiting: set[str] = keys_waiting if keys_waiting is not None else set()
         self.state = state
         self._http, self._dns = http, dns
         self._clock = clock
@@ -84,11 +87,12 @@ class CallPipeline:
         pending bulk queries."""
         return CallPipeline(providers, http=self._http, dns=self._dns, state=self.state, clock=self._clock,
                             flights=self._flights, semaphores=self._semaphores, batchers=self._batchers,
-                            slot_waiters=self._slot_waiters)
+                            slot_waiters=self._slot_waiters, keys_waiting=self._keys_waiting)
 
-    def waiting_for_slot(self, task: asyncio.Task[Any]) -> bool:
-        """Whether ``task`` is waiting for a provider's rate-limit slot (or a pause) right now."""
-        return task in self._slot_waiters
+    def waiting_for_slot(self, task: asyncio.Task[Any], cache_key: str | None = None) -> bool:
+        """Whether ``task`` is waiting for a provider's rate-limit slot (or a pause) right now, itself or as one
+        that joined the call of ``cache_key`` (``provider:key``) in flight."""
+        return task in self._slot_waiters or (cache_key is not None and cache_key in self._keys_waiting)
 
     def batcher(self, name: str) -> Batcher | None:
         """The bulk-query batcher of provider ``name`` (None: its calls go one by one)."""
@@ -168,7 +172,7 @@ class CallPipeline:
             try:
                 collected, attempts = await call_with_retries(
                     partial(self._attempt, provider, signals), policy=policy, deadline=deadline, clock=self._clock,
-                    before_attempt=partial(self._wait_for_slot, name, policy, deadline, priority),
+                    before_attempt=partial(self._wait_for_slot, name, policy, deadline, priority, cache_key),
                 )
             finally:
                 if semaphore is not None:
@@ -194,18 +198,23 @@ class CallPipeline:
             return False
         return True
 
-    async def _wait_for_slot(self, name: str, policy: Policy, deadline: float, priority: int = 0) -> None:
+    async def _wait_for_slot(self, name: str, policy: Policy, deadline: float, priority: int = 0,
+                             cache_key: str | None = None) -> None:
         """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end, then count the
         request against the provider's budgets; raises RateLimitWait when the wait would outlast the deadline,
         BudgetSpent when a budget is spent for this priority."""
         task = asyncio.current_task()
         if task is not None:
             self._slot_waiters.add(task)
+        if cache_key is not None:
+            self._keys_waiting.add(cache_key)
         try:
             await self._wait_for_rate(name, policy, deadline)
         finally:
             if task is not None:
                 self._slot_waiters.discard(task)
+            if cache_key is not None:
+                self._keys_waiting.discard(cache_key)
         limits = self._budgets.get(name)
         if limits is None:
             limits = self._budgets[name] = budget_limits(policy)

@@ -277,11 +277,17 @@ class _UrlRun:
                 reasons.append(f"needs {signal}: {producer} ended {result.status}{detail}")
         return "; ".join(reasons)
 
+    def _cache_key(self, name: str) -> str | None:
+        try:
+            return f"{name}:{self.plan.by_name(name).key(self.signals)}"
+        except Exception:  # the call itself reported a failing key()
+            return None
+
     def _finish_unfinished(self) -> None:
         self.ending = True  # on cancellation the clock is not past the deadline: no dependent may start
         for name, task in list(self.tasks.items()):
             if name not in self.results:
-                waiting = self.calls.waiting_for_slot(task)  # asked before the cancellation takes it out
+                waiting = self.calls.waiting_for_slot(task, self._cache_key(name))  # before the cancellation
                 task.cancel()
                 if waiting:
                     self._final(name, CallResult(name, CallStatus.RATE_LIMITED,
