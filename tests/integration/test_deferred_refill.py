@@ -25,7 +25,7 @@ import pytest
 
 from tests.integration.harness import NO_PROXY, Cluster, HarnessError, cluster, linkmeter, query, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]  # over the waits: a slow run fails with their story
 
 PROVIDER = "wayback"
 PAGES = 125

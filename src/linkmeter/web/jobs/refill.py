@@ -89,7 +89,7 @@ async def per_round(engine: Engine, waiting: dict[str, int], settings: RefillSet
         if await engine.state.limiter.paused_for(name) > settings.deadline:
             continue
         policy = provider.policy
-        room = (math.floor(policy.rate_per_sec * settings.interval) + policy.burst if policy.rate_per_sec
+        room = (math.floor(policy.rate_per_sec * settings.deadline) + policy.burst if policy.rate_per_sec
                 else UNLIMITED_PER_ROUND)
         limits[name] = max(1, min(count, room))
     return limits
