@@ -14,7 +14,15 @@ from linkmeter.engine.http import HttpClient
 from linkmeter.engine.observe import EngineObserver, logging_context, notify_call, notify_url
 from linkmeter.engine.plan import Plan, PlanError
 from linkmeter.engine.provider import Provider
-from linkmeter.engine.results import SUCCESS, CallResult, CallStatus, UrlResult, UrlStatus, url_status
+from linkmeter.engine.results import (
+    SUCCESS,
+    URL_DEADLINE_MESSAGE,
+    CallResult,
+    CallStatus,
+    UrlResult,
+    UrlStatus,
+    url_status,
+)
 from linkmeter.engine.settings import DEFAULT_URL_DEADLINE
 from linkmeter.engine.state import EngineState
 from linkmeter.engine.urls import parse_url
@@ -293,7 +301,7 @@ class _UrlRun:
                     self._final(name, CallResult(name, CallStatus.RATE_LIMITED,
                                                  message="URL deadline reached while waiting for a rate-limit slot"))
                 else:
-                    self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))
+                    self._final(name, CallResult(name, CallStatus.TIMEOUT, message=URL_DEADLINE_MESSAGE))
         for provider in self.plan.providers:
             if provider.name not in self.results:
                 self._final(provider.name, CallResult(

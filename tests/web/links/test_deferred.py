@@ -161,3 +161,17 @@ async def test_a_refill_round_asks_only_the_deferred_provider_again() -> None:
     assert (page.calls, archive.calls) == (0, 3)
     statuses = await sync_to_async(lambda: sorted(Analysis.objects.values_list("status", flat=True)))()
     assert statuses == ["done", "done", "done"]
+
+
+def test_a_cell_the_url_deadline_cut_short_is_deferred_but_a_provider_timeout_is_not() -> None:
+    submitted = analysis_submit(urls=["https://example.org/a", "https://example.org/b"], priority=0)
+    claimed = analysis_claim_next(limit=2, deadline_seconds=60)
+    outcomes = []
+    for work, message in zip(claimed, ("URL deadline reached", "no answer within 15s"), strict=True):
+        result = limited(work.url)
+        result.providers["archive"] = CallResult("archive", CallStatus.TIMEOUT, 0.0, 0, message)
+        outcomes.append((work.analysis_id, result))
+    analysis_complete(outcomes=outcomes)
+    deferred = ProviderResult.objects.filter(deferred_since__isnull=False)
+    assert list(deferred.values_list("message", flat=True)) == ["URL deadline reached"]
+    assert batch_progress(submitted.batch).deferred == 1

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from linkmeter.engine.results import SUCCESS, CallResult, CallStatus
+from linkmeter.engine.results import SUCCESS, URL_DEADLINE_MESSAGE, CallResult, CallStatus
 from linkmeter.web.links.bulkwrite import MESSAGE_LIMIT, jsonable
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, CallbackStatus, ProviderResult
 
@@ -44,12 +44,14 @@ class DeferredWork:
 
 
 def result_defer(*, analysis_ids: Sequence[int], now: datetime) -> int:
-    """Defer the ``rate_limited`` and ``circuit_open`` cells of these just stored analyses, at their analysis's
-    priority. Call inside the transaction that stored them."""
+    """Defer the ``rate_limited`` and ``circuit_open`` cells of these just stored analyses, and those the URL's
+    deadline cut short (``timeout`` with ``URL_DEADLINE_MESSAGE``: still waiting for a slot or in flight when
+    the deadline came), at their analysis's priority. Call inside the transaction that stored them."""
     if not analysis_ids:
         return 0
     priority = Analysis.objects.filter(pk=OuterRef("analysis_id")).values("priority")[:1]
-    return (ProviderResult.objects.filter(analysis_id__in=analysis_ids, status__in=DEFERRABLE,
+    cut_short = Q(status=CallStatus.TIMEOUT.value, message=URL_DEADLINE_MESSAGE)
+    return (ProviderResult.objects.filter(Q(status__in=DEFERRABLE) | cut_short, analysis_id__in=analysis_ids,
                                           deferred_since__isnull=True, refilled_at__isnull=True)
             .update(deferred_since=now, deferred_priority=Subquery(priority)))
 
