@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 
 from linkmeter.emulator.client import ALLOW, EmulatorInfo, emulator_variables, provider_urls
+from linkmeter.engine.budgets import MemoryBudgets
 from linkmeter.engine.cache import MemoryCache
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
@@ -52,7 +53,7 @@ def build_state(settings: EngineSettings) -> EngineState | None:
 
     try:
         return redis_state(settings.redis_url, prefix=settings.redis_prefix, timeout=settings.redis_timeout,
-                           near_bytes=settings.cache_memory)
+                           near_bytes=settings.cache_memory, budget_rule=settings.budget_rule)
     except ValueError as exc:
         raise SettingsError(f"LINKMETER_REDIS_URL: {exc}") from exc
 
@@ -73,7 +74,8 @@ def build_engine(
     settings = build_settings(environ, relax_rate_limits=relax_rate_limits, emulator=emulator)
     plan = Plan.build(build_providers(settings), select=select)
     if state is None:
-        state = build_state(settings) or EngineState(cache=MemoryCache(settings.cache_memory))
+        state = build_state(settings) or EngineState(cache=MemoryCache(settings.cache_memory),
+                                                     budgets=MemoryBudgets(settings.budget_rule))
     return Engine(
         plan,
         http=HttpClient(settings.http),

@@ -264,9 +264,9 @@ async def test_a_result_held_in_process_is_final_at_once_and_starts_its_dependen
     called: list[str] = []  # providers run as a task through calls.call()
     original = engine.calls.call
 
-    async def counting_call(provider: Any, signals: Any, deadline: float) -> Any:
+    async def counting_call(provider: Any, signals: Any, deadline: float, priority: int = 0) -> Any:
         called.append(provider.name)
-        return await original(provider, signals, deadline)
+        return await original(provider, signals, deadline, priority)
 
     engine.calls.call = counting_call  # type: ignore[method-assign]
     result = await engine.analyze("https://b.example.org/2")

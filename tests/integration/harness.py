@@ -245,14 +245,16 @@ class Cluster:
         if done.returncode != 0:
             raise HarnessError(f"linkmeter migrate failed: {done.stderr[-3000:]}")
 
-    def serve(self) -> str:
+    def serve(self, ready_path: str = "/api/v1/providers") -> str:
+        """Start `linkmeter serve`; ready once ``ready_path`` answers 200 (with LINKMETER_AUTH=required: a
+        public path, e.g. /api/v1/openapi.json)."""
         proc = self.processes.start("serve", linkmeter("serve", "--host", "127.0.0.1", "--port", "0"), self.env,
                                     stdout_pipe=True)
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", read_line(proc, START_SECONDS))
         if match is None:
             raise HarnessError(f"linkmeter serve printed no address\n{proc.tail()}")
         self.base = f"http://127.0.0.1:{match.group(1)}"
-        wait_for(lambda: self._answers("/api/v1/providers"), START_SECONDS, "linkmeter serve to answer",
+        wait_for(lambda: self._answers(ready_path), START_SECONDS, "linkmeter serve to answer",
                  self.processes)
         return self.base
 

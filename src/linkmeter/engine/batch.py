@@ -51,7 +51,7 @@ from linkmeter.engine.results import CallStatus
 from linkmeter.engine.state import EngineState
 
 Acquire = Callable[[asyncio.Semaphore, float], Awaitable[bool]]
-WaitForSlot = Callable[[str, Policy, float], Awaitable[None]]
+WaitForSlot = Callable[[str, Policy, float, int], Awaitable[None]]  # name, policy, deadline, priority
 
 # A request's log lines are about many URLs: none of theirs is carried over from the call that flushed it.
 _NO_URL_FIELDS = dict.fromkeys(LOG_FIELDS)
@@ -67,6 +67,7 @@ class _Key:
     started: float
     future: asyncio.Future[Outcome]
     timer: asyncio.TimerHandle | None = None
+    priority: int = 0  # its analysis's: a request spends the budgets at its keys' highest
 
 
 Answers = list[tuple[_Key, Collected | ProviderError]]
@@ -107,11 +108,11 @@ class Batcher:
     def requests_in_flight(self) -> int:
         return len(self._tasks)
 
-    async def submit(self, signals: dict[str, Any], cache_key: str, deadline: float) -> Outcome:
+    async def submit(self, signals: dict[str, Any], cache_key: str, deadline: float, priority: int = 0) -> Outcome:
         """Wait in the pending batch, then for the request that carries this key; its outcome for the key."""
         loop = asyncio.get_running_loop()
         now = self._clock()
-        key = _Key(signals, cache_key, deadline, now, loop.create_future())
+        key = _Key(signals, cache_key, deadline, now, loop.create_future(), priority=priority)
         pending = self._pending
         pending.append(key)
         linger = self._provider.policy.batch_linger
@@ -220,7 +221,8 @@ class Batcher:
 
     async def _before_attempt(self, request: _Request, policy: Policy) -> None:
         request.waiting = rate_limit_message(policy.rate_per_sec)
-        await self._wait_for_slot(self._provider.name, policy, request.deadline)
+        priority = max((key.priority for key in request.keys if not key.future.done()), default=0)
+        await self._wait_for_slot(self._provider.name, policy, request.deadline, priority)
         request.waiting = None
         request.attempts += 1
 

@@ -2,9 +2,10 @@
 
 The order, for a call the cache does not answer: identical calls in flight are joined (single flight); the
 breaker may refuse; the provider's concurrency cap and rate limit are waited for (each until just before the
-URL's deadline); the call is tried and retried under the policy; a success is cached; the breaker records
-the outcome. This is every call's path: each coroutine frame between the URL's task and the provider's I/O
-is passed through again on every resumption, so helpers here are plain methods handed over with
+URL's deadline), and each attempt is counted against the provider's budgets (``budgets.py``); the call is
+tried and retried under the policy; a success is cached; the breaker records the outcome. This is every
+call's path: each coroutine frame between the URL's task and the provider's I/O is passed through again on
+every resumption, so helpers here are plain methods handed over with
 ``functools.partial``, never extra layers of ``await``. A provider with ``max_batch`` > 1 takes the same path
 up to single flight, then waits for a bulk query (``batch.py``), which applies the rest per request.
 """
@@ -18,9 +19,18 @@ from functools import partial
 from typing import Any
 
 from linkmeter.engine.batch import Batcher
+from linkmeter.engine.budgets import budget_limits
 from linkmeter.engine.cache import SingleFlight
 from linkmeter.engine.errors import ProviderError
-from linkmeter.engine.outcome import DEFAULT_PAUSE_SECONDS, SLOT_WAIT_MARGIN, Outcome, RateLimitWait, cache_ttl, failure
+from linkmeter.engine.outcome import (
+    DEFAULT_PAUSE_SECONDS,
+    SLOT_WAIT_MARGIN,
+    BudgetSpent,
+    Outcome,
+    RateLimitWait,
+    cache_ttl,
+    failure,
+)
 from linkmeter.engine.policy import call_with_retries
 from linkmeter.engine.ports import CacheEntry, DnsApi, HttpApi
 from linkmeter.engine.provider import CallContext, Collected, Policy, Provider
@@ -43,8 +53,15 @@ class CallPipeline:
         flights: SingleFlight[Outcome] | None = None,
         semaphores: dict[str, asyncio.Semaphore] | None = None,
         batchers: dict[str, Batcher] | None = None,
+        slot_waiters: set[asyncio.Task[Any]] | None = None,
+        keys_waiting: set[str] | None = None,
     ) -> None:
         providers = list(providers)
+        # Tasks waiting for our own rate limit, pause or budget: a URL whose deadline comes while one still waits
+        # (a loop lagging past the wait's own margin) reports that call rate_limited, not timeout.
+        self._slot_waiters: set[asyncio.Task[Any]] = slot_waiters if slot_waiters is not None else set()
+        # The cache keys whose call waits so: the calls that joined one in flight wait with it.
+        self._keys_waiting: set[str] = keys_waiting if keys_waiting is not None else set()
         self.state = state
         self._http, self._dns = http, dns
         self._clock = clock
@@ -54,6 +71,7 @@ class CallPipeline:
         }
         self._contexts = {p.name: CallContext(http=http, dns=dns, config=p.config) for p in providers}
         self._disabled = {p.name: p.disabled_reason() for p in providers}
+        self._budgets: dict[str, tuple[tuple[int, int], ...]] = {}  # each provider's budget_limits(policy)
         self._peek: Callable[[str], CacheEntry | None] | None = getattr(state.cache, "peek", None)
         # Bulk queries: one Batcher per provider that takes many keys per request (none with bulk=False: every
         # call then goes one by one through collect()). Empty for most engines, so call() pays one truth test.
@@ -68,7 +86,13 @@ class CallPipeline:
         """A pipeline for some of these providers sharing this one's clients, state, in-flight calls, caps and
         pending bulk queries."""
         return CallPipeline(providers, http=self._http, dns=self._dns, state=self.state, clock=self._clock,
-                            flights=self._flights, semaphores=self._semaphores, batchers=self._batchers)
+                            flights=self._flights, semaphores=self._semaphores, batchers=self._batchers,
+                            slot_waiters=self._slot_waiters, keys_waiting=self._keys_waiting)
+
+    def waiting_for_slot(self, task: asyncio.Task[Any], cache_key: str | None = None) -> bool:
+        """Whether ``task`` is waiting for a provider's rate-limit slot (or a pause) right now, itself or as one
+        that joined the call of ``cache_key`` (``provider:key``) in flight."""
+        return task in self._slot_waiters or (cache_key is not None and cache_key in self._keys_waiting)
 
     def batcher(self, name: str) -> Batcher | None:
         """The bulk-query batcher of provider ``name`` (None: its calls go one by one)."""
@@ -93,8 +117,9 @@ class CallPipeline:
         return CallResult(provider.name, CallStatus.CACHED, (self._clock() - started) * 1000, 0, "from cache",
                           dict(entry.signals), entry.raw, key)
 
-    async def call(self, provider: Provider, signals: dict[str, Any], deadline: float) -> CallResult:
-        """One provider call for one URL, with every policy applied; never raises."""
+    async def call(self, provider: Provider, signals: dict[str, Any], deadline: float, priority: int = 0) -> CallResult:
+        """One provider call for one URL, with every policy applied; never raises. ``priority`` (the analysis's,
+        higher first) decides how much of the provider's budgets the call may spend (``engine/budgets.py``)."""
         started = self._clock()
         reason = self._disabled.get(provider.name)
         if reason:
@@ -111,9 +136,9 @@ class CallPipeline:
                                   "from cache", dict(entry.signals), entry.raw, key)
         batcher = self._batchers.get(provider.name) if self._batchers else None
         if batcher is None:
-            upstream = partial(self._upstream, provider, signals, cache_key, deadline)
+            upstream = partial(self._upstream, provider, signals, cache_key, deadline, priority)
         else:
-            upstream = partial(batcher.submit, signals, cache_key, deadline)
+            upstream = partial(batcher.submit, signals, cache_key, deadline, priority)
         shared, joined = await self._flights.run(cache_key, upstream)
         if joined and shared.status is CallStatus.TIMEOUT and self._clock() < deadline - 0.05:
             # The call we joined ran under its first caller's (earlier) deadline; ours has time left.
@@ -129,7 +154,8 @@ class CallPipeline:
         return CallResult(provider.name, shared.status, latency, shared.attempts, shared.message,
                           collected.signals if collected else {}, collected.raw if collected else None, key)
 
-    async def _upstream(self, provider: Provider, signals: dict[str, Any], cache_key: str, deadline: float) -> Outcome:
+    async def _upstream(self, provider: Provider, signals: dict[str, Any], cache_key: str, deadline: float,
+                        priority: int = 0) -> Outcome:
         """The call itself, once for every URL that joined it: breaker, cap, limiter, retries, cache write."""
         policy = provider.policy
         name = provider.name
@@ -146,7 +172,7 @@ class CallPipeline:
             try:
                 collected, attempts = await call_with_retries(
                     partial(self._attempt, provider, signals), policy=policy, deadline=deadline, clock=self._clock,
-                    before_attempt=partial(self._wait_for_slot, name, policy, deadline),
+                    before_attempt=partial(self._wait_for_slot, name, policy, deadline, priority, cache_key),
                 )
             finally:
                 if semaphore is not None:
@@ -172,9 +198,30 @@ class CallPipeline:
             return False
         return True
 
-    async def _wait_for_slot(self, name: str, policy: Policy, deadline: float) -> None:
-        """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end; raises
-        RateLimitWait when that would outlast the deadline."""
+    async def _wait_for_slot(self, name: str, policy: Policy, deadline: float, priority: int = 0,
+                             cache_key: str | None = None) -> None:
+        """Before each attempt: wait for a rate-limit slot, or for a pause after a 429 to end, then count the
+        request against the provider's budgets; raises RateLimitWait when the wait would outlast the deadline,
+        BudgetSpent when a budget is spent for this priority."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._slot_waiters.add(task)
+        if cache_key is not None:
+            self._keys_waiting.add(cache_key)
+        try:
+            await self._wait_for_rate(name, policy, deadline)
+        finally:
+            if task is not None:
+                self._slot_waiters.discard(task)
+            if cache_key is not None:
+                self._keys_waiting.discard(cache_key)
+        limits = self._budgets.get(name)
+        if limits is None:
+            limits = self._budgets[name] = budget_limits(policy)
+        if limits and (refused := await self.state.budgets.spend(name, limits, priority)) is not None:
+            raise BudgetSpent(refused)
+
+    async def _wait_for_rate(self, name: str, policy: Policy, deadline: float) -> None:
         limiter = self.state.limiter
         while True:
             left = deadline - self._clock() - SLOT_WAIT_MARGIN

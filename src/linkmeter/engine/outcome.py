@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from linkmeter.engine.budgets import BudgetRefusal
 from linkmeter.engine.errors import ProviderDisabled, ProviderError
 from linkmeter.engine.provider import Collected, Policy
 from linkmeter.engine.results import CallStatus
@@ -58,6 +59,15 @@ class RateLimitWait(Exception):
 
     def __init__(self, rate: float | None) -> None:
         super().__init__(rate_limit_message(rate))
+
+
+class BudgetSpent(RateLimitWait):
+    """A budget of the provider (per hour or day) is spent for this call's priority: the call ends
+    ``rate_limited`` saying when the budget refills, and may be deferred until then."""
+
+    def __init__(self, refusal: BudgetRefusal) -> None:
+        Exception.__init__(self, refusal.message())
+        self.refusal = refusal
 
 
 def rate_limit_message(rate: float | None) -> str:

@@ -13,6 +13,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_exponential_jitter
 
 from linkmeter.engine.errors import ProviderError
+from linkmeter.engine.outcome import RateLimitWait
 from linkmeter.engine.provider import Policy
 
 # An attempt that would start with less than this much time left is not worth starting.
@@ -58,6 +59,13 @@ class _StopAtDeadline(stop_base):
         return self._clock() + state.upcoming_sleep + MIN_ATTEMPT_SECONDS >= self._deadline
 
 
+def _late(policy: Policy, before_attempt: Callable[[], Awaitable[None]] | None) -> Exception:
+    """No time left once the wait before an attempt returned (a loop lagging past the wait's margin): the
+    request was never sent, so the call ends as its rate-limit wait would have (``rate_limited``), not as a
+    timeout of the provider."""
+    return RateLimitWait(policy.rate_per_sec) if before_attempt is not None else TimeoutError("deadline reached")
+
+
 async def call_with_retries(
     attempt: Callable[[], Awaitable[Any]],
     *,
@@ -79,10 +87,10 @@ async def call_with_retries(
         nonlocal attempts
         if before_attempt is not None:
             await before_attempt()
-        attempts += 1
         remaining = deadline - clock()
         if remaining <= 0:
-            raise TimeoutError("deadline reached")
+            raise _late(policy, before_attempt)
+        attempts += 1
         timeout = min(policy.timeout, remaining)
         async with asyncio.timeout(timeout):
             return await attempt()
@@ -93,10 +101,10 @@ async def call_with_retries(
         # frame between the call and its I/O is passed through again on each resumption.)
         if before_attempt is not None:
             await before_attempt()
-        attempts = 1
         remaining = deadline - clock()
         if remaining <= 0:
-            raise TimeoutError("deadline reached")
+            raise _late(policy, before_attempt)
+        attempts = 1
         async with asyncio.timeout(min(policy.timeout, remaining)):
             return await attempt(), attempts
     except Exception as exc:

@@ -9,18 +9,22 @@ the code they wrap:
 - ``ResultCache`` (+ ``PeekableCache``, ``CountingCache``): ``cache.MemoryCache``, ``state.cache.RedisCache``.
 - ``RateLimiter``: ``limits.MemoryRateLimiter``, ``state.limiter.RedisRateLimiter``.
 - ``CircuitBreakers``: ``limits.MemoryCircuitBreakers``, ``state.breakers.RedisCircuitBreakers``.
+- ``ProviderBudgets``: ``budgets.MemoryBudgets``, ``state.budgets.RedisBudgets``.
 
-``linkmeter.engine.state.EngineState`` holds one of each of the last three for every call to share.
+``linkmeter.engine.state.EngineState`` holds one of each of the last four for every call to share.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from linkmeter.engine.dns import DnsAnswer
     from linkmeter.engine.http import HttpResponse, PageFetch
 
@@ -121,3 +125,54 @@ class CircuitBreakers(Protocol):
     async def record(self, name: str, success: bool, threshold: int) -> None: ...
 
     async def state(self, name: str, cooldown: float) -> BreakerState: ...
+
+
+PERIOD_NAMES = {3600: "hour", 86400: "day"}
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetWindow:
+    """One budget's current window: its limit, what is used, and when it refills (epoch seconds)."""
+
+    period: int
+    limit: int
+    used: int
+    resets_at: float
+
+    @property
+    def name(self) -> str:
+        return PERIOD_NAMES.get(self.period, f"{self.period}s")
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetRefusal:
+    """Why a call may not go out: this budget is spent for its priority until ``resets_at`` (epoch seconds)."""
+
+    period: int
+    limit: int
+    allowance: int
+    resets_at: float
+
+    def message(self) -> str:
+        name = PERIOD_NAMES.get(self.period, f"{self.period}s")
+        at = datetime.fromtimestamp(self.resets_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        share = "" if self.allowance >= self.limit else f" (this priority's share: {self.allowance})"
+        return f"{name}ly budget of {self.limit} requests spent{share}; it refills at {at}"
+
+
+class ProviderBudgets(Protocol):
+    """Requests per provider and calendar hour or day (UTC), with a reserve for higher priorities
+    (``engine/budgets.py``). ``limits``: (period seconds, limit) pairs."""
+
+    async def spend(self, name: str, limits: Sequence[tuple[int, int]], priority: int) -> BudgetRefusal | None:
+        """Count one request against every budget of ``name``; a refusal (nothing counted) when one of them
+        is spent for ``priority``."""
+        ...
+
+    async def usage(self, name: str, limits: Sequence[tuple[int, int]]) -> list[BudgetWindow]:
+        """Each budget's current window: used, remaining, when it refills."""
+        ...

@@ -48,6 +48,10 @@ class Policy:
     # before it sends one request for them (it sends earlier when ``max_batch`` keys are waiting, or when a
     # waiting URL's deadline is nearer than the linger).
     batch_linger: float = 0.02
+    # Budgets per calendar hour and day (UTC), shared by every process (engine/budgets.py): None = derived
+    # from ``rate_per_sec`` (its hour's and day's worth), 0 = no budget for that period.
+    per_hour: int | None = None
+    per_day: int | None = None
 
 
 @dataclass(slots=True)

@@ -19,6 +19,9 @@ class CallStatus(StrEnum):
 
 
 SUCCESS = frozenset({CallStatus.OK, CallStatus.CACHED})
+# The message of a call the URL's deadline cut short (still waiting or in flight when it came): the deadline is
+# linkmeter's, not the provider's answer, so such a cell is deferred like a rate-limited one.
+URL_DEADLINE_MESSAGE = "URL deadline reached"
 
 
 class UrlStatus(StrEnum):

@@ -12,9 +12,17 @@ from linkmeter.engine.call import CallPipeline
 from linkmeter.engine.dns import DnsClient
 from linkmeter.engine.http import HttpClient
 from linkmeter.engine.observe import EngineObserver, logging_context, notify_call, notify_url
-from linkmeter.engine.plan import Plan
+from linkmeter.engine.plan import Plan, PlanError
 from linkmeter.engine.provider import Provider
-from linkmeter.engine.results import SUCCESS, CallResult, CallStatus, UrlResult, UrlStatus, url_status
+from linkmeter.engine.results import (
+    SUCCESS,
+    URL_DEADLINE_MESSAGE,
+    CallResult,
+    CallStatus,
+    UrlResult,
+    UrlStatus,
+    url_status,
+)
 from linkmeter.engine.settings import DEFAULT_URL_DEADLINE
 from linkmeter.engine.state import EngineState
 from linkmeter.engine.urls import parse_url
@@ -88,13 +96,14 @@ class Engine:
             view = self._selections[key] = self.narrowed(sorted(key))
         return view
 
-    async def analyze(self, url: str, *, deadline: float | None = None) -> UrlResult:
-        """Run every provider of the plan for one normalised URL; always returns, by the deadline."""
+    async def analyze(self, url: str, *, deadline: float | None = None, priority: int = 0) -> UrlResult:
+        """Run every provider of the plan for one normalised URL; always returns, by the deadline. ``priority``
+        (higher first): how much of the providers' budgets its calls may spend (``engine/budgets.py``)."""
         started = self._clock()
         parsed = parse_url(url)
         signals: dict[str, Any] = {"url": parsed.url, "host": parsed.host, "domain": parsed.domain}
         run = _UrlRun(self.plan, self.calls, self._clock, self.observer, signals,
-                      started + (deadline or self.url_deadline))
+                      started + (deadline or self.url_deadline), priority)
         with logging_context(url=parsed.url):
             results = await run.execute()
         result = UrlResult(
@@ -107,6 +116,33 @@ class Engine:
         if self.observer is not None:
             notify_url(self.observer, result)
         return result
+
+    async def refill(self, name: str, signals: dict[str, Any], *, priority: int = 0,
+                     deadline: float | None = None) -> dict[str, CallResult]:
+        """Call provider ``name`` again for a URL analysed before (``signals``: what that analysis found), and
+        then the indicators that derive from it, with its new signals: no other provider is asked again (a
+        deferred cell filled later). Answers the new result of each (the provider first). Raises PlanError for
+        an unknown name."""
+        known = {p.name: p for p in self.plan.known or self.plan.providers}
+        provider = known.get(name)
+        if provider is None:
+            raise PlanError(f"unknown provider {name!r}")
+        until = self._clock() + (deadline or self.url_deadline)
+        merged = dict(signals)
+        with logging_context(url=str(signals.get("url", "")), provider=name):
+            result = await self.calls.call(provider, merged, until, priority)
+        results = {name: result}
+        if result.status not in SUCCESS:
+            return results
+        merged.update(result.signals)
+        for dependent in _indicators_after(self.plan, name, known):
+            indicator = known[dependent]
+            if all(signal in merged for signal in indicator.needs):
+                derived = await self.calls.call(indicator, dict(merged), until, priority)
+                results[dependent] = derived
+                if derived.status in SUCCESS:
+                    merged.update(derived.signals)
+        return results
 
     async def analyze_many(
         self, urls: Iterable[str], *, concurrency: int = 50, deadline: float | None = None
@@ -148,12 +184,28 @@ class Engine:
                 task.cancel()
 
 
+def _indicators_after(plan: Plan, name: str, known: dict[str, Provider]) -> list[str]:
+    """The indicators (no I/O) that depend on provider ``name``, directly or through other indicators, in
+    an order where each comes after those it waits for."""
+    found: list[str] = []
+    frontier = [name]
+    while frontier:
+        current = frontier.pop(0)
+        for dependent in plan.dependents.get(current, ()):
+            if dependent not in found and dependent in known and known[dependent].group == "indicator":
+                found.append(dependent)
+                frontier.append(dependent)
+    order = [p.name for p in plan.providers]  # the plan's order: each after what it waits for
+    return sorted(found, key=lambda n: order.index(n) if n in order else len(order))
+
+
 class _UrlRun:
     """One URL's run: starts providers as their inputs become final; ends by the deadline."""
 
     def __init__(self, plan: Plan, calls: CallPipeline, clock: Callable[[], float], observer: EngineObserver | None,
-                 signals: dict[str, Any], deadline: float) -> None:
+                 signals: dict[str, Any], deadline: float, priority: int = 0) -> None:
         self.plan = plan
+        self.priority = priority
         self.calls = calls
         self.clock = clock
         self.observer = observer
@@ -198,7 +250,7 @@ class _UrlRun:
 
     async def _run(self, provider: Provider) -> None:
         with logging_context(provider=provider.name):
-            result = await self.calls.call(provider, dict(self.signals), self.deadline)
+            result = await self.calls.call(provider, dict(self.signals), self.deadline, self.priority)
         self._final(provider.name, result)
 
     def _final(self, name: str, result: CallResult) -> None:
@@ -233,12 +285,23 @@ class _UrlRun:
                 reasons.append(f"needs {signal}: {producer} ended {result.status}{detail}")
         return "; ".join(reasons)
 
+    def _cache_key(self, name: str) -> str | None:
+        try:
+            return f"{name}:{self.plan.by_name(name).key(self.signals)}"
+        except Exception:  # the call itself reported a failing key()
+            return None
+
     def _finish_unfinished(self) -> None:
         self.ending = True  # on cancellation the clock is not past the deadline: no dependent may start
         for name, task in list(self.tasks.items()):
             if name not in self.results:
+                waiting = self.calls.waiting_for_slot(task, self._cache_key(name))  # before the cancellation
                 task.cancel()
-                self._final(name, CallResult(name, CallStatus.TIMEOUT, message="URL deadline reached"))
+                if waiting:
+                    self._final(name, CallResult(name, CallStatus.RATE_LIMITED,
+                                                 message="URL deadline reached while waiting for a rate-limit slot"))
+                else:
+                    self._final(name, CallResult(name, CallStatus.TIMEOUT, message=URL_DEADLINE_MESSAGE))
         for provider in self.plan.providers:
             if provider.name not in self.results:
                 self._final(provider.name, CallResult(

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from linkmeter.engine import env
+from linkmeter.engine.budgets import DEFAULT_RESERVE, DEFAULT_RESERVE_PRIORITY, BudgetRule
 from linkmeter.engine.cache import DEFAULT_MAX_BYTES
 from linkmeter.engine.dns import parse_servers
 from linkmeter.engine.errors import SettingsError as SettingsError  # callers catch it from here
@@ -33,6 +34,14 @@ REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
 def url_deadline(environ: Mapping[str, str]) -> float:
     """LINKMETER_URL_DEADLINE: seconds per URL (the Celery mode sizes its chunk backstop from it)."""
     return env.number(environ, "LINKMETER_URL_DEADLINE", DEFAULT_URL_DEADLINE, positive=True)
+
+
+def budget_rule(environ: Mapping[str, str]) -> BudgetRule:
+    """LINKMETER_BUDGET_RESERVE (a share in [0, 1)) and LINKMETER_BUDGET_RESERVE_PRIORITY."""
+    reserve = env.number(environ, "LINKMETER_BUDGET_RESERVE", DEFAULT_RESERVE)
+    if reserve >= 1:
+        raise SettingsError(f"LINKMETER_BUDGET_RESERVE: {reserve:g} is not a share below 1")
+    return BudgetRule(reserve, env.whole(environ, "LINKMETER_BUDGET_RESERVE_PRIORITY", DEFAULT_RESERVE_PRIORITY))
 
 
 def data_dir(environ: Mapping[str, str]) -> Path:
@@ -141,6 +150,7 @@ class EngineSettings:
     bulk: bool = True  # LINKMETER_BULK: off sends every call one by one (the benchmark's comparison)
     data_dir: Path | None = None  # LINKMETER_DATA_DIR: where providers keep files every process shares
     cache_memory: int = DEFAULT_MAX_BYTES  # LINKMETER_CACHE_MEMORY: bytes of results cached in this process
+    budget_rule: BudgetRule = field(default_factory=BudgetRule)  # LINKMETER_BUDGET_RESERVE(_PRIORITY)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, relax_rate_limits: bool = False) -> EngineSettings:
@@ -153,7 +163,8 @@ class EngineSettings:
                    redis_timeout=env.number(environ, "LINKMETER_REDIS_TIMEOUT", DEFAULT_TIMEOUT, positive=True),
                    bulk=env.flag(environ, "LINKMETER_BULK", True),
                    data_dir=data_dir(environ),
-                   cache_memory=env.size(environ, "LINKMETER_CACHE_MEMORY", DEFAULT_MAX_BYTES))
+                   cache_memory=env.size(environ, "LINKMETER_CACHE_MEMORY", DEFAULT_MAX_BYTES),
+                   budget_rule=budget_rule(environ))
 
     def configure(self, provider_class: type[Provider]) -> Provider:
         """An instance of ``provider_class`` with its config and policy taken from the environment."""
@@ -176,7 +187,7 @@ class EngineSettings:
 
     def policy_for(self, base: Policy, prefix: str) -> Policy:
         """``base`` with the overrides set under ``prefix`` (TIMEOUT, RETRIES, CACHE_TTL, CONCURRENCY, RATE,
-        BURST, BATCH_LINGER); each unset one keeps the base's value."""
+        BURST, BATCH_LINGER, PER_HOUR, PER_DAY); each unset one keeps the base's value."""
         environ = self.environ
         changes: dict[str, object] = {
             "timeout": env.number(environ, prefix + "TIMEOUT", base.timeout, positive=True),
@@ -191,4 +202,11 @@ class EngineSettings:
             changes["rate_per_sec"] = None if off else env.number(environ, prefix + "RATE", 0)
         elif self.relax_rate_limits:
             changes["rate_per_sec"] = None
+        for period in ("per_hour", "per_day"):
+            variable = prefix + period.upper()
+            if variable in environ:
+                off = env.text(environ, variable).lower() in env.FALSE | {""}
+                changes[period] = 0 if off else env.whole(environ, variable, 0)
+            elif self.relax_rate_limits:
+                changes[period] = 0  # against the emulator: no budgets but those set explicitly
         return dataclasses.replace(base, **changes)  # type: ignore[arg-type]

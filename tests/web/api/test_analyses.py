@@ -84,7 +84,8 @@ def test_wait_answers_200_with_results_when_everything_is_already_final(client: 
     result = body["results"][0]
     assert result["status"] == "done" and result["signals"]["hackernews.points"] == 42
     assert result["providers"]["rdap"] == {"status": "error", "latency_ms": 3.0, "attempts": 3,
-                                           "message": "HTTP 503", "signals": {}, "raw": None}
+                                           "message": "HTTP 503", "signals": {}, "raw": None,
+                                           "deferred": None, "refilled_at": None}  # an error is not deferred
     assert body["invalid"][0]["index"] == 1
 
 

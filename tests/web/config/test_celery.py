@@ -90,5 +90,5 @@ def test_the_app_is_built_on_first_use_with_the_tasks_and_their_limits(tmp_path:
         limit = int(CelerySettings.from_env({"LINKMETER_URL_DEADLINE": deadline}).chunk_time_limit)
         names = sorted(["linkmeter.run_chunk", "linkmeter.close_batch", "linkmeter.deliver_webhook",
                         "linkmeter.watchdog", "linkmeter.requeue_orphans", "linkmeter.spam_daily",
-                        "linkmeter.spam_job"])
+                        "linkmeter.spam_job", "linkmeter.refill_deferred"])
         assert done.stdout.strip() == f"limits: {limit} {limit + 30} {names}"

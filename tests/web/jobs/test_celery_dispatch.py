@@ -79,7 +79,7 @@ def test_the_queue_takes_message_priorities() -> None:
     assert app.conf.task_default_queue == "lm-test" and settings.chunk_size == 40
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1 and app.conf.task_serializer == "json"
-    assert set(app.conf.beat_schedule) == {"watchdog", "requeue-orphans", "spam-daily"}  # the daily retrain
+    assert set(app.conf.beat_schedule) == {"watchdog", "requeue-orphans", "spam-daily", "refill-deferred"}
 
 
 @pytest.mark.parametrize(("environ", "message"), [

@@ -254,3 +254,34 @@ async def test_a_paid_batch_submitted_after_a_free_one_overtakes_it_and_the_free
     assert paid_done < len(paid_ids) + len(free_ids) // 2  # every paid one started before most free ones
     assert min(started.index(pk) for pk in free_ids) < paid_done  # the free batch was not starved meanwhile
     assert set((await sync_to_async(statuses)()).values()) == {"done"}
+
+
+async def test_the_embedded_runner_fills_deferred_cells_in_the_background_asking_only_their_provider() -> None:
+    from linkmeter.engine.provider import Policy
+    from linkmeter.web.jobs.refill import RefillSettings
+    from tests.engine.fakes import FakeProvider, fails, make_engine, retryable
+
+    page = FakeProvider("page", provides=("page.x",))
+    # The archive answers 429 to the first three calls (each analysis's own), then answers.
+    archive = FakeProvider("archive", provides=("archive.x",), policy=Policy(timeout=1, retries=0),
+                           behave=fails(retryable("HTTP 429", retry_after=0.2, status=429), times=3,
+                                        then={"archive.x": 5}))
+    engine = make_engine(page, archive)
+    await sync_to_async(analysis_submit)(urls=URLS[:3])
+    runner = InlineRunner(engine, RunnerSettings(**FAST, refill=RefillSettings(interval=0.2, max_age=3600)))
+
+    def filled() -> bool:
+        return ProviderResult.objects.filter(provider="archive", status="ok").count() == 3
+
+    try:
+        await run_until(runner, filled)
+    finally:
+        await engine.close()
+    assert (page.calls, archive.calls) == (3, 6)  # the page was not asked again
+    rows = await sync_to_async(lambda: list(ProviderResult.objects.filter(provider="archive").values_list(
+        "deferred_since", "refills", "signals")))()
+    assert all(since is None and signals == {"archive.x": 5} for since, _, signals in rows), rows
+    # The three 429s fall on the analyses' own calls or on background tries, as they interleave: every cell
+    # refused at first was filled in the background.
+    assert runner.stats.refilled == sum(1 for _, tries, _ in rows if tries >= 1) >= 1, rows
+    assert set((await sync_to_async(statuses)()).values()) == {"done"}

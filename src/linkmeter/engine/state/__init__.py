@@ -1,7 +1,7 @@
-"""What calls share: the result cache, the rate limiter and the circuit breakers (``EngineState``).
+"""What calls share: the result cache, the rate limiter, the circuit breakers and the budgets (``EngineState``).
 
 In memory by default (one process); ``redis_state.redis_state(url)`` builds them in Redis, shared by every
-worker process: ``link`` (the client and its failure policy), ``limiter``, ``breakers``, ``cache``, with
+worker process: ``link`` (the client and its failure policy), ``limiter``, ``breakers``, ``cache``, ``budgets``, with
 ``events`` (each process's pub/sub mirror of breakers and pauses) and ``pipeline`` (auto-pipelining).
 Design and failure policy: docs/architecture.md, "Shared state".
 """
@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from linkmeter.engine.budgets import MemoryBudgets
 from linkmeter.engine.cache import MemoryCache
 from linkmeter.engine.limits import MemoryCircuitBreakers, MemoryRateLimiter
-from linkmeter.engine.ports import CircuitBreakers, RateLimiter, ResultCache
+from linkmeter.engine.ports import CircuitBreakers, ProviderBudgets, RateLimiter, ResultCache
 
 # Here, not in link.py, so that the settings can name them without importing redis.
 DEFAULT_PREFIX = "linkmeter:"  # LINKMETER_REDIS_PREFIX: namespaces every key linkmeter writes
@@ -29,6 +30,7 @@ class EngineState:
     cache: ResultCache = field(default_factory=MemoryCache)
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     breakers: CircuitBreakers = field(default_factory=MemoryCircuitBreakers)
+    budgets: ProviderBudgets = field(default_factory=MemoryBudgets)
     closer: Callable[[], Awaitable[None]] | None = None
     shared: bool = False  # held where other processes see it too (Redis), not in this process's memory
     answering: Callable[[], bool] | None = None  # whether that shared store answered its last call

@@ -100,7 +100,8 @@ class RedisLink:
         if now - self._warned_at.get(store, -math.inf) >= LOG_EVERY:
             self._warned_at[store] = now
             degraded = {"cache": "this process's near-cache alone", "rate limiter": "this process's own rate limiter",
-                        "breakers": "this process's own circuit breakers"}.get(store, "local state")
+                        "breakers": "this process's own circuit breakers",
+                        "budgets": "this process's own budget counts"}.get(store, "local state")
             log.warning("Redis unavailable for the %s (%s: %s): using %s until it is back",
                         store, type(exc).__name__, exc, degraded)
 

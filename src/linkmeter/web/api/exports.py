@@ -16,7 +16,9 @@ MEDIA_TYPES = {
     "ndjson": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
 }
-CSV_COLUMNS: tuple[str, ...] = ("position", "url", "status", "analysis_id", *SIGNAL_COLUMNS)
+# ``deferred``: the providers whose cells wait to be filled in the background, each with its estimate
+# (``wayback@2026-01-01T10:00:00+00:00``; ';' between several).
+CSV_COLUMNS: tuple[str, ...] = ("position", "url", "status", "analysis_id", "deferred", *SIGNAL_COLUMNS)
 
 Row = dict[str, Any]
 
@@ -43,8 +45,10 @@ def csv_chunk(rows: Sequence[Row], *, header: bool) -> str:
         writer.writerow(CSV_COLUMNS)
     for row in rows:
         signals = row.get("signals") or {}
+        deferred = [f"{name}@{at}" for name, at in (row.get("deferred") or {}).items()]
         writer.writerow([csv_cell(row.get("position")), csv_cell(row.get("url")), csv_cell(row.get("status")),
-                         csv_cell(row.get("analysis_id")), *(csv_cell(signals.get(s)) for s in SIGNAL_COLUMNS)])
+                         csv_cell(row.get("analysis_id")), csv_cell(deferred),
+                         *(csv_cell(signals.get(s)) for s in SIGNAL_COLUMNS)])
     return buffer.getvalue()
 
 

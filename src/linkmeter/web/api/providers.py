@@ -24,6 +24,6 @@ WINDOW_MINUTES = 15
 async def providers_health(request: HttpRequest) -> dict[str, Any]:
     view = await engine_view()
     health = await sync_to_async(provider_health)(disabled=view.disabled, breakers=view.breakers,
-                                                  caches=view.caches, keys_set=view.keys_set,
+                                                  caches=view.caches, keys_set=view.keys_set, budgets=view.budgets,
                                                   window_minutes=WINDOW_MINUTES)
     return {"window_minutes": WINDOW_MINUTES, "providers": health}  # each shaped by ProviderHealthOut

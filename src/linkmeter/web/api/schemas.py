@@ -47,6 +47,13 @@ class SubmitLinksOut(Schema):
     results: str
 
 
+class DeferredOut(Schema):
+    since: str = Field(description="when the cell was deferred (its call ended rate_limited or circuit_open)")
+    tries: int = Field(description="background tries so far")
+    estimate: str | None = Field(description="when it will likely be asked again (its place in the provider's "
+                                             "queue at the provider's rate)")
+
+
 class ProviderResultOut(Schema):
     status: str
     latency_ms: float
@@ -54,6 +61,9 @@ class ProviderResultOut(Schema):
     message: str
     signals: dict[str, Any]
     raw: Any = Field(None, description="the provider's raw response (only with ?raw=true)")
+    deferred: DeferredOut | None = Field(None, description="set while the cell waits to be filled in the "
+                                                           "background when the provider's budget allows")
+    refilled_at: str | None = Field(None, description="when a background try settled the cell")
 
 
 class AnalysisOut(Schema):
@@ -69,6 +79,8 @@ class AnalysisOut(Schema):
     error: str
     providers_requested: list[str]
     providers: dict[str, ProviderResultOut]
+    deferred: dict[str, str] = Field(default_factory=dict, description="provider -> estimate, for each cell "
+                                                                        "waiting to be filled in the background")
 
 
 class SubmitAcceptedOut(Schema):
@@ -113,6 +125,9 @@ class BatchOut(Schema):
     providers: list[str] = Field(description="the providers it runs (and those they need): the ones the "
                                              "submission named, else the default set")
     default_set: bool = Field(description="true when the submission named no provider")
+    deferred: int = Field(0, description="provider cells waiting to be filled in the background (their analyses "
+                                         "are final; each is updated in place when filled)")
+    deferred_estimate: str | None = Field(None, description="when the last of them will likely be asked again")
     links: BatchLinksOut
 
 
@@ -200,6 +215,20 @@ class ProviderCacheOut(Schema):
 ProviderGroup = Literal["page", "domain", "threat", "authority", "social", "archive", "indicator"]
 
 
+class ProviderBudgetOut(Schema):
+    period: Literal["hour", "day"] = Field(description="a calendar hour or day (UTC)")
+    limit: int = Field(description="requests allowed in it (LINKMETER_<NAME>_PER_HOUR / _PER_DAY, else the "
+                                   "provider's rate limit's worth of the period)")
+    used: int | None = Field(description="requests made in the current one; null when this process cannot tell")
+    remaining: int | None
+    resets_at: str = Field(description="when the budget refills (the next period's start)")
+    store: str = Field(description="redis (shared by every process), memory (this process) or unknown")
+
+    @staticmethod
+    def resolve_resets_at(budget: Any) -> str:
+        return str(budget.resets_at.isoformat())
+
+
 class ProviderHealthOut(Schema):
     name: str
     group: ProviderGroup = Field(description="what it tells about a link; the link page groups its cards by it")
@@ -227,6 +256,9 @@ class ProviderHealthOut(Schema):
     hit_ratio: float | None = Field(description="cache hits over the window: cached / (ok + cached); null when "
                                                 "neither happened")
     cache: ProviderCacheOut = Field(description="the provider's result cache: policy, where it lives, its entries")
+    budgets: list[ProviderBudgetOut] = Field(description="its budgets per hour and day (empty: none): what is "
+                                                         "left and when it refills; docs/providers.md, \"Budgets\"")
+    deferred: int = Field(description="its cells waiting to be filled in the background when the budget allows")
 
     # Read from a ProviderHealth (the selector's record): ratios to 4 decimals, the time as ISO 8601.
     @staticmethod

@@ -31,6 +31,7 @@ WATCHDOG = "linkmeter.watchdog"
 REQUEUE_ORPHANS = "linkmeter.requeue_orphans"
 SPAM_JOB = "linkmeter.spam_job"
 SPAM_DAILY = "linkmeter.spam_daily"
+REFILL_DEFERRED = "linkmeter.refill_deferred"
 SPAM_DAILY_SECONDS = 24 * 3600
 
 
@@ -147,6 +148,9 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
             "requeue-orphans": {"task": REQUEUE_ORPHANS, "schedule": settings.orphan_interval,
                                 "options": {"priority": HOUSEKEEPING_PRIORITY,
                                             "expires": settings.orphan_interval}},
+            # Deferred cells filled in the background (LINKMETER_DEFER_INTERVAL, read by the Django settings).
+            "refill-deferred": {"task": REFILL_DEFERRED, "schedule": _defer_interval(),
+                                "options": {"priority": HOUSEKEEPING_PRIORITY, "expires": _defer_interval()}},
             # The daily spam retrain (a candidate, promoted when it passes the check; one at a time).
             "spam-daily": {"task": SPAM_DAILY, "schedule": SPAM_DAILY_SECONDS,
                            "options": {"priority": HOUSEKEEPING_PRIORITY, "expires": SPAM_DAILY_SECONDS}},
@@ -156,6 +160,12 @@ def create_app(settings: CelerySettings, *, main: bool = True) -> Celery:
     if main:
         app.conf.include = [TASKS_MODULE]
     return app
+
+
+def _defer_interval() -> float:
+    from django.conf import settings as django_settings
+
+    return float(django_settings.LINKMETER["DEFER_INTERVAL_SECONDS"])
 
 
 @functools.cache

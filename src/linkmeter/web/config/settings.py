@@ -155,6 +155,10 @@ LINKMETER: dict[str, Any] = {  # counts and seconds
     "RUNNER_CONCURRENCY": env.whole(os.environ, "LINKMETER_RUNNER_CONCURRENCY", 100, positive=True),
     # The embedded runner's watchdog and the Celery mode's (jobs/tasks.py) alike.
     "WATCHDOG_GRACE_SECONDS": env.number(os.environ, "LINKMETER_WATCHDOG_GRACE", 30.0),
+    # Deferred cells (links/services/deferred.py): given up after this age (0: nothing is deferred), and how
+    # often a refiller looks for them (the embedded runner's loop, the Celery beat task).
+    "DEFER_MAX_AGE_SECONDS": env.number(os.environ, "LINKMETER_DEFER_MAX_AGE", 86400.0),
+    "DEFER_INTERVAL_SECONDS": env.number(os.environ, "LINKMETER_DEFER_INTERVAL", 5.0, positive=True),
     # The spam model (docs/spam.md): the labelled set a retrain starts from, a retrain every N new labels,
     # how often a process looks for a newly active model or new labels.
     "SPAM_DATA": env.text(os.environ, "LINKMETER_SPAM_DATA", ""),

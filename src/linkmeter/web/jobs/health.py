@@ -8,9 +8,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 from linkmeter.assembly import build_providers, build_settings, build_state
+from linkmeter.engine.budgets import BudgetWindow, budget_limits, window_start
+from linkmeter.engine.ports import ProviderBudgets
 from linkmeter.engine.provider import Provider
 from linkmeter.engine.settings import SettingsError
 from linkmeter.providers.registry import PROVIDER_CLASSES
@@ -22,6 +26,7 @@ from linkmeter.web.engineview import (
     STORE_UNKNOWN,
     UNKNOWN,
     EngineView,
+    ProviderBudget,
     ProviderCache,
 )
 from linkmeter.web.runtime import CacheCounts
@@ -72,7 +77,37 @@ async def engine_view(*, caches: bool = True) -> EngineView:
         store = STORE_REDIS if engine.state.shared else STORE_MEMORY
         counts = await _counted(current.counts, cache, cache, [p.name for p in engine.plan.known])
         cache_view = _caches(engine.plan.known, store, counts)
-    return EngineView(engine.disabled(), breakers, cache_view, _keys_set(engine.plan.known))
+    budgets = await _budgets(engine.plan.known, engine.state.budgets,
+                             STORE_REDIS if engine.state.shared else STORE_MEMORY)
+    return EngineView(engine.disabled(), breakers, cache_view, _keys_set(engine.plan.known), budgets)
+
+
+async def _budgets(providers: Iterable[Provider], store: ProviderBudgets | None,
+                   where: str) -> dict[str, list[ProviderBudget]]:
+    """Each provider's budgets, as ``store`` counts them (None: only the limits are known here)."""
+    views: dict[str, list[ProviderBudget]] = {}
+    now = time.time()
+    for provider in providers:
+        limits = budget_limits(provider.policy)
+        if not limits:
+            continue
+        windows: list[BudgetWindow] = []
+        if store is not None:
+            try:
+                async with asyncio.timeout(COUNT_TIMEOUT):
+                    windows = await store.usage(provider.name, limits)
+            except Exception as exc:  # for display only: never breaks the page
+                log.debug("budgets of %s not read: %s: %s", provider.name, type(exc).__name__, exc)
+        if windows:
+            views[provider.name] = [
+                ProviderBudget(w.name, w.limit, w.used, w.remaining, datetime.fromtimestamp(w.resets_at, UTC), where)
+                for w in windows]
+        else:
+            views[provider.name] = [
+                ProviderBudget(BudgetWindow(period, limit, 0, 0).name, limit, None, None,
+                               datetime.fromtimestamp(window_start(now, period) + period, UTC), STORE_UNKNOWN)
+                for period, limit in limits]
+    return views
 
 
 def _keys_set(providers: Iterable[Provider]) -> dict[str, bool]:
@@ -146,13 +181,15 @@ async def _environment_view(environ: Mapping[str, str], memo: CacheCounts, *, ca
     disabled = {p.name: reason for p in providers if (reason := p.disabled_reason()) is not None}
     keys = _keys_set(providers)
     if settings.redis_url is None:
-        return EngineView(disabled, unknown, _caches(providers, STORE_UNKNOWN, {}) if caches else {}, keys)
+        return EngineView(disabled, unknown, _caches(providers, STORE_UNKNOWN, {}) if caches else {}, keys,
+                          await _budgets(providers, None, STORE_UNKNOWN))
     try:
         state = build_state(settings)
     except SettingsError:
         state = None
     if state is None:
-        return EngineView(disabled, unknown, _caches(providers, STORE_REDIS, {}) if caches else {}, keys)
+        return EngineView(disabled, unknown, _caches(providers, STORE_REDIS, {}) if caches else {}, keys,
+                          await _budgets(providers, None, STORE_UNKNOWN))
     try:
         states = {p.name: str(await state.breakers.state(p.name, p.policy.breaker_cooldown)) for p in providers}
         if not state.reachable():  # when Redis failed, the states are this process's guesses
@@ -162,6 +199,7 @@ async def _environment_view(environ: Mapping[str, str], memo: CacheCounts, *, ca
             where = ("redis", settings.redis_url, settings.redis_prefix)
             counts = await _counted(memo, where, state.cache, [p.name for p in providers])
             cache_view = _caches(providers, STORE_REDIS, counts)
-        return EngineView(disabled, states, cache_view, keys)
+        budgets = await _budgets(providers, state.budgets if state.reachable() else None, STORE_REDIS)
+        return EngineView(disabled, states, cache_view, keys, budgets)
     finally:
         await state.aclose()

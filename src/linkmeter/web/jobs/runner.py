@@ -20,6 +20,7 @@ from linkmeter.engine.plan import PlanError
 from linkmeter.engine.results import UrlResult
 from linkmeter.engine.runner import Engine
 from linkmeter.web import metrics
+from linkmeter.web.jobs.refill import RefillSettings, refill_round
 from linkmeter.web.links.selectors.workers import running_analysis_ids
 from linkmeter.web.links.services.queue import (
     ClaimedWork,
@@ -48,12 +49,15 @@ class RunnerSettings:
     # first, lower ones still progress (at least this share of the runner's throughput).
     fair_share: float = 0.2
     stop_grace: float = 5.0  # on stop, in-flight analyses get this long to finish
+    refill: RefillSettings | None = None  # deferred cells are filled in the background (None: never)
 
     @classmethod
     def from_django(cls, **overrides: Any) -> RunnerSettings:
         limits = settings.LINKMETER
+        refill = RefillSettings.from_django()
         values: dict[str, Any] = {"concurrency": int(limits["RUNNER_CONCURRENCY"]),
-                                  "watchdog_grace": float(limits["WATCHDOG_GRACE_SECONDS"])}
+                                  "watchdog_grace": float(limits["WATCHDOG_GRACE_SECONDS"]),
+                                  "refill": refill if refill.max_age > 0 else None}
         return cls(**{**values, **overrides})
 
 
@@ -65,6 +69,7 @@ class RunnerStats:
     writes: int = 0  # batched writes (one transaction each)
     failed: int = 0  # analyses failed because they could not run at all
     resumed: int = 0  # analyses found running at start and re-queued
+    refilled: int = 0  # deferred cells filled in the background
 
 
 class InlineRunner:
@@ -130,6 +135,8 @@ class InlineRunner:
         try:
             await self._resume()
             helpers = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._flusher())]
+            if self.settings.refill is not None:
+                helpers.append(asyncio.create_task(self._refiller(self.settings.refill)))
             self.ready.set()
             await self._claim_loop()
         finally:
@@ -194,7 +201,7 @@ class InlineRunner:
     async def _analyse_in_context(self, item: ClaimedWork) -> None:
         try:
             engine = self.engine.for_selection(item.providers)
-            result = await engine.analyze(item.url)
+            result = await engine.analyze(item.url, priority=item.priority)
         except PlanError as exc:
             self._failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
         except Exception as exc:  # the engine never raises for provider failures; a bug costs one analysis
@@ -269,6 +276,22 @@ class InlineRunner:
             if requeued:
                 self._wake_up()
 
+    async def _refiller(self, refill: RefillSettings) -> None:
+        """Deferred cells filled in the background: a round as soon as the last one asked anything again
+        (the providers' rate limits pace them), else every interval."""
+        while True:
+            try:
+                report = await refill_round(self.engine, self.database, refill)
+            except Exception:
+                log.exception("refilling deferred cells failed; trying again shortly")
+                report = None
+            if report is not None:
+                self.stats.refilled += report.filled
+                if report.filled or report.gave_up:
+                    log.info("deferred cells: %d filled, %d still waiting, %d settled otherwise, %d given up",
+                             report.filled, report.waiting, report.settled, report.gave_up)
+            await asyncio.sleep(0.05 if report is not None and report.claimed else refill.interval)
+
     def _wake_up(self) -> None:
         self._more = True
         self._wake.set()
@@ -278,8 +301,8 @@ class InlineRunner:
     async def _shutdown(self, helpers: list[asyncio.Task[None]]) -> None:
         self._stopping = True
         try:
-            for helper in helpers[:1]:
-                helper.cancel()  # the watchdog; the flusher is never cut short in the middle of a write
+            for helper in helpers[:1] + helpers[2:]:
+                helper.cancel()  # the watchdog, the refiller; the flusher is never cut short in a write
             if self._running:
                 _, late = await asyncio.wait(set(self._running.values()), timeout=self.settings.stop_grace)
                 for task in late:

@@ -22,6 +22,7 @@ from linkmeter.web.config.celery import (
     CLOSE_BATCH,
     DELIVER_WEBHOOK,
     HOUSEKEEPING_PRIORITY,
+    REFILL_DEFERRED,
     REQUEUE_ORPHANS,
     RUN_CHUNK,
     SPAM_DAILY,
@@ -30,7 +31,7 @@ from linkmeter.web.config.celery import (
     celery_app,
     celery_settings,
 )
-from linkmeter.web.jobs import celery_dispatch, webhook, worker
+from linkmeter.web.jobs import celery_dispatch, refill, webhook, worker
 from linkmeter.web.links.models import CallbackStatus
 from linkmeter.web.links.selectors.workers import (
     analyses_orphaned,
@@ -39,6 +40,7 @@ from linkmeter.web.links.selectors.workers import (
     batches_unclosed,
 )
 from linkmeter.web.links.services.batches import batch_close, batch_webhook_record, batch_webhook_reset
+from linkmeter.web.links.services.deferred import batch_webhook_renotify
 from linkmeter.web.links.services.queue import analysis_recover
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,8 @@ def deliver_webhook(self: DatabaseTask, batch_id: int) -> None:
         if settings.webhook_secret:
             runtime = worker.current()
             outcome = runtime.call(webhook.post(runtime.running_engine.http, url, webhook.encode(summary),
-                                                secret=settings.webhook_secret, within=settings.webhook_timeout),
+                                                secret=settings.webhook_secret, within=settings.webhook_timeout,
+                                                event=str(summary["event"])),
                                    timeout=settings.webhook_timeout + 5)
         else:
             outcome = webhook.Delivery(False, False, "LINKMETER_WEBHOOK_SECRET is not set on the workers")
@@ -171,6 +174,23 @@ def queue_depth() -> int | None:
     except Exception:
         log.warning("could not read the depth of queue %s", queue, exc_info=True)
         return None
+
+
+@shared_task(name=REFILL_DEFERRED, ignore_result=True)
+def refill_deferred() -> None:
+    """Rounds of the refiller on this worker's engine, for up to one interval: deferred cells called again as
+    their providers' rates allow, stored in place; the batches left with no deferred cell have their webhook
+    told again."""
+    settings = refill.RefillSettings.from_django()
+    if settings.max_age <= 0:
+        return
+    runtime = worker.current()
+    report = refill.refill_rounds_blocking(runtime.running_engine, runtime.call, settings)
+    if report.filled or report.gave_up:
+        log.info("deferred cells: %d filled, %d still waiting, %d settled otherwise, %d given up",
+                 report.filled, report.waiting, report.settled, report.gave_up)
+    for batch_id in batch_webhook_renotify(batch_ids=report.batches):
+        deliver_webhook.apply_async((batch_id,), priority=HOUSEKEEPING_PRIORITY)
 
 
 @shared_task(name=SPAM_JOB, ignore_result=True)

@@ -20,6 +20,7 @@ SIGNATURE_HEADER = "X-Linkmeter-Signature"
 TIMESTAMP_HEADER = "X-Linkmeter-Timestamp"
 EVENT_HEADER = "X-Linkmeter-Event"
 EVENT = "batch.finished"
+UPDATED = "batch.updated"  # sent again: the batch's deferred cells are all settled (filled or given up)
 MAX_ANSWER_BYTES = 64 * 1024  # what we read of the receiver's answer
 DEFAULT_TOLERANCE = 300.0  # seconds a receiver accepts between the timestamp and its clock
 
@@ -57,13 +58,13 @@ class Delivery:
 
 
 async def post(http: HttpClient, url: str, body: bytes, *, secret: str, within: float,
-               timestamp: int | None = None) -> Delivery:
+               timestamp: int | None = None, event: str = EVENT) -> Delivery:
     """POST ``body`` to ``url`` signed with ``secret``; a 2xx answer is a delivery. Never raises for the
     receiver's failures."""
     sent_at = int(time.time()) if timestamp is None else timestamp
     headers = {
         "Content-Type": "application/json",
-        EVENT_HEADER: EVENT,
+        EVENT_HEADER: event,
         TIMESTAMP_HEADER: str(sent_at),
         SIGNATURE_HEADER: signature(secret, sent_at, body),
     }

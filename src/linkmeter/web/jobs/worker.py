@@ -198,7 +198,8 @@ class WorkerRuntime(Runtime):
             with logging_context(analysis_id=item.analysis_id, batch_id=item.batch_id, url=item.url):
                 try:
                     async with slots.slot(item.priority) if slots else contextlib.nullcontext():
-                        result = await self.running_engine.for_selection(item.providers).analyze(item.url)
+                        result = await self.running_engine.for_selection(item.providers).analyze(
+                            item.url, priority=item.priority)
                 except PlanError as exc:
                     failures.append((item.analysis_id, f"cannot run the providers asked for: {exc}"))
                 except Exception as exc:  # the engine never raises for provider failures; a bug costs one

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -82,13 +83,30 @@ class ProviderResult(models.Model):
     signals = models.JSONField(default=dict, blank=True)
     raw = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Deferred (services/deferred.py): a call that ended rate_limited or circuit_open, to be made again in
+    # the background when the provider's budget allows; set while it waits, cleared once it is settled.
+    # Defaults in the database too: bulkwrite.py inserts results with plain statements naming only its columns.
+    deferred_since = models.DateTimeField(null=True, blank=True)
+    deferred_priority = models.SmallIntegerField(default=0, db_default=0)  # its analysis's: higher first
+    refills = models.SmallIntegerField(default=0, db_default=0)  # background tries made
+    refill_lease = models.DateTimeField(null=True, blank=True)  # a refiller holds it until then
+    refill_token = models.CharField(max_length=32, blank=True, default="", db_default="")
+    refilled_at = models.DateTimeField(null=True, blank=True)  # when a background try settled it
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["analysis", "provider"], name="one_result_per_provider"),
         ]
-        indexes = [models.Index(fields=["provider", "-created_at"], name="result_provider_recent")]
+        indexes = [
+            models.Index(fields=["provider", "-created_at"], name="result_provider_recent"),
+            models.Index(fields=["provider", "-deferred_priority", "id"], name="result_deferred",
+                         condition=models.Q(deferred_since__isnull=False)),
+        ]
+
+    @property
+    def is_deferred(self) -> bool:
+        return self.deferred_since is not None
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.status}"
@@ -257,13 +275,20 @@ class SpamJob(models.Model):
         return f"spam {self.kind} {self.pk} ({self.status})"
 
 
-def result_dict(result: ProviderResult, *, include_raw: bool = False) -> dict[str, Any]:
+def result_dict(result: ProviderResult, *, include_raw: bool = False,
+                estimate: datetime | None = None) -> dict[str, Any]:
+    """A provider result as the API shows it; ``deferred`` (null unless the cell waits to be filled in the
+    background): since when, the refiller's tries so far, and ``estimate`` (when it will likely be asked)."""
     data: dict[str, Any] = {
         "status": result.status,
         "latency_ms": round(result.latency_ms, 1),
         "attempts": result.attempts,
         "message": result.message,
         "signals": result.signals,
+        "deferred": None if result.deferred_since is None else {
+            "since": result.deferred_since.isoformat(), "tries": result.refills,
+            "estimate": estimate.isoformat() if estimate else None},
+        "refilled_at": result.refilled_at.isoformat() if result.refilled_at else None,
     }
     if include_raw:
         data["raw"] = result.raw

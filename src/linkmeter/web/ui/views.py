@@ -19,6 +19,7 @@ from linkmeter.web.jobs.health import disabled_providers, engine_view
 from linkmeter.web.links.models import Batch, FeedbackLabel, FeedbackSource, SpamJobKind
 from linkmeter.web.links.selectors import owned, progress, tables
 from linkmeter.web.links.selectors import spam as spam_selectors
+from linkmeter.web.links.selectors.deferred import deferred_estimates
 from linkmeter.web.links.selectors.details import latest_analysis, link_history, numeric_series
 from linkmeter.web.links.selectors.health import provider_health
 from linkmeter.web.links.services import spam_learning
@@ -184,9 +185,11 @@ def link(request: HttpRequest, link_id: int) -> HttpResponse:
     latest = latest_analysis(found, request.user)  # this account's: another's newer one stays unseen
     history = link_history(found, request.user)
     series = numeric_series(history)
+    results = list(tables.provider_results(latest)) if latest else []
+    estimates = deferred_estimates(results)
     providers = [{"result": r, "provider": r.provider, "style": display.STATUS_STYLES.get(r.status, "secondary"),
-                  "signals": display.signal_cells(r.signals)}
-                 for r in (tables.provider_results(latest) if latest else [])]
+                  "signals": display.signal_cells(r.signals), "estimate": estimates.get(r.pk)}
+                 for r in results]
     groups = display.grouped(providers, lambda item: display.PROVIDER_GROUP.get(str(item["provider"]), "other"))
     return render(request, "ui/link.html", {
         "link": found,
@@ -286,7 +289,7 @@ async def _providers(request: HttpRequest, template: str) -> HttpResponse:
 
     def page() -> HttpResponse:  # the ORM and the session (messages) are synchronous
         health = provider_health(disabled=view.disabled, breakers=view.breakers, caches=view.caches,
-                                 keys_set=view.keys_set)
+                                 keys_set=view.keys_set, budgets=view.budgets)
         rows = [display.provider_row(item) for item in health]
         return render(request, template, {"groups": display.grouped(rows, lambda row: row.health.group),
                                           "styles": display.STATUS_STYLES})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, result_dict
+from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, ProviderResult, result_dict
 from linkmeter.web.links.selectors import owned
+from linkmeter.web.links.selectors.deferred import deferred_estimates
 
 SIGNAL_COLUMNS: tuple[str, ...] = tuple(signal for cls in PROVIDER_CLASSES for signal in cls.provides)
 NUMERIC_SIGNALS: tuple[str, ...] = tuple(
@@ -16,7 +18,9 @@ NUMERIC_SIGNALS: tuple[str, ...] = tuple(
 MAX_ID = 2**63 - 1  # larger ids cannot exist (and SQLite refuses to compare with them)
 
 
-def analysis_row(analysis: Analysis, *, position: int | None = None, reused: bool = False) -> dict[str, Any]:
+def analysis_row(analysis: Analysis, *, position: int | None = None, reused: bool = False,
+                 deferred: dict[str, datetime] | None = None) -> dict[str, Any]:
+    """``deferred``: provider -> estimate of each of its cells waiting to be filled in the background."""
     row: dict[str, Any] = {
         "analysis_id": analysis.pk,
         "link_id": analysis.link_id,
@@ -24,6 +28,7 @@ def analysis_row(analysis: Analysis, *, position: int | None = None, reused: boo
         "status": analysis.status,
         "signals": analysis.signals if analysis.is_final else {},
         "finished_at": analysis.finished_at.isoformat() if analysis.finished_at else None,
+        "deferred": {name: at.isoformat() for name, at in sorted((deferred or {}).items())},
     }
     if position is not None:
         row["position"] = position
@@ -32,14 +37,17 @@ def analysis_row(analysis: Analysis, *, position: int | None = None, reused: boo
 
 
 def analysis_detail(analysis: Analysis, *, include_raw: bool = False) -> dict[str, Any]:
-    data = analysis_row(analysis)
+    results = list(analysis.results.all())
+    estimates = deferred_estimates(results)
+    data = analysis_row(analysis, deferred={r.provider: estimates[r.pk] for r in results if r.pk in estimates})
     data.update({
         "queued_at": analysis.queued_at.isoformat(),
         "started_at": analysis.started_at.isoformat() if analysis.started_at else None,
         "elapsed_ms": analysis.elapsed_ms,
         "error": analysis.error,
         "providers_requested": analysis.providers,
-        "providers": {r.provider: result_dict(r, include_raw=include_raw) for r in analysis.results.all()},
+        "providers": {r.provider: result_dict(r, include_raw=include_raw, estimate=estimates.get(r.pk))
+                      for r in results},
     })
     return data
 
@@ -74,8 +82,29 @@ def batch_rows(batch: Batch, *, chunk_size: int = 500) -> Iterator[dict[str, Any
     """One row per submitted URL in input order: final analyses with numbers, the rest with their status."""
     items = (BatchItem.objects.filter(batch=batch).select_related("analysis__link")
              .order_by("position").iterator(chunk_size=chunk_size))
+    chunk: list[BatchItem] = []
     for item in items:
-        yield analysis_row(item.analysis, position=item.position, reused=item.reused)
+        chunk.append(item)
+        if len(chunk) >= chunk_size:
+            yield from _rows(chunk)
+            chunk = []
+    yield from _rows(chunk)
+
+
+def _rows(items: list[BatchItem]) -> Iterator[dict[str, Any]]:
+    """Rows of these batch items, with their deferred cells' estimates (one query for the chunk's cells)."""
+    if not items:
+        return
+    waiting = list(ProviderResult.objects.filter(analysis_id__in=[item.analysis_id for item in items],
+                                                 deferred_since__isnull=False)
+                   .only("id", "analysis_id", "provider", "deferred_since"))
+    estimates = deferred_estimates(waiting)
+    per_analysis: dict[int, dict[str, datetime]] = {}
+    for result in waiting:
+        per_analysis.setdefault(result.analysis_id, {})[result.provider] = estimates[result.pk]
+    for item in items:
+        yield analysis_row(item.analysis, position=item.position, reused=item.reused,
+                           deferred=per_analysis.get(item.analysis_id))
 
 
 def link_by_id(link_id: int, owner: Any) -> Link | None:

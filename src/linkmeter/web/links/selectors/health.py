@@ -5,14 +5,15 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import Count
 from django.utils import timezone
 
 from linkmeter.engine.provider import Provider
 from linkmeter.providers.registry import PROVIDER_CLASSES
-from linkmeter.web.engineview import STORE_UNKNOWN, ProviderCache
+from linkmeter.web.engineview import STORE_UNKNOWN, ProviderBudget, ProviderCache
 from linkmeter.web.links.models import ProviderResult
 
 PROBLEM_STATUSES = ("error", "timeout", "rate_limited", "circuit_open")
@@ -50,10 +51,13 @@ class ProviderHealth:
     last_error_at: datetime | None
     cache: ProviderCache  # the engine's view of the provider's cache (policy, where, entries)
     hit_ratio: float | None  # cached / (ok + cached) over the window; None when neither happened
+    budgets: list[ProviderBudget] = field(default_factory=list)  # per hour and day: limit, used, left, refill
+    deferred: int = 0  # its cells waiting to be filled in the background
 
 
 def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
                     caches: Mapping[str, ProviderCache] | None = None, keys_set: Mapping[str, bool] | None = None,
+                    budgets: Mapping[str, list[ProviderBudget]] | None = None,
                     window_minutes: int = 15, sample: int = 2000) -> list[ProviderHealth]:
     """Per provider over the recent window: calls by status, success rate (of calls that ran), cache hit
     ratio, latency percentiles of calls that reached upstream, and the last error; with the engine's view
@@ -61,6 +65,9 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
     are set; and what the provider is: its group, whether it is in the default set, its key and limits."""
     caches = caches or {}
     keys_set = keys_set or {}
+    budgets = budgets or {}
+    deferred = dict(ProviderResult.objects.filter(deferred_since__isnull=False).values("provider")
+                    .annotate(n=Count("id")).order_by().values_list("provider", "n"))
     since = timezone.now() - timedelta(minutes=window_minutes)
     health = []
     for cls in PROVIDER_CLASSES:
@@ -96,5 +103,7 @@ def provider_health(*, disabled: dict[str, str], breakers: dict[str, str],
             last_error_at=problem["created_at"] if problem else None,
             cache=caches.get(name) or ProviderCache(cls.policy.cache_ttl, STORE_UNKNOWN, None),
             hit_ratio=statuses["cached"] / succeeded if succeeded else None,
+            budgets=list(budgets.get(name, [])),
+            deferred=deferred.get(name, 0),
         ))
     return health

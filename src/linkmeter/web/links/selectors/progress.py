@@ -12,6 +12,7 @@ from django.utils import timezone
 from linkmeter.providers.registry import DEFAULT_NAMES
 from linkmeter.web.links.models import FINAL_STATUSES, AnalysisStatus, Batch, BatchItem
 from linkmeter.web.links.selectors import owned
+from linkmeter.web.links.selectors.deferred import batch_deferred
 
 BatchStatus = Literal["queued", "running", "finished"]
 
@@ -30,6 +31,8 @@ class BatchProgress:
     invalid: list[dict[str, Any]]
     callback: dict[str, Any] | None = None  # the webhook's outcome, when the submission named a callback_url
     requested: tuple[str, ...] = ()  # the providers the submission named; () = the default set
+    deferred: int = 0  # cells waiting to be filled in the background (their analyses are final already)
+    deferred_estimate: datetime | None = None  # when the last of them will likely be asked again
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -59,6 +62,8 @@ class BatchProgress:
             "callback": self.callback,
             "providers": list(self.providers),
             "default_set": not self.requested,
+            "deferred": self.deferred,
+            "deferred_estimate": self.deferred_estimate.isoformat() if self.deferred_estimate else None,
         }
 
 
@@ -89,9 +94,10 @@ def batch_progress(batch: Batch) -> BatchProgress:
         eta = elapsed / finished * (total - finished)
     elif finished == total:
         eta = 0.0
+    deferred, estimate = batch_deferred(batch.pk)
     return BatchProgress(batch.pk, batch.name, total, counts, finished, finished / total if total else 1.0,
                          eta, batch.created_at, batch.finished_at, list(batch.invalid), batch_callback(batch),
-                         tuple(batch.providers))
+                         tuple(batch.providers), deferred, estimate)
 
 
 def recent_batches(owner: Any, *, limit: int = 10) -> list[BatchProgress]:

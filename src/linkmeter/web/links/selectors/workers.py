@@ -28,11 +28,15 @@ def batch_webhook_summary(batch_id: int) -> dict[str, Any] | None:
         return None
     progress = batch_progress(batch)
     return {
+        # batch.updated: sent again once its deferred cells are settled (it was delivered before)
+        "event": "batch.updated" if batch.callback_sent_at else "batch.finished",
         "batch_id": batch.pk,
         "name": batch.name,
         "status": progress.status,
         "total": progress.total,
         "counts": progress.counts,
+        "deferred": progress.deferred,  # cells still to be filled in the background (told again when 0)
+        "deferred_estimate": progress.deferred_estimate.isoformat() if progress.deferred_estimate else None,
         "finished_at": batch.finished_at.isoformat() if batch.finished_at else None,
         "results_url": reverse("api-v1:batch_results", kwargs={"batch_id": batch.pk}),
         "callback_url": batch.callback_url,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 from django.utils import timezone
@@ -13,6 +14,7 @@ from django.utils import timezone
 from linkmeter.engine.results import UrlResult
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, Batch, BatchItem, Link
+from linkmeter.web.links.services.deferred import result_defer
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ def analysis_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
         finished = [(pk, by_id[pk]) for pk in sorted(open_links)]
         bulkwrite.insert_provider_results(finished, now)
         bulkwrite.update_analyses(finished, now)
+        if settings.LINKMETER["DEFER_MAX_AGE_SECONDS"] > 0:
+            result_defer(analysis_ids=[pk for pk, _ in finished], now=now)
         _point_links_at_latest(set(open_links.values()))
         _close_finished_batches(set(open_links), now)
     return len(open_links)
