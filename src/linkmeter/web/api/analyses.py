@@ -17,8 +17,8 @@ from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import AnalysisOut, ErrorOut, SubmitAcceptedOut, SubmitDoneOut, SubmitIn
 from linkmeter.web.links.selectors import details
 from linkmeter.web.links.services.submission import Submission
-from linkmeter.web.plans.middleware import request_account
 from linkmeter.web.plans.limits import PlanLimits
+from linkmeter.web.plans.middleware import request_account
 from linkmeter.web.plans.selectors.plans import cached_plan, plan_for
 from linkmeter.web.plans.selectors.usage import quota_states
 from linkmeter.web.plans.services.submission import plan_submission_submit
