@@ -11,6 +11,7 @@ import sqlite3
 import statistics
 import sys
 import time
+import timeit
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,13 @@ async def run_load(plan: dict[str, Any], workdir: Path) -> dict[str, Any]:
     return result
 
 
+def machine_speed_ms() -> float:
+    """How fast this machine runs Python now: the best of five ``sum(range(100_000))``, in ms. On a shared
+    machine it moves with the other tenants' load; runs are comparable only at similar figures."""
+    best = min(timeit.repeat(lambda: sum(range(100_000)), number=1, repeat=5))
+    return round(best * 1000, 2)
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -227,11 +235,14 @@ async def run_api(emulator_url: str, workdir: Path, seed_urls: list[str], *, rat
         answer = await answer_bytes(servers["key"])
         plan = load_plan(servers, rate=rate, phase_seconds=phase_seconds, pairs=pairs, submit_share=submit_share,
                          submit_urls=seed_urls)
+        speed = [machine_speed_ms()]
         before = {name: processes.cpu_seconds(s.process.pid) for name, s in servers.items()}
         result = await run_load(plan, workdir)
         cpu = {name: processes.cpu_seconds(s.process.pid) - before[name] for name, s in servers.items()}
+        speed.append(machine_speed_ms())
     finally:
         for server in servers.values():
             await processes.stop(server.process)
-    return {**figures(result, rate=rate, cpu=cpu, answer=answer), "phase_seconds": phase_seconds,
-            "order": plan["order"], "submit_share": submit_share, "seeded_urls": len(seed_urls)}
+    return {**figures(result, rate=rate, cpu=cpu, answer=answer), "machine_loop_ms": speed,
+            "phase_seconds": phase_seconds, "order": plan["order"], "submit_share": submit_share,
+            "seeded_urls": len(seed_urls)}

@@ -216,6 +216,8 @@ def _print_api(figures: dict[str, Any]) -> None:
                    f"{row['submit']['p99_ms']:>12}{row['server_cpu_ms_per_request']:>12}  {row['statuses']}")
         click.echo(f"{'':8}per phase p50 {row['phases_p50_ms']} p99 {row['phases_p99_ms']}; the client fell "
                    f"{row['client_late_ms']} ms behind at worst")
+    click.echo(f"machine: sum(range(100000)) took {' and '.join(f'{v} ms' for v in figures['machine_loop_ms'])} before "
+               "and after the load (lower is faster; the machine's other tenants slow it)")
     click.echo(f"added by the key and the limits: p50 {figures['added_p50_ms']:+} ms, p99 {figures['added_p99_ms']:+} "
                f"ms, read p50 {figures['added_read_p50_ms']:+} ms, CPU {figures['added_cpu_ms_per_request']:+} ms per "
                "request")

@@ -5,11 +5,16 @@ through ``sync_to_async`` (and ``process_view`` too, adapted by the handler): wi
 API call made fourteen hops between the event loop and a thread, and the first hop of a request starts a new
 thread. These hooks do no I/O (they set attributes, headers and cookies), so here they are called directly;
 the two that may touch the database (the session's save, stored messages that read the session) still go to
-a thread, and only when they would. WhiteNoise, sync only, is asked only for paths under STATIC_URL."""
+a thread, and only when they would. WhiteNoise, sync only, is asked only for paths under STATIC_URL. The ASGI
+handler (asgi.py) closes a plain response and sends the request signals without a thread when the request
+made none."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
+from contextlib import closing
 from typing import Any
 
 from asgiref.sync import SyncToAsync, iscoroutinefunction, markcoroutinefunction, sync_to_async
@@ -18,11 +23,16 @@ from django.contrib.auth import middleware as auth_middleware
 from django.contrib.messages import middleware as messages_middleware
 from django.contrib.sessions import middleware as sessions_middleware
 from django.core.cache import close_caches
+from django.core.exceptions import RequestAborted
+from django.core.handlers import asgi
+from django.core.handlers.asgi import get_script_prefix
 from django.core.handlers.base import reset_urlconf
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, reset_queries
+from django.dispatch import Signal
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csp, csrf, security
+from django.urls import set_script_prefix
 from whitenoise.middleware import WhiteNoiseMiddleware  # type: ignore[import-untyped]
 
 
@@ -150,32 +160,92 @@ def _request_thread_started() -> bool:
     return context is None or context in contexts
 
 
-async def _request_started(**kwargs: Any) -> None:
-    # A request's thread starts fresh: it has no connections, no queries logged, until sync code runs.
-    if _request_thread_started():
-        await sync_to_async(_started_in_thread, thread_sensitive=True)()
+# Django's receivers of request_started/request_finished that only matter in the thread that ran the request's
+# sync code (its connections and query log), and those that are per context (caches, URLconf).
+_IN_REQUEST_THREAD = (reset_queries, close_old_connections)
+_PER_CONTEXT = (close_caches, reset_urlconf)
 
 
-def _started_in_thread() -> None:
-    reset_queries()
-    close_old_connections()
+async def send_request_signal(signal: Signal, sender: Any, **named: Any) -> None:
+    """``signal.asend``, but Django's connection receivers hop to the request's thread only when it exists (an
+    API call on the loop never made one), and the per-context ones run on the loop; any other sync receiver
+    runs in a thread as ``asend`` runs it."""
+    live = getattr(signal, "_live_receivers", None)  # Django's own split into sync and async receivers
+    if live is None:
+        await signal.asend(sender=sender, **named)
+        return
+    sync_receivers, async_receivers = live(sender)
+    in_thread = [r for r in sync_receivers if r in _IN_REQUEST_THREAD]
+    on_loop = [r for r in sync_receivers if r in _PER_CONTEXT]
+    others = [r for r in sync_receivers if r not in _IN_REQUEST_THREAD and r not in _PER_CONTEXT]
+
+    def call(receivers: list[Any]) -> None:
+        for receiver in receivers:
+            receiver(signal=signal, sender=sender, **named)
+
+    if in_thread and _request_thread_started():
+        await sync_to_async(call, thread_sensitive=True)(in_thread)
+    call(on_loop)
+    if others:
+        await sync_to_async(call, thread_sensitive=True)(others)
+    if async_receivers:
+        await asyncio.gather(*(r(signal=signal, sender=sender, **named) for r in async_receivers))
 
 
-async def _request_finished(**kwargs: Any) -> None:
-    if _request_thread_started():
-        await sync_to_async(close_old_connections, thread_sensitive=True)()
-    close_caches()  # the caches and the URLconf are per context, not per thread: no hop needed
-    reset_urlconf(kwargs.get("sender"))
+class ASGIHandler(asgi.ASGIHandler):
+    """Django's ASGI handler, but a plain (not streaming) response is closed on the loop: Django closes every
+    response through ``sync_to_async``, which starts the request's own thread just for that (and sends
+    ``request_finished`` from it)."""
+
+    async def handle(self, scope: Any, receive: Any, send: Any) -> None:
+        # Django 6.1's ASGIHandler.handle, but for the last line (``_close``).
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            await send_request_signal(request_started, self.__class__, scope=scope)
+            request, error_response = self.create_request(scope, body_file)
+            if request is None:
+                assert error_response is not None  # create_request answers one or the other
+                body_file.close()
+                await self.send_response(error_response, send)
+                await _close(error_response)
+                return
+
+            class RequestProcessed(Exception):
+                pass
+
+            response = None
+            try:
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise RequestProcessed
+                except* (RequestProcessed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as exception_group:
+                if len(exception_group.exceptions) == 1:
+                    raise exception_group.exceptions[0] from None
+                raise
+            if response is None:
+                await send_request_signal(request_finished, self.__class__)
+            else:
+                await _close(response)
 
 
-def connection_signals_on_loop() -> None:
-    """Django's request_started/request_finished receivers that close a thread's old connections hop to that
-    thread on every request, even when it never ran (an API call on the loop): these only hop when it did.
-    For the ASGI application (asgi.py); the WSGI handler keeps Django's own."""
-    request_started.disconnect(reset_queries)
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
-    request_finished.disconnect(close_caches)
-    request_finished.disconnect(reset_urlconf)
-    request_started.connect(_request_started, dispatch_uid="linkmeter-request-started")
-    request_finished.connect(_request_finished, dispatch_uid="linkmeter-request-finished")
+async def _close(response: Any) -> None:
+    """``response.close()``: its closers (the request's, which closes uploaded files) run on the loop and
+    ``request_finished`` is sent with ``asend``; a streaming response's closers (open files) in a thread."""
+    if response.streaming:
+        await sync_to_async(response.close)()
+        return
+    for closer in response._resource_closers:
+        with contextlib.suppress(Exception):  # as Django's close: a closer's failure does not stop the others
+            closer()
+    response._resource_closers.clear()
+    response.closed = True
+    await send_request_signal(request_finished, response._handler_class)
