@@ -65,7 +65,7 @@ class Figures:
         }
 
 
-MODES = ("engine", "embedded", "celery", "chord-per-call")
+MODES = ("engine", "embedded", "celery", "chord-per-call", "api")
 # The emulator the bench starts answers every request in the --latency-ms model only (no PageSpeed run of seconds,
 # no crt.sh big-domain wait, no slow Mastodon instance) and enforces none of the APIs' own per-client limits
 # (Facebook's 10 requests per URL per hour, PhishTank's window): the bench asks each URL once per run and once
@@ -99,7 +99,8 @@ CHORD_PROCESSES = os.cpu_count() or 1
               help="What to measure against the ceiling: the engine in this process; also `linkmeter serve` "
                    "(API + runner + SQLite) from submission to stored result (embedded); also the Celery mode "
                    "(serve + --workers `linkmeter worker` processes over RabbitMQ, PostgreSQL, Redis) and the 2012 "
-                   "design (celery); or the 2012 design alone (chord-per-call).")
+                   "design (celery); or the 2012 design alone (chord-per-call); or the API's latency at a fixed "
+                   "rate with a key and limits against the same load without (api).")
 @click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
               help="--mode celery / chord-per-call: worker processes.")
 @click.option("--chord-processes", type=click.IntRange(1, 512), default=CHORD_PROCESSES,
@@ -114,9 +115,18 @@ CHORD_PROCESSES = os.cpu_count() or 1
 @click.option("--compare-bulk", is_flag=True,
               help="Also run the engine with bulk queries off (between the two ceilings) and report both runs' "
                    "upstream requests per URL per provider and URLs/s.")
+@click.option("--rate", type=click.FloatRange(min=1, max=5000), default=200, show_default=True,
+              help="--mode api: requests per second offered (a fixed arrival rate).")
+@click.option("--phase-seconds", type=click.FloatRange(min=1, max=600), default=10, show_default=True,
+              help="--mode api: the length of one phase of load against one server.")
+@click.option("--phases", "pairs", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="--mode api: phases per server (with a key, without), interleaved.")
+@click.option("--submit-share", type=click.FloatRange(0, 1), default=0.1, show_default=True,
+              help="--mode api: the share of requests that are submissions (POST /api/v1/analyses, one URL).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
-          chord_urls: int | None, bulk: bool, compare_bulk: bool, as_json: bool) -> None:
+          chord_urls: int | None, bulk: bool, compare_bulk: bool, rate: float, phase_seconds: float, pairs: int,
+          submit_share: float, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     Every provider runs (the default set and the others, PageSpeed too; keyed ones with the emulator's keys),
@@ -144,7 +154,25 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     --mode chord-per-call runs the 2012 design (one Celery task per provider call with blocking HTTP, each
     round of a URL a chord, --workers prefork workers of --chord-processes processes, results in
     PostgreSQL) against the same emulator. It lives in the benchmark code only.
+
+    --mode api measures the REST API, not the engine (no ceiling): two `linkmeter serve` processes (SQLite
+    each), one with LINKMETER_AUTH=required and an account on a plan whose rate limits and quotas are all
+    checked but never reached (its key made with `linkmeter user create` and `linkmeter key create`), one
+    with LINKMETER_AUTH=local (no key, no limits). Each first analyses 20 URLs (--urls, at most) against the
+    emulator. A load generator in another process (aiohttp, open loop: each request is due at its time
+    whatever the earlier ones do, and its latency counts from then) offers --rate requests/s, GET
+    /api/v1/analyses/{id} and a --submit-share of one-URL submissions of an analysed URL (reused, no engine
+    work), in --phases phases of --phase-seconds per server, interleaved. Reports p50/p99 per server and per
+    kind, the status codes, the servers' CPU per request and what the key and the limits add.
     """
+    if mode == "api":
+        figures = loops.run(_bench_api(min(n, API_SEED_URLS), latency_ms, rate=rate, phase_seconds=phase_seconds,
+                                       pairs=pairs, submit_share=submit_share))
+        if as_json:
+            click.echo(json.dumps(figures, indent=2))
+        else:
+            _print_api(figures)
+        return
     try:
         figures = loops.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
                                      chord_processes=chord_processes, chord_urls=chord_urls, bulk=bulk,
@@ -155,6 +183,44 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
         click.echo(json.dumps(figures, indent=2))
         return
     _print(figures)
+
+
+API_SEED_URLS = 20
+
+
+async def _bench_api(n: int, latency_ms: float, *, rate: float, phase_seconds: float, pairs: int,
+                     submit_share: float) -> dict[str, Any]:
+    from linkmeter.bench.api_mode import ApiBenchError, run_api
+
+    with tempfile.TemporaryDirectory(prefix="linkmeter-bench-") as tmp:
+        process, info = await _start_emulator(latency_ms)
+        try:
+            await _warm_up(info)
+            return await run_api(info.url, Path(tmp), workload(n), rate=rate, phase_seconds=phase_seconds,
+                                 pairs=pairs, submit_share=submit_share)
+        except ApiBenchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        finally:
+            await _stop(process)
+
+
+def _print_api(figures: dict[str, Any]) -> None:
+    click.echo(f"linkmeter bench --mode api: {figures['rate']:g} requests/s offered, {figures['submit_share']:.0%} "
+               f"submissions, {len(figures['order'])} phases of {figures['phase_seconds']:g} s "
+               f"({' '.join(figures['order'])}), answers of GET /api/v1/analyses/{{id}}: {figures['answer_bytes']} B")
+    click.echo(f"{'':8}{'requests':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'read p50':>10}{'read p99':>10}"
+               f"{'submit p50':>12}{'submit p99':>12}{'CPU ms/req':>12}  statuses")
+    for name, row in figures["targets"].items():
+        click.echo(f"{name:8}{row['count']:>9}{row['p50_ms']:>9}{row['p99_ms']:>9}{row['max_ms']:>9}"
+                   f"{row['read']['p50_ms']:>10}{row['read']['p99_ms']:>10}{row['submit']['p50_ms']:>12}"
+                   f"{row['submit']['p99_ms']:>12}{row['server_cpu_ms_per_request']:>12}  {row['statuses']}")
+        click.echo(f"{'':8}per phase p50 {row['phases_p50_ms']} p99 {row['phases_p99_ms']}; the client fell "
+                   f"{row['client_late_ms']} ms behind at worst")
+    click.echo(f"machine: sum(range(100000)) took {' and '.join(f'{v} ms' for v in figures['machine_loop_ms'])} before "
+               "and after the load (lower is faster; the machine's other tenants slow it)")
+    click.echo(f"added by the key and the limits: p50 {figures['added_p50_ms']:+} ms, p99 {figures['added_p99_ms']:+} "
+               f"ms, read p50 {figures['added_read_p50_ms']:+} ms, CPU {figures['added_cpu_ms_per_request']:+} ms per "
+               "request")
 
 
 def _print(figures: dict[str, Any]) -> None:

@@ -142,7 +142,7 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
     from linkmeter.assembly import build_engine
     from linkmeter.engine.plan import PlanError
     from linkmeter.engine.settings import SettingsError
-    from linkmeter.web import runtime
+    from linkmeter.web import dbcalls, runtime
     from linkmeter.web.jobs.runner import InlineRunner
     from linkmeter.web.links import spamsource
 
@@ -168,6 +168,8 @@ async def _serve(sock: socket.socket, *, demo: bool, emulator: str | None, data_
         runtime.install(runtime.Runtime(dispatcher=runner if runner is not None else dispatcher, engine=engine,
                                         spam_jobs=_celery_spam_jobs() if dispatcher is not None else None))
         stack.callback(runtime.uninstall)
+        dbcalls.install()  # the API's database reads and writes in threads that keep their connections
+        stack.callback(dbcalls.uninstall)
         spamsource.install(daily=dispatcher is None)  # the active spam model; embedded: the daily retrain too
         stack.callback(spamsource.uninstall)
         if dispatcher is not None:

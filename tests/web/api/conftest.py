@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 import uvicorn
-from django.core.asgi import get_asgi_application
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 
@@ -98,7 +97,9 @@ def concurrent_sqlite() -> Iterator[None]:
 async def live_api() -> AsyncIterator[str]:
     """The Django ASGI application served by uvicorn on a loopback port (as `linkmeter serve` does); its
     base URL. Needs ``django_db(transaction=True)``: the server's threads see only committed data."""
-    server = uvicorn.Server(uvicorn.Config(get_asgi_application(), lifespan="off", log_level="warning"))
+    from linkmeter.web.config.asgi import application
+
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning"))
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         serving = asyncio.create_task(server.serve(sockets=[sock]))

@@ -6,19 +6,20 @@ import asyncio
 import math
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Router, Status
 from ninja.params import P, QueryEx
 
+from linkmeter.web import dbcalls
 from linkmeter.web.api.errors import ApiError, not_found
 from linkmeter.web.api.schemas import AnalysisOut, ErrorOut, SubmitAcceptedOut, SubmitDoneOut, SubmitIn
 from linkmeter.web.links.selectors import details
 from linkmeter.web.links.services.submission import Submission
+from linkmeter.web.plans.limits import PlanLimits
 from linkmeter.web.plans.middleware import request_account
-from linkmeter.web.plans.selectors.plans import plan_for
+from linkmeter.web.plans.selectors.plans import cached_plan, plan_for
 from linkmeter.web.plans.selectors.usage import quota_states
 from linkmeter.web.plans.services.submission import plan_submission_submit
 
@@ -42,7 +43,7 @@ async def wait_until_final(analysis_ids: list[int], seconds: float) -> bool:
     deadline = loop.time() + seconds
     pause = POLL_FIRST
     while True:
-        if await sync_to_async(details.analyses_unfinished)(analysis_ids) == 0:
+        if await dbcalls.run(details.analyses_unfinished, analysis_ids) == 0:
             return True
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -83,7 +84,9 @@ async def analyses_submit(
     seconds = checked_wait(wait)
     # request.user is the account the auth middleware resolved (a key's owner, or the local owner).
     user = await request_account(request)
-    plan = getattr(request, "plan", None) or await sync_to_async(plan_for)(user)
+    plan: PlanLimits | None = getattr(request, "plan", None) or cached_plan(user)
+    if plan is None:
+        plan = await dbcalls.run(plan_for, user)
     key = getattr(request, "api_key", None)
 
     def submit() -> Submission:
@@ -95,20 +98,25 @@ async def analyses_submit(
             request.plan_quotas = quota_states(user.pk, plan, used=planned.used)  # type: ignore[attr-defined]
         return planned.submission
 
-    submission = await sync_to_async(submit)()
+    submission = await dbcalls.run(submit)
     body = submission_body(submission)
     if seconds is None or not await wait_until_final(body["analysis_ids"], seconds):
         return Status(202, body)
-    body["results"] = await sync_to_async(details.analysis_details)(body["analysis_ids"])
+    body["results"] = await dbcalls.run(details.analysis_details, body["analysis_ids"])
     return Status(200, body)
 
 
 @router.get("/{int:analysis_id}", url_name="analysis_detail", response={200: AnalysisOut, 404: ErrorOut},
             exclude_unset=True, summary="One analysis with every provider's result")
-def analysis_detail(request: HttpRequest, analysis_id: int,
-                    raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
-                    ) -> dict[str, Any]:
-    analysis = details.analysis_by_id(analysis_id, request.user)
-    if analysis is None:
+async def analysis_detail(request: HttpRequest, analysis_id: int,
+                          raw: QueryEx[bool, P(description="include each provider's raw response")] = False,
+                          ) -> dict[str, Any]:
+    # Async, with its reads in one hop: a sync view costs a thread (and a connection) per request.
+    found = await dbcalls.run(_detail, analysis_id, request, raw)
+    if found is None:
         raise not_found("analysis", analysis_id)
-    return details.analysis_detail(analysis, include_raw=raw)
+    return found
+
+
+def _detail(analysis_id: int, request: HttpRequest, raw: bool) -> dict[str, Any] | None:
+    return details.analysis_detail_of(analysis_id, request.user, include_raw=raw)  # request.user may be lazy

@@ -1,8 +1,13 @@
-"""The ASGI application (served by uvicorn from `linkmeter serve`)."""
+"""The ASGI application (served by uvicorn from `linkmeter serve`): Django's, with its thread hops removed
+where nothing needs a thread (linkmeter.web.config.onloop)."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkmeter.web.config.settings")
-application = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
+
+from linkmeter.web.config.onloop import ASGIHandler  # noqa: E402  (needs the settings)
+
+application = ASGIHandler()

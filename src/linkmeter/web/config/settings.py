@@ -54,18 +54,20 @@ INSTALLED_APPS = [
     "linkmeter.web.ui",
 ]
 
+# Django's own middleware through linkmeter.web.config.onloop: the same classes with their hooks called on the
+# event loop (no thread hop per hook); WhiteNoise asked only for STATIC_URL paths.
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "linkmeter.web.config.onloop.SecurityMiddleware",
+    "linkmeter.web.config.onloop.StaticFilesMiddleware",  # WhiteNoise
+    "linkmeter.web.config.onloop.SessionMiddleware",
+    "linkmeter.web.config.onloop.CommonMiddleware",
+    "linkmeter.web.config.onloop.CsrfViewMiddleware",
+    "linkmeter.web.config.onloop.AuthenticationMiddleware",
     "linkmeter.web.accounts.middleware.AuthMiddleware",  # request.user / api_key / auth_mode; 401s
     "linkmeter.web.plans.middleware.PlanLimitsMiddleware",  # after every authentication middleware
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "linkmeter.web.config.onloop.MessageMiddleware",
+    "linkmeter.web.config.onloop.XFrameOptionsMiddleware",
+    "linkmeter.web.config.onloop.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "linkmeter.web.config.urls"

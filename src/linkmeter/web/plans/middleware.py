@@ -17,7 +17,7 @@ from django.utils import timezone
 from linkmeter.web.plans import headers
 from linkmeter.web.plans.limits import PlanLimits
 from linkmeter.web.plans.ratelimit import limiter
-from linkmeter.web.plans.selectors.plans import plan_for
+from linkmeter.web.plans.selectors.plans import cached_plan, plan_for
 
 API_PREFIX = "/api/v1/"
 NOT_COUNTED = ("/api/v1/usage",)
@@ -59,7 +59,7 @@ class PlanLimitsMiddleware:
         user = await request_account(request)
         if user is None:
             return await self.get_response(request)
-        plan: PlanLimits = await sync_to_async(plan_for)(user)
+        plan: PlanLimits = cached_plan(user) or await sync_to_async(plan_for)(user)  # a hop only to look it up
         request.plan = plan  # type: ignore[attr-defined]  # the handlers' view of the account's plan
         counted = not request.path.startswith(NOT_COUNTED)
         rates = limiter()

@@ -60,6 +60,12 @@ def analysis_by_id(analysis_id: int, owner: Any) -> Analysis | None:
             .filter(pk=analysis_id).first())
 
 
+def analysis_detail_of(analysis_id: int, owner: Any, *, include_raw: bool = False) -> dict[str, Any] | None:
+    """``analysis_detail`` of one of the owner's analyses, or None (GET /api/v1/analyses/{id} in one call)."""
+    analysis = analysis_by_id(analysis_id, owner)
+    return analysis_detail(analysis, include_raw=include_raw) if analysis is not None else None
+
+
 def analysis_details(analysis_ids: list[int], *, include_raw: bool = False) -> list[dict[str, Any]]:
     """``analysis_detail`` of each id in the given order (an id given twice appears twice)."""
     found = {a.pk: a for a in Analysis.objects.select_related("link").prefetch_related("results")

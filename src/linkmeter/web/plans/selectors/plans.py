@@ -50,14 +50,21 @@ def users_with_plans(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in rows]
 
 
+def cached_plan(user: AbstractBaseUser | AnonymousUser | None) -> PlanLimits | None:
+    """The account's plan if this process still has it, else None; no query (safe on the event loop)."""
+    key = user.pk if user is not None and user.is_authenticated else None
+    with _lock:
+        hit = _cache.get(key)
+    return hit[1] if hit is not None and hit[0] > clock() else None
+
+
 def plan_for(user: AbstractBaseUser | AnonymousUser | None) -> PlanLimits:
     """The account's plan (cached for CACHE_SECONDS in this process)."""
     key = user.pk if user is not None and user.is_authenticated else None
     now = clock()
-    with _lock:
-        hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+    hit = cached_plan(user)
+    if hit is not None:
+        return hit
     code = plan_code_for(user)
     plan = Plan.objects.filter(code=code).first()
     limits = PlanLimits.of(plan) if plan is not None else FALLBACK_PLANS.get(code, FALLBACK_PLANS[DEFAULT_PLAN])
