@@ -13,6 +13,7 @@ from django.utils import timezone
 from linkmeter.engine.results import UrlResult
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, Batch, BatchItem, Link
+from linkmeter.web.links.services.entries import link_entry_refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ def analysis_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
         bulkwrite.insert_provider_results(finished, now)
         bulkwrite.update_analyses(finished, now)
         _point_links_at_latest(set(open_links.values()))
+        link_entry_refresh(link_ids=open_links.values())
         _close_finished_batches(set(open_links), now)
     return len(open_links)
 
@@ -112,7 +114,9 @@ def analysis_fail(*, analysis_ids: Sequence[int], reason: str) -> int:
                    .values_list("id", flat=True))
         Analysis.objects.filter(id__in=ids).update(status=AnalysisStatus.FAILED, finished_at=now,
                                                    error=reason[:2000])
-        _point_links_at_latest(set(Analysis.objects.filter(id__in=ids).values_list("link_id", flat=True)))
+        failed_links = set(Analysis.objects.filter(id__in=ids).values_list("link_id", flat=True))
+        _point_links_at_latest(failed_links)
+        link_entry_refresh(link_ids=failed_links)
         _close_finished_batches(set(ids), now)
     return len(ids)
 
