@@ -113,7 +113,8 @@ def build() -> dict[str, Any]:
     for number, entry in enumerate(entries):
         entry.analysed_at = base + timedelta(hours=(number * 7) % 72 // 2 * 2)  # pairs share a time
     LinkEntry.objects.bulk_update(entries, ["analysed_at"])
-    return {"ada": ada, "bob": bob, "ada_urls": [normal(u) for u in ada_urls], "bob_urls": [normal(u) for u in bob_urls]}
+    return {"ada": ada, "bob": bob, "ada_urls": [normal(u) for u in ada_urls],
+            "bob_urls": [normal(u) for u in bob_urls]}
 
 
 def normal(url: str) -> str:
@@ -151,7 +152,7 @@ def expected(owner: Any, given: dict[str, Any]) -> list[str]:
             return False
         if any(row["providers"].get(name) != call for name, call in query.providers):
             return False
-        if query.after and row["analysed_at"] < query.after or query.before and row["analysed_at"] >= query.before:
+        if (query.after and row["analysed_at"] < query.after) or (query.before and row["analysed_at"] >= query.before):
             return False
         for c in query.comparisons:
             value = _value(row, c.signal)

@@ -23,6 +23,7 @@ from linkmeter.web.links.selectors.search import (
     Sort,
     encode_cursor,
     parse_moment,
+    position,
 )
 
 BATCH_COLUMNS: dict[str, str] = {"created_at": "created_at", "total": "total", "name": "name", "id": "id"}
@@ -70,11 +71,11 @@ def _decode(text: str, sort: Sort) -> tuple[Any, int]:
     except (ValueError, TypeError, binascii.Error):
         raise SearchError("invalid_cursor", "the cursor is not one this API gave", parameter="cursor",
                           given=text) from None
-    kinds = {"created_at": str, "name": str, "total": int, "id": int}
+    kinds: dict[str, type] = {"created_at": str, "name": str, "total": int, "id": int}
     if sort_text != sort.text or not isinstance(batch_id, int) or not isinstance(value, kinds[sort.key]):
         raise SearchError("invalid_cursor", "the cursor belongs to another sort or is damaged",
                           parameter="cursor", given=text)
-    return (parse_moment(value, "cursor") if sort.key == "created_at" else value), batch_id
+    return (parse_moment(str(value), "cursor") if sort.key == "created_at" else value), batch_id
 
 
 def filtered_batches(owner: Any, query: BatchQuery) -> QuerySet[Batch]:
@@ -151,7 +152,7 @@ def _rows(batches: list[Batch]) -> list[dict[str, Any]]:
 def batch_search(owner: Any, query: BatchQuery) -> BatchPage:
     batches, more = _page(owner, query, query.cursor, query.limit)
     last = batches[-1] if batches else None
-    cursor = encode_cursor(query.sort, last.sort_key, last.pk) if more and last else None
+    cursor = encode_cursor(query.sort, *position(last)) if more and last else None
     return BatchPage(_rows(batches), cursor)
 
 
@@ -163,4 +164,4 @@ def batch_search_all(owner: Any, query: BatchQuery, *, chunk: int = 500) -> Iter
             yield _rows(batches)
         if not more:
             return
-        cursor = (batches[-1].sort_key, batches[-1].pk)
+        cursor = position(batches[-1])

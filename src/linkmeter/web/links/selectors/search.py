@@ -338,14 +338,15 @@ def _page(owner: Any, query: LinkQuery, cursor: tuple[Any, int] | None, limit: i
     return found[:limit], len(found) > limit
 
 
-def _position(entry: LinkEntry) -> tuple[Any, int]:
-    return entry.sort_key, entry.pk
+def position(row: Any) -> tuple[Any, int]:
+    """A fetched row's place in its sort: the annotated ``sort_key`` and the id."""
+    return row.sort_key, row.pk
 
 
 def link_search(owner: Any, query: LinkQuery) -> LinkPage:
     """One page of the owner's links for the query, and the cursor of the next (None: the last page)."""
     entries, more = _page(owner, query, query.cursor, query.limit)
-    cursor = encode_cursor(query.sort, *_position(entries[-1])) if more and entries else None
+    cursor = encode_cursor(query.sort, *position(entries[-1])) if more and entries else None
     return LinkPage([entry_row(entry) for entry in entries], cursor)
 
 
@@ -359,4 +360,4 @@ def link_search_all(owner: Any, query: LinkQuery, *, chunk: int = 500) -> Iterat
             yield [entry_row(entry) for entry in entries]
         if not more:
             return
-        cursor = _position(entries[-1])
+        cursor = position(entries[-1])
