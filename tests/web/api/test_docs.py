@@ -72,8 +72,8 @@ async def test_swagger_ui_renders_every_operation_under_our_csp(live_api: str) -
             page.on("request", lambda request: None if request.url.startswith(live_api) else problems.append(
                 f"off-site request: {request.url}"))
             await page.goto(f"{live_api}/api/docs")
-            await page.locator(".opblock").nth(11).wait_for(timeout=15000)
-            assert await page.locator(".opblock").count() == 12  # GET /usage, the spam and bulk feedback ones
+            await page.locator(".opblock").nth(12).wait_for(timeout=15000)
+            assert await page.locator(".opblock").count() == 13  # GET /usage, /batches, the spam and bulk feedback ones
             problems.extend(await page.evaluate("window.__cspViolations"))
         finally:
             await browser.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, BatchItem, Link, LinkEntry, ProviderResult
@@ -64,3 +64,10 @@ def _refresh(ids: list[int]) -> int:
                if analysis_id in analyses and link_id in links]
     LinkEntry.objects.bulk_create(entries, batch_size=CHUNK)
     return len(entries)
+
+
+def entry_pending_status(*, analysis_ids: Sequence[int], status: str) -> int:
+    """Entries showing one of these unfinished analyses take its new status (claimed: running; back in the
+    queue: queued): one UPDATE, no rewrite, as claims are frequent."""
+    return (LinkEntry.objects.filter(analysis_id__in=list(analysis_ids))
+            .exclude(status__in=list(FINAL_STATUSES)).update(status=status))

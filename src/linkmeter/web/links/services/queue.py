@@ -13,7 +13,7 @@ from django.utils import timezone
 from linkmeter.engine.results import UrlResult
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, Batch, BatchItem, Link
-from linkmeter.web.links.services.entries import link_entry_refresh
+from linkmeter.web.links.services.entries import entry_pending_status, link_entry_refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +78,7 @@ def _claim(ids: list[int], claimable: Q, *, now: datetime, deadline_seconds: flo
         status=AnalysisStatus.RUNNING, started_at=now, attempts=F("attempts") + 1,
         deadline_at=now + timedelta(seconds=deadline_seconds),
     )
+    entry_pending_status(analysis_ids=ids, status=AnalysisStatus.RUNNING)
     first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
     rows = (Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
             .annotate(batch_id=Subquery(first_batch))
@@ -123,8 +124,11 @@ def analysis_fail(*, analysis_ids: Sequence[int], reason: str) -> int:
 
 def analysis_requeue(*, analysis_ids: Sequence[int]) -> int:
     """Put running analyses back in the queue (after a restart, or by the watchdog)."""
-    return Analysis.objects.filter(id__in=analysis_ids, status=AnalysisStatus.RUNNING).update(
-        status=AnalysisStatus.QUEUED, started_at=None, deadline_at=None)
+    with transaction.atomic():
+        moved = Analysis.objects.filter(id__in=analysis_ids, status=AnalysisStatus.RUNNING).update(
+            status=AnalysisStatus.QUEUED, started_at=None, deadline_at=None)
+        entry_pending_status(analysis_ids=analysis_ids, status=AnalysisStatus.QUEUED)
+    return moved
 
 
 def analysis_recover(*, max_attempts: int = 2, grace_seconds: float = 30.0) -> Recovered:
