@@ -65,7 +65,7 @@ class Figures:
         }
 
 
-MODES = ("engine", "embedded", "celery", "chord-per-call")
+MODES = ("engine", "embedded", "celery", "chord-per-call", "search")
 # The emulator the bench starts answers every request in the --latency-ms model only (no PageSpeed run of seconds,
 # no crt.sh big-domain wait, no slow Mastodon instance) and enforces none of the APIs' own per-client limits
 # (Facebook's 10 requests per URL per hour, PhishTank's window): the bench asks each URL once per run and once
@@ -114,9 +114,16 @@ CHORD_PROCESSES = os.cpu_count() or 1
 @click.option("--compare-bulk", is_flag=True,
               help="Also run the engine with bulk queries off (between the two ceilings) and report both runs' "
                    "upstream requests per URL per provider and URLs/s.")
+@click.option("--links", type=click.IntRange(1, 10_000_000), default=None,
+              help="--mode search: links per database [default: 1,000,000 on PostgreSQL, 100,000 on SQLite].")
+@click.option("--database", "databases", type=click.Choice(("postgresql", "sqlite")), multiple=True,
+              help="--mode search: the databases to fill and search (repeatable) [default: both].")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="--mode search: timed runs of each query (after one warm-up run).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
-          chord_urls: int | None, bulk: bool, compare_bulk: bool, as_json: bool) -> None:
+          chord_urls: int | None, bulk: bool, compare_bulk: bool, links: int | None, databases: tuple[str, ...],
+          repeats: int, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     Every provider runs (the default set and the others, PageSpeed too; keyed ones with the emulator's keys),
@@ -144,7 +151,25 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     --mode chord-per-call runs the 2012 design (one Celery task per provider call with blocking HTTP, each
     round of a URL a chord, --workers prefork workers of --chord-processes processes, results in
     PostgreSQL) against the same emulator. It lives in the benchmark code only.
+
+    --mode search measures the links list instead (no emulator, no ceiling): a fresh PostgreSQL database
+    (LINKMETER_BENCH_DATABASE_URL's server, else the local one) filled with 1,000,000 links of realistic
+    signals and a fresh SQLite one with 100,000 (--links N for both), loaded in bulk with the indexes
+    rebuilt after, then --repeats timed runs of each of a set of typical filtered and sorted searches
+    through the list's selector: p50 and p95 per search and over all.
     """
+    if mode == "search":
+        from linkmeter.bench.search import print_search, run_search
+
+        try:
+            found = run_search(list(databases or ("postgresql", "sqlite")), links, repeats)
+        except (ServiceUnavailable, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+        else:
+            print_search(found, click.echo)
+        return
     try:
         figures = loops.run(_bench(n, concurrency, latency_ms, mode, workers=workers,
                                      chord_processes=chord_processes, chord_urls=chord_urls, bulk=bulk,
