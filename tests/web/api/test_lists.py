@@ -151,7 +151,7 @@ def test_batches_list_with_progress_filters_and_export(client: Client, two_accou
     batches = every_page(client, alice, "/api/v1/batches", limit=4)
     assert len(batches) == 6
     assert [b["id"] for b in batches] == sorted((b["id"] for b in batches), reverse=True)
-    assert [b["status"] for b in batches][0] == "queued" and batches[0]["counts"]["queued"] == 1
+    assert batches[0]["status"] == "queued" and batches[0]["counts"]["queued"] == 1
     assert {b["status"] for b in batches[1:]} == {"finished"} and all(b["progress"] == 1.0 for b in batches[1:])
     assert len(every_page(client, alice, "/api/v1/batches", status="open")) == 1
     assert len(every_page(client, bob, "/api/v1/batches")) == 1
