@@ -119,11 +119,13 @@ CHORD_PROCESSES = os.cpu_count() or 1
 @click.option("--database", "databases", type=click.Choice(("postgresql", "sqlite")), multiple=True,
               help="--mode search: the databases to fill and search (repeatable) [default: both].")
 @click.option("--repeats", type=click.IntRange(1, 1000), default=10, show_default=True,
-              help="--mode search: timed runs of each query (after one warm-up run).")
+              help="--mode search: timed runs of each query (after one warm-up run) per run.")
+@click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="--mode search: runs of the whole set of searches on the one filled database (mean and range).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
           chord_urls: int | None, bulk: bool, compare_bulk: bool, links: int | None, databases: tuple[str, ...],
-          repeats: int, as_json: bool) -> None:
+          repeats: int, runs: int, as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     Every provider runs (the default set and the others, PageSpeed too; keyed ones with the emulator's keys),
@@ -156,13 +158,13 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     (LINKMETER_BENCH_DATABASE_URL's server, else the local one) filled with 1,000,000 links of realistic
     signals and a fresh SQLite one with 100,000 (--links N for both), loaded in bulk with the indexes
     rebuilt after, then --repeats timed runs of each of a set of typical filtered and sorted searches
-    through the list's selector: p50 and p95 per search and over all.
+    through the list's selector: p50 and p95 per search and over all, for each of --runs runs.
     """
     if mode == "search":
         from linkmeter.bench.search import print_search, run_search
 
         try:
-            found = run_search(list(databases or ("postgresql", "sqlite")), links, repeats)
+            found = run_search(list(databases or ("postgresql", "sqlite")), links, repeats, runs)
         except (ServiceUnavailable, RuntimeError) as exc:
             raise click.ClickException(str(exc)) from exc
         if as_json:
