@@ -55,7 +55,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else ("yes" if value else "no")
     if isinstance(value, float):
-        return f"{value:.2f}"
+        return f"{value:.4g}"
     return str(value)
 
 
