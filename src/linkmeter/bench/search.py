@@ -32,7 +32,7 @@ def run_search(databases: list[str], links: int | None, repeats: int, runs: int)
 
 
 def _run(url: str, workdir: str, links: int, repeats: int, runs: int) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LINKMETER_BROKER")}
+    env = {k: v for k, v in os.environ.items() if k != "LINKMETER_BROKER_URL"}  # the embedded mode
     env.update({"DATABASE_URL": url, "LINKMETER_DATA_DIR": workdir,
                 "DJANGO_SETTINGS_MODULE": "linkmeter.web.config.settings"})
     done = subprocess.run([sys.executable, "-m", FILLER, "--links", str(links), "--repeats", str(repeats),
