@@ -95,7 +95,7 @@ async def link_lookup(
     format: QueryEx[str, P(description="csv, json or ndjson: every matching row from the cursor on, "
                                        "streamed, instead of a page")] = "",
 ) -> Any:
-    if url:
+    if "url" in request.GET:  # even empty: a lookup of nothing is an invalid URL, not the list
         return await sync_to_async(_lookup)(request, url)
     if format:
         check_format(format)
