@@ -69,7 +69,8 @@ async def test_the_ceiling_replays_each_bulk_query_once_with_its_recorded_post_b
         results = [result async for result in engine.analyze_many(URLS, concurrency=len(URLS))]
     finally:
         await engine.close()
-    assert all(result.providers["safebrowsing"].status == "ok" for result in results)
+    calls = [result.providers["safebrowsing"] for result in results]
+    assert all(call.status == "ok" for call in calls), calls[:2]
     sent = list(bodies)
     assert 0 < len(sent) < len(URLS) and sorted(url for body in sent for url in body) == sorted(URLS)
     info = emulator.info()

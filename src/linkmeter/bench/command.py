@@ -65,7 +65,7 @@ class Figures:
         }
 
 
-MODES = ("engine", "embedded", "celery", "chord-per-call", "api")
+MODES = ("engine", "embedded", "celery", "chord-per-call", "api", "search")
 # The emulator the bench starts answers every request in the --latency-ms model only (no PageSpeed run of seconds,
 # no crt.sh big-domain wait, no slow Mastodon instance) and enforces none of the APIs' own per-client limits
 # (Facebook's 10 requests per URL per hour, PhishTank's window): the bench asks each URL once per run and once
@@ -123,10 +123,19 @@ CHORD_PROCESSES = os.cpu_count() or 1
               help="--mode api: phases per server (with a key, without), interleaved.")
 @click.option("--submit-share", type=click.FloatRange(0, 1), default=0.1, show_default=True,
               help="--mode api: the share of requests that are submissions (POST /api/v1/analyses, one URL).")
+@click.option("--links", type=click.IntRange(1, 10_000_000), default=None,
+              help="--mode search: links per database [default: 1,000,000 on PostgreSQL, 100,000 on SQLite].")
+@click.option("--database", "databases", type=click.Choice(("postgresql", "sqlite")), multiple=True,
+              help="--mode search: the databases to fill and search (repeatable) [default: both].")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=10, show_default=True,
+              help="--mode search: timed runs of each query (after one warm-up run) per run.")
+@click.option("--runs", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="--mode search: runs of the whole set of searches on the one filled database (mean and range).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, chord_processes: int,
           chord_urls: int | None, bulk: bool, compare_bulk: bool, rate: float, phase_seconds: float, pairs: int,
-          submit_share: float, as_json: bool) -> None:
+          submit_share: float, links: int | None, databases: tuple[str, ...], repeats: int, runs: int,
+          as_json: bool) -> None:
     """Measure throughput against the ceiling (a bare aiohttp loop making the same calls) in one run.
 
     Every provider runs (the default set and the others, PageSpeed too; keyed ones with the emulator's keys),
@@ -164,6 +173,11 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
     /api/v1/analyses/{id} and a --submit-share of one-URL submissions of an analysed URL (reused, no engine
     work), in --phases phases of --phase-seconds per server, interleaved. Reports p50/p99 per server and per
     kind, the status codes, the servers' CPU per request and what the key and the limits add.
+    --mode search measures the links list instead (no emulator, no ceiling): a fresh PostgreSQL database
+    (LINKMETER_BENCH_DATABASE_URL's server, else the local one) filled with 1,000,000 links of realistic
+    signals and a fresh SQLite one with 100,000 (--links N for both), loaded in bulk with the indexes
+    rebuilt after, then --repeats timed runs of each of a set of typical filtered and sorted searches
+    through the list's selector: p50 and p95 per search and over all, for each of --runs runs.
     """
     if mode == "api":
         figures = loops.run(_bench_api(min(n, API_SEED_URLS), latency_ms, rate=rate, phase_seconds=phase_seconds,
@@ -172,6 +186,18 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
             click.echo(json.dumps(figures, indent=2))
         else:
             _print_api(figures)
+        return
+    if mode == "search":
+        from linkmeter.bench.search import print_search, run_search
+
+        try:
+            found = run_search(list(databases or ("postgresql", "sqlite")), links, repeats, runs)
+        except (ServiceUnavailable, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        if as_json:
+            click.echo(json.dumps(found, indent=2))
+        else:
+            print_search(found, click.echo)
         return
     try:
         figures = loops.run(_bench(n, concurrency, latency_ms, mode, workers=workers,

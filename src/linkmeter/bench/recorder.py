@@ -124,10 +124,9 @@ def instrument(engine: Engine, recording: Recording) -> None:
             continue
         submit = batcher.submit
 
-        async def submit_recorded(signals: dict[str, Any], cache_key: str, deadline: float,
-                                  _submit: Any = submit) -> Any:
+        async def submit_recorded(signals: dict[str, Any], *rest: Any, _submit: Any = submit) -> Any:
             owners[id(signals)] = _url.get()  # the signals stay alive (and their id theirs) while they wait
-            return await _submit(signals, cache_key, deadline)
+            return await _submit(signals, *rest)  # the rest as the engine passes it (key, deadline, priority...)
 
         setattr(batcher, "submit", submit_recorded)  # noqa: B010
         original_many = provider.collect_many

@@ -23,7 +23,7 @@ def test_the_openapi_document_describes_every_endpoint(client: Client) -> None:
     schema = response.json()
     assert schema["info"]["title"] == "linkmeter"
     assert set(schema["paths"]) == {
-        "/api/v1/analyses", "/api/v1/analyses/{analysis_id}", "/api/v1/batches/{batch_id}",
+        "/api/v1/analyses", "/api/v1/analyses/{analysis_id}", "/api/v1/batches", "/api/v1/batches/{batch_id}",
         "/api/v1/batches/{batch_id}/results", "/api/v1/links", "/api/v1/links/{link_id}/history",
         "/api/v1/links/{link_id}/feedback", "/api/v1/providers", "/api/v1/usage", "/api/v1/feedback",
         "/api/v1/spam/models", "/api/v1/spam/train"}
@@ -33,6 +33,10 @@ def test_the_openapi_document_describes_every_endpoint(client: Client) -> None:
     results = schema["paths"]["/api/v1/batches/{batch_id}/results"]["get"]["responses"]["200"]
     assert set(results["content"]) == {"application/json", "application/x-ndjson", "text/csv; charset=utf-8"}
     assert "ErrorOut" in schema["components"]["schemas"]
+    for path in ("/api/v1/links", "/api/v1/batches"):
+        listing = schema["paths"][path]["get"]
+        assert {"filter", "sort", "cursor", "format"} & {p["name"] for p in listing["parameters"]}
+        assert set(listing["responses"]["200"]["content"]) == set(results["content"])
 
 
 def test_the_docs_page_loads_the_schema_with_local_assets_only(client: Client) -> None:
@@ -72,8 +76,8 @@ async def test_swagger_ui_renders_every_operation_under_our_csp(live_api: str) -
             page.on("request", lambda request: None if request.url.startswith(live_api) else problems.append(
                 f"off-site request: {request.url}"))
             await page.goto(f"{live_api}/api/docs")
-            await page.locator(".opblock").nth(11).wait_for(timeout=15000)
-            assert await page.locator(".opblock").count() == 12  # GET /usage, the spam and bulk feedback ones
+            await page.locator(".opblock").nth(12).wait_for(timeout=15000)
+            assert await page.locator(".opblock").count() == 13  # GET /usage, /batches, the spam and bulk feedback ones
             problems.extend(await page.evaluate("window.__cspViolations"))
         finally:
             await browser.close()

@@ -16,7 +16,7 @@ from linkmeter.engine.provider import Policy
 from linkmeter.engine.results import CallResult, CallStatus, UrlResult, UrlStatus
 from linkmeter.web import runtime
 from linkmeter.web.jobs.refill import RefillSettings, refill_round
-from linkmeter.web.links.models import Analysis, Batch, CallbackStatus, ProviderResult
+from linkmeter.web.links.models import Analysis, Batch, CallbackStatus, LinkEntry, ProviderResult
 from linkmeter.web.links.selectors.deferred import deferred_estimates
 from linkmeter.web.links.selectors.details import analysis_detail, batch_rows
 from linkmeter.web.links.selectors.progress import batch_progress
@@ -120,6 +120,9 @@ def test_a_filled_cell_updates_its_analysis_in_place_and_settles_its_batch() -> 
     assert (cell.status, cell.signals, cell.deferred_since, cell.refills) == ("ok", {"archive.x": 7}, None, 2)
     analysis = Analysis.objects.get(pk=work.analysis_id)
     assert analysis.status == "done" and analysis.signals["archive.x"] == 7 and analysis.signals["page.x"] == 1
+    # The links list shows the filled cell too (it reads the link entries, not the analysis).
+    entry = LinkEntry.objects.get(link_id=analysis.link_id)
+    assert (entry.status, entry.signals["archive.x"], entry.providers["archive"]) == ("done", 7, "ok")
     assert batch_progress(Batch.objects.get(pk=batch_id)).deferred == 0
     assert batch_webhook_renotify(batch_ids=done.batches) == [batch_id]
     assert Batch.objects.get(pk=batch_id).callback_status == CallbackStatus.SENDING

@@ -1,4 +1,5 @@
-"""GET /batches/{id} (progress) and GET /batches/{id}/results (streamed: JSON, NDJSON or CSV)."""
+"""GET /batches (the list with progress: filters, sorts, cursor pages, streamed exports), GET /batches/{id}
+(progress) and GET /batches/{id}/results (streamed: JSON, NDJSON or CSV)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from ninja import Router
 from ninja.params import P, QueryEx
 
 from linkmeter.web.api.errors import ApiError, not_found
-from linkmeter.web.api.exports import MEDIA_TYPES, Row, encode
-from linkmeter.web.api.schemas import BatchOut, ErrorOut
+from linkmeter.web.api.exports import BATCH_CSV_COLUMNS, MEDIA_TYPES, Row, batch_list_cells, encode
+from linkmeter.web.api.listing import check_format, search_error, streamed
+from linkmeter.web.api.schemas import BatchListOut, BatchOut, ErrorOut
 from linkmeter.web.links.models import Batch
-from linkmeter.web.links.selectors import details, progress
+from linkmeter.web.links.selectors import batchlist, details, progress
+from linkmeter.web.links.selectors.search import SearchError
 
 router = Router(tags=["batches"])
 
@@ -28,6 +31,50 @@ def _batch(request: HttpRequest, batch_id: int) -> Batch:
     if batch is None:
         raise not_found("batch", batch_id)
     return batch
+
+
+def _batch_query(request: HttpRequest, **given: Any) -> tuple[batchlist.BatchQuery, Any]:
+    user = request.user
+    getattr(user, "pk", None)  # resolved here, in a worker thread
+    try:
+        return batchlist.parse_batch_query(source=request.GET.getlist("source"), **given), user
+    except SearchError as exc:
+        raise search_error(exc) from exc
+
+
+def _batch_page(user: Any, query: batchlist.BatchQuery) -> dict[str, Any]:
+    page = batchlist.batch_search(user, query)
+    return {"items": page.rows, "next_cursor": page.next_cursor}
+
+
+@router.get("", url_name="batch_list", response={200: BatchListOut, 422: ErrorOut},
+            openapi_extra={"responses": {200: {
+                "description": "one page of your batches with their progress; with `format`: every matching "
+                               "batch, streamed",
+                "content": {media: {} for media in MEDIA_TYPES.values()},
+            }}},
+            summary="Your batches with their progress, filtered, sorted and paged (or exported)")
+async def batch_list(
+    request: HttpRequest,
+    q: QueryEx[str, P(description="text in the name, or the batch id")] = "",
+    status: QueryEx[str, P(description="open (not every analysis has ended) or finished")] = "",
+    source: QueryEx[str, P(description="api, paste, csv or cli; comma-separated or repeated")] = "",
+    after: QueryEx[str, P(description="created at or after (ISO date or date and time)")] = "",
+    before: QueryEx[str, P(description="created before (ISO date or date and time)")] = "",
+    sort: QueryEx[str, P(description="created_at, total, name or id; '-' first for descending "
+                                     "(default -created_at)")] = "",
+    limit: QueryEx[int | None, P(description="rows per page, 1-500 (default 50)")] = None,
+    cursor: QueryEx[str, P(description="next_cursor of the previous page")] = "",
+    format: QueryEx[str, P(description="csv, json or ndjson: every matching batch, streamed")] = "",
+) -> Any:
+    if format:
+        check_format(format)
+    query, user = await sync_to_async(_batch_query)(request, q=q, status=status, after=after, before=before,
+                                                    sort=sort, limit=limit, cursor=cursor)
+    if format:
+        return streamed(batchlist.batch_search_all(user, query), format, filename="batches",
+                        columns=BATCH_CSV_COLUMNS, cells=batch_list_cells)
+    return await sync_to_async(_batch_page)(user, query)
 
 
 @router.get("/{int:batch_id}", url_name="batch_progress", response={200: BatchOut, 404: ErrorOut},

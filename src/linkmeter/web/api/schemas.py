@@ -292,3 +292,43 @@ class UsageOut(Schema):
     keys: dict[str, list[dict[str, Any]]] = Field(description="per key (key_id null: no key), today and this "
                                                               "month: urls, submissions; sums to the account's")
     history: list[dict[str, Any]] = Field(description="the last 30 days, oldest first: day, urls, submissions")
+
+
+class LinkEntryOut(Schema):
+    id: int = Field(description="the link's id")
+    url: str
+    domain: str
+    title: str = Field(description="page.title as scraped: untrusted text")
+    status: str = Field(description="the status of the analysis shown: the newest final one, else the newest")
+    analysed_at: str = Field(description="when it finished (when it was queued while it has not)")
+    analysis_id: int
+    signals: dict[str, Any]
+    providers: dict[str, str] = Field(description="each provider's call status")
+
+
+class LinkListOut(Schema):
+    items: list[LinkEntryOut]
+    next_cursor: str | None = Field(description="pass as `cursor` with the same filters and sort for the next "
+                                                "page; null on the last page")
+
+
+class BatchListItemOut(Schema):
+    id: int
+    name: str
+    source: str
+    status: BatchStatus
+    total: int
+    counts: dict[str, int]
+    finished: int
+    progress: float
+    created_at: str
+    finished_at: str | None
+    invalid_count: int
+    callback: CallbackOut | None = None
+    providers: list[str]
+    default_set: bool
+
+
+class BatchListOut(Schema):
+    items: list[BatchListItemOut]
+    next_cursor: str | None

@@ -176,6 +176,39 @@ class BatchItem(models.Model):
         constraints = [models.UniqueConstraint(fields=["batch", "position"], name="one_item_per_position")]
 
 
+class LinkEntry(models.Model):
+    """A link as one account sees it: the account's newest analysis of it, copied for lists and search (one
+    row per account and link, rewritten by the services whenever one of the link's analyses changes)."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )  # None: batches made before accounts existed (the local owner sees them)
+    link = models.ForeignKey(Link, on_delete=models.CASCADE, related_name="entries")
+    analysis = models.ForeignKey(Analysis, on_delete=models.CASCADE, related_name="+")
+    url = models.CharField(max_length=2048)
+    domain = models.CharField(max_length=253)
+    title = models.CharField(max_length=500, blank=True, default="")
+    search_text = models.TextField(blank=True, default="")  # url, title and domain in lower case: what q matches
+    status = models.CharField(max_length=10, choices=AnalysisStatus.choices)
+    analysed_at = models.DateTimeField()  # when the analysis finished; when it was queued while it has not
+    signals = models.JSONField(default=dict, blank=True)
+    providers = models.JSONField(default=dict, blank=True)  # provider -> the status of its call
+
+    class Meta:
+        ordering = ["-analysed_at", "-id"]
+        # The signals' expression indexes are made by migration 0004 (the same SQL the search emits).
+        indexes = [
+            models.Index(fields=["owner", "analysed_at", "id"], name="entry_analysed"),
+            models.Index(fields=["owner", "domain", "id"], name="entry_domain"),
+            models.Index(fields=["owner", "status", "id"], name="entry_status"),
+            models.Index(fields=["owner", "url", "id"], name="entry_url"),
+            models.Index(fields=["owner", "title", "id"], name="entry_title"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.url} for {self.owner_id}"
+
+
 class FeedbackLabel(models.TextChoices):
     SPAM = "spam"
     HAM = "ham"

@@ -1,13 +1,15 @@
-"""UI routes: home, batch, link and providers pages, and the htmx partials they refresh."""
+"""UI routes: home, links, batches, batch, link and providers pages, and the htmx partials they refresh."""
 
 from django.urls import URLPattern, URLResolver, path
 
-from linkmeter.web.ui import views
+from linkmeter.web.ui import listviews, views
 
 app_name = "ui"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.home, name="home"),
+    path("links/", listviews.links, name="links"),
+    path("batches/", listviews.batches, name="batches"),
     path("batches/<int:batch_id>/", views.batch, name="batch"),
     path("batches/<int:batch_id>/progress/", views.batch_progress, name="batch-progress"),
     path("batches/<int:batch_id>/table/", views.batch_table, name="batch-table"),

@@ -10,7 +10,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from linkmeter.web.links.models import Analysis, Batch, BatchItem, Link
 
 
-def _is_local_owner(owner: Any) -> bool:
+def is_local_owner(owner: Any) -> bool:
     account = getattr(owner, "account", None)
     return bool(getattr(account, "is_local_owner", False))
 
@@ -20,7 +20,7 @@ def _mine(owner: Any, batch: str = "") -> Q | None:
     if owner is None or not getattr(owner, "is_authenticated", False):
         return None
     mine = Q(**{f"{batch}owner_id": owner.pk})
-    if _is_local_owner(owner):
+    if is_local_owner(owner):
         mine |= Q(**{f"{batch}owner__isnull": True})
     return mine
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 from linkmeter.engine.results import SUCCESS, URL_DEADLINE_MESSAGE, CallResult, CallStatus
 from linkmeter.web.links.bulkwrite import MESSAGE_LIMIT, jsonable
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, CallbackStatus, ProviderResult
+from linkmeter.web.links.services.entries import link_entry_refresh
 
 DEFERRABLE = (CallStatus.RATE_LIMITED.value, CallStatus.CIRCUIT_OPEN.value)
 # A background try ending so keeps its cell deferred: the provider refused, or did not answer in time (its
@@ -128,6 +129,8 @@ def deferred_store(*, outcomes: Sequence[tuple[DeferredWork, dict[str, CallResul
                 filled += 1
             else:
                 settled += 1
+        if touched:  # the lists show an analysis's signals and calls: they changed in place
+            link_entry_refresh(link_ids=Analysis.objects.filter(pk__in=touched).values_list("link_id", flat=True))
     return Refilled(filled, waiting, settled, _settled_batches(touched))
 
 

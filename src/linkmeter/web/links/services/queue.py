@@ -15,6 +15,7 @@ from linkmeter.engine.results import UrlResult
 from linkmeter.web.links import bulkwrite
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, AnalysisStatus, Batch, BatchItem, Link
 from linkmeter.web.links.services.deferred import result_defer
+from linkmeter.web.links.services.entries import entry_pending_status, link_entry_refresh
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ def _claim(ids: list[int], claimable: Q, *, now: datetime, deadline_seconds: flo
         status=AnalysisStatus.RUNNING, started_at=now, attempts=F("attempts") + 1,
         deadline_at=now + timedelta(seconds=deadline_seconds),
     )
+    entry_pending_status(analysis_ids=ids, status=AnalysisStatus.RUNNING)
     first_batch = BatchItem.objects.filter(analysis=OuterRef("pk")).order_by("batch_id").values("batch_id")[:1]
     rows = (Analysis.objects.filter(id__in=ids, status=AnalysisStatus.RUNNING, started_at=now)
             .annotate(batch_id=Subquery(first_batch))
@@ -103,6 +105,7 @@ def analysis_complete(*, outcomes: Sequence[tuple[int, UrlResult]]) -> int:
         if settings.LINKMETER["DEFER_MAX_AGE_SECONDS"] > 0:
             result_defer(analysis_ids=[pk for pk, _ in finished], now=now)
         _point_links_at_latest(set(open_links.values()))
+        link_entry_refresh(link_ids=open_links.values())
         _close_finished_batches(set(open_links), now)
     return len(open_links)
 
@@ -116,15 +119,20 @@ def analysis_fail(*, analysis_ids: Sequence[int], reason: str) -> int:
                    .values_list("id", flat=True))
         Analysis.objects.filter(id__in=ids).update(status=AnalysisStatus.FAILED, finished_at=now,
                                                    error=reason[:2000])
-        _point_links_at_latest(set(Analysis.objects.filter(id__in=ids).values_list("link_id", flat=True)))
+        failed_links = set(Analysis.objects.filter(id__in=ids).values_list("link_id", flat=True))
+        _point_links_at_latest(failed_links)
+        link_entry_refresh(link_ids=failed_links)
         _close_finished_batches(set(ids), now)
     return len(ids)
 
 
 def analysis_requeue(*, analysis_ids: Sequence[int]) -> int:
     """Put running analyses back in the queue (after a restart, or by the watchdog)."""
-    return Analysis.objects.filter(id__in=analysis_ids, status=AnalysisStatus.RUNNING).update(
-        status=AnalysisStatus.QUEUED, started_at=None, deadline_at=None)
+    with transaction.atomic():
+        moved = Analysis.objects.filter(id__in=analysis_ids, status=AnalysisStatus.RUNNING).update(
+            status=AnalysisStatus.QUEUED, started_at=None, deadline_at=None)
+        entry_pending_status(analysis_ids=analysis_ids, status=AnalysisStatus.QUEUED)
+    return moved
 
 
 def analysis_recover(*, max_attempts: int = 2, grace_seconds: float = 30.0) -> Recovered:

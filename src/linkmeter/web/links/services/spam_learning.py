@@ -36,6 +36,7 @@ from linkmeter.web.links.models import (
     SpamJobStatus,
     SpamModel,
 )
+from linkmeter.web.links.services.entries import link_entry_refresh
 from linkmeter.web.links.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -281,6 +282,7 @@ def links_rescore(*, model: SpamModel, progress: Progress | None = None) -> int:
         with transaction.atomic():
             Analysis.objects.bulk_update(chunk, ["signals"])
             ProviderResult.objects.bulk_update(changed_results, ["signals"])
+            link_entry_refresh(link_ids=(analysis.link_id for analysis in chunk))
         done += len(chunk)
         last = chunk[-1].pk
         say(f"re-scored {done} of {total} links with version {model.version}", done, total)

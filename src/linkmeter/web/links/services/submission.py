@@ -17,6 +17,7 @@ from linkmeter.engine.ssrf import AllowList, FetchRefused, blocked_reason, host_
 from linkmeter.engine.urls import InvalidURL, parse_url
 from linkmeter.providers.registry import DEFAULT_NAMES, PROVIDER_CLASSES, PROVIDER_NAMES
 from linkmeter.web.links.models import Analysis, AnalysisStatus, Batch, BatchItem, BatchSource, CallbackStatus, Link
+from linkmeter.web.links.services.entries import link_entry_refresh
 from linkmeter.web.links.services.errors import ServiceError
 from linkmeter.web.runtime import callbacks_supported, get_dispatcher
 
@@ -126,6 +127,7 @@ def analysis_submit(
             items.append(BatchItem(batch=batch, analysis=analysis, position=index, reused=is_reused))
         Analysis.objects.bulk_create(list(created.values()))  # sets their ids (SQLite >= 3.35, PostgreSQL)
         BatchItem.objects.bulk_create(items)
+        link_entry_refresh(link_ids=(link.pk for link in links.values()))
         if not created:
             batch.finished_at = timezone.now()
             batch.save(update_fields=["finished_at"])
