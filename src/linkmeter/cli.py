@@ -4,6 +4,7 @@ key."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -317,16 +318,39 @@ def demo(as_json: bool) -> None:
 
 
 @main.command()
-def providers() -> None:
-    """List the providers, what they need and the signals they provide."""
+@click.option("--signals/--no-signals", default=True, show_default=True,
+              help="After the table, every provider's needs, wants and signals.")
+def providers(signals: bool) -> None:
+    """List the providers as the providers page does (group, default set, key and whether it is set, from the
+    environment), then what each needs and the signals it provides."""
+    from rich.table import Table
+
+    from linkmeter.assembly import build_providers, build_settings
+    from linkmeter.engine.provider import GROUPS
     from linkmeter.providers.registry import PROVIDER_CLASSES
 
-    console = Console()
-    for cls in PROVIDER_CLASSES:
+    try:
+        keys_set = {p.name: bool(p.config.api_key) for p in build_providers(build_settings(os.environ))}
+    except SettingsError:  # the table still says which variable holds each key
+        keys_set = {cls.name: bool(os.environ.get(cls.key_variable())) for cls in PROVIDER_CLASSES}
+    order = {group: index for index, group in enumerate(GROUPS)}
+    classes = sorted(PROVIDER_CLASSES, key=lambda cls: order.get(cls.group, len(order)))  # stable: listing order
+    console = Console(width=min(100, shutil.get_terminal_size((100, 24)).columns))
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for heading in ("provider", "group", "default set", "key", "key set", "key variable"):
+        table.add_column(heading, overflow="fold")
+    for cls in classes:
+        takes = cls.takes_key()
+        key_set = "-" if takes == "none" else "yes" if keys_set.get(cls.name) else "no"
+        table.add_row(cls.name, cls.group, "yes" if cls.in_default_set else "no", takes, key_set,
+                      cls.key_variable() if takes != "none" else "-")
+    console.print(table, markup=False, highlight=False)
+    if not signals:
+        return
+    for cls in classes:
         needs = ", ".join(cls.needs) or "-"
         wants = ", ".join(cls.wants) or "-"
-        key = f" (API key: LINKMETER_{cls.name.upper()}_API_KEY)" if cls.requires_key else ""
-        console.print(f"[bold]{cls.name}[/bold]{key}  needs: {needs}  wants: {wants}", highlight=False)
+        console.print(f"\n[bold]{cls.name}[/bold]  needs: {needs}  wants: {wants}", highlight=False)
         for signal, spec in cls.provides.items():
             unit = f" [{spec.unit}]" if spec.unit else ""
             console.print(f"    {signal:32} {spec.type.__name__:5} {spec.description}{unit}",
