@@ -40,9 +40,11 @@ class BulkComparison:
         return found
 
 
-async def compare_bulk(make: Callable[[bool], Engine], targets: Sequence[str], *, concurrency: int) -> BulkComparison:
+async def compare_bulk(make: Callable[[bool], Engine], targets: Sequence[str], *, concurrency: int,
+                       after_bulk: Callable[[], None] | None = None) -> BulkComparison:
     """Run ``targets`` through ``make(True)`` then ``make(False)`` (each closed afterwards), ``concurrency`` URLs
-    in flight. Bound it with ``asyncio.timeout`` in the test."""
+    in flight; ``after_bulk`` runs between the two (e.g. to read an emulator's counts). Bound it with
+    ``asyncio.timeout`` in the test."""
     runs: list[dict[str, UrlResult]] = []
     requests: dict[str, int] = {}
     keys_sent: dict[str, int] = {}
@@ -50,6 +52,8 @@ async def compare_bulk(make: Callable[[bool], Engine], targets: Sequence[str], *
         engine = make(bulk)
         try:
             runs.append({r.url: r async for r in engine.analyze_many(targets, concurrency=concurrency)})
+            if bulk and after_bulk is not None:
+                after_bulk()
             if bulk:
                 for provider in engine.plan.providers:
                     batcher = engine.calls.batcher(provider.name)

@@ -33,14 +33,16 @@ async def test_500_urls_on_distinct_domains_make_a_few_requests_with_the_same_re
                             relax_rate_limits=True, emulator=emulator.info())
 
     before = dict(emulator.request_counts)
+    after: dict[str, int] = {}
     async with asyncio.timeout(120):
-        run = await compare_bulk(make, targets, concurrency=URLS)
-    one_by_one = {name: emulator.request_counts[name] - before.get(name, 0) for name in run.requests}
-    # Counted by the emulator: what reached the upstream, both runs together; the one-by-one run sent one per URL.
-    assert one_by_one["safebrowsing"] - URLS <= 4
-    assert one_by_one["openpagerank"] - URLS <= 8
-    assert run.requests == {"safebrowsing": one_by_one["safebrowsing"] - URLS,
-                            "openpagerank": one_by_one["openpagerank"] - URLS}
+        run = await compare_bulk(make, targets, concurrency=URLS, after_bulk=lambda: after.update(
+            emulator.request_counts))
+    # Counted by the emulator: what reached the upstream during the bulk run (the one-by-one run sends one request
+    # per URL and more when a loaded machine makes some time out and be retried).
+    sent = {name: after.get(name, 0) - before.get(name, 0) for name in run.requests}
+    assert sent["safebrowsing"] <= 4
+    assert sent["openpagerank"] <= 8
+    assert run.requests == sent
     for provider in ("safebrowsing", "openpagerank"):
         assert run.differences(provider) == {}, provider
         assert all(result.providers[provider].status in SUCCESS for result in run.bulk.values()), provider
