@@ -261,7 +261,8 @@ def _print(figures: dict[str, Any]) -> None:
                    f"{row['p50_url_ms']:>10}{row['p99_url_ms']:>10}{row['cpu_ms_per_call']:>13}"
                    f"{row['emulator_cpu_share'] or '-':>14}")
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
-               f"peak RSS: {figures['peak_rss_mb']} MB")
+               f"peak RSS: {figures['engine']['peak_rss_mb']} MB after the engine run, {figures['peak_rss_mb']} MB "
+               "in all")
     if figures["embedded"] is not None:
         click.echo(f"ratio embedded/ceiling: {figures['ratio_embedded']:.3f}   URL statuses: "
                    f"{figures['embedded']['statuses']}   submitting took {figures['embedded']['submit_seconds']} s")
@@ -291,6 +292,9 @@ def _print_providers(figures: dict[str, Any]) -> None:
         on, off = comparison["bulk"], comparison["no_bulk"]
         click.echo(f"bulk queries on: {on['urls_per_s']} URLs/s, {on['calls']} requests; off: {off['urls_per_s']} "
                    f"URLs/s, {off['calls']} requests; throughput on/off {comparison['throughput_bulk_over_no_bulk']}")
+        every = comparison["batched_all"]
+        click.echo(f"batched providers in all: {every['no_bulk_requests_per_url']} requests per URL off, "
+                   f"{every['bulk_requests_per_url']} on: cut x{every['cut']}")
     runs = "on, off" if comparison else ("on" if figures["bulk"] else "off")
     click.echo(f"providers ({len(figures['providers'])}, * = bulk queries), upstream requests per URL with bulk "
                f"queries {runs}, call p50/p99 ms and statuses:")
@@ -303,6 +307,10 @@ def _print_providers(figures: dict[str, Any]) -> None:
             cut = f"  cut x{comparison['batched'][row['name']]['cut']}"
         calls = ", ".join(f"{status} {count}" for status, count in sorted(row[main]["calls"].items()))
         click.echo(f"  {name:16}{rates}{cut:>12}{row[main]['p50_ms']:>9}{row[main]['p99_ms']:>9}  {calls}")
+    if comparison is not None:
+        for name, batched in comparison["batched"].items():
+            click.echo(f"  {name}: {batched['keys_per_request']} keys per request (max_batch {batched['max_batch']}): "
+                       f"cut x{batched['cut']}, at most x{batched['cut_bound']} with every request full")
     relaxed = ", ".join(f"{k}={v}" if k.startswith("LINKMETER_") else f"{k}: {v}"
                         for k, v in figures["relaxed"].items())
     click.echo(f"relaxed for the bench: {relaxed}")
@@ -378,7 +386,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "providers": _providers_report(runs, n),
         "bulk_comparison": _bulk_comparison(runs, n) if other is not None else None,
         "workers": workers if mode in ("celery", "chord-per-call") else None,
-        "engine": {**engine_figures.as_dict(),
+        "engine": {**engine_figures.as_dict(), "peak_rss_mb": engine_run.peak_rss_mb,
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
         "ceiling": {**ceiling_figures.as_dict(), "errors": sum(run.errors for run in ceilings),
                     "emulator_cpu_share": _share(0.0, _total(ceiling_emulator_cpu), sum(r.seconds for r in ceilings)),
@@ -392,7 +400,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "ratio_chord": _ratio(chord, ceiling_rate),
         "ratio_celery_chord": _ratio(celery, chord["urls"] / chord["seconds"]) if chord and chord["seconds"] else None,
         "statuses": statuses,
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": _peak_rss_mb(),
     }
 
 
@@ -476,6 +484,8 @@ class _EngineRun:
     statuses: dict[str, int]  # URL statuses
     calls: dict[str, dict[str, int]]  # provider -> call status -> count
     latency_ms: dict[str, list[float]]  # provider -> its calls' latencies
+    keys_sent: dict[str, int]  # batched provider -> keys its bulk requests carried (every attempt)
+    peak_rss_mb: float  # this process's peak RSS when the run ended (the first run: the engine's own peak)
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -506,17 +516,30 @@ def _bulk_comparison(runs: dict[bool, _EngineRun], n: int) -> dict[str, Any]:
     and how many times fewer bulk queries make."""
     on, off = runs[True], runs[False]
     cut: dict[str, Any] = {}
+    on_counts, off_counts = on.recording.by_provider(), off.recording.by_provider()
     for name in batched_providers():
-        with_bulk, without = on.recording.by_provider().get(name, 0), off.recording.by_provider().get(name, 0)
+        with_bulk, without = on_counts.get(name, 0), off_counts.get(name, 0)
+        keys = on.keys_sent.get(name, 0)
+        max_batch = next(cls.max_batch for cls in PROVIDER_CLASSES if cls.name == name)
+        fewest = -(-keys // max_batch)  # every request full: the most max_batch allows for these keys
         cut[name] = {"bulk_requests_per_url": round(with_bulk / n, 4),
                      "no_bulk_requests_per_url": round(without / n, 4),
-                     "cut": round(without / with_bulk, 1) if with_bulk else None}
+                     "cut": round(without / with_bulk, 1) if with_bulk else None,
+                     "keys_per_request": round(keys / with_bulk, 1) if with_bulk else None,
+                     "max_batch": max_batch,
+                     "cut_bound": round(without / fewest, 1) if fewest else None}
+    # In all: every batched provider's requests together, without bulk queries over with them.
+    with_bulk = sum(on_counts.get(name, 0) for name in batched_providers())
+    without = sum(off_counts.get(name, 0) for name in batched_providers())
     return {
         "bulk": {**on.figures.as_dict(), "statuses": on.statuses},
         "no_bulk": {**off.figures.as_dict(), "statuses": off.statuses},
         "throughput_bulk_over_no_bulk": round(off.figures.seconds / on.figures.seconds, 3)
         if on.figures.seconds else None,
         "batched": cut,
+        "batched_all": {"bulk_requests_per_url": round(with_bulk / n, 4),
+                        "no_bulk_requests_per_url": round(without / n, 4),
+                        "cut": round(without / with_bulk, 1) if with_bulk else None},
     }
 
 
@@ -549,8 +572,14 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, 
     finally:
         await engine.close()
     seconds = time.perf_counter() - began
+    keys_sent = {name: batcher.keys_sent for name in batched_providers()
+                 if (batcher := engine.calls.batcher(name)) is not None}
     return _EngineRun(Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
-                      recording, statuses, calls, latency_ms)
+                      recording, statuses, calls, latency_ms, keys_sent, _peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 async def _warm_up(info: EmulatorInfo) -> None:
