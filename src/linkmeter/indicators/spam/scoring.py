@@ -51,7 +51,7 @@ def logit(artifact: Artifact, url: str, signals: Mapping[str, Any] | None = None
     found = features if features is not None else feats.extract(url, signals, now)
     total = artifact.logit(found.values)
     if artifact.memory:
-        total += artifact.domain_logodds(feats.normalise(url).domain)
+        total += artifact.domain_logodds(found.norm.domain if found.norm else feats.normalise(url).domain)
     return total + sum(hit.logodds for hit in apply(signals, now))
 
 
@@ -69,10 +69,11 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
     signals = signals or {}
     found = feats.extract(url, signals, now)
     hits = apply(signals, now)
-    norm = feats.normalise(url)
+    norm = found.norm or feats.normalise(url)
     domain = norm.domain
     memory = artifact.domain_logodds(domain) if artifact.memory else 0.0
-    total = artifact.logit(found.values) + memory + sum(hit.logodds for hit in hits)
+    learned, contributions = artifact.explain(found.values)
+    total = learned + memory + sum(hit.logodds for hit in hits)
     value = probability(total)
     reasons = [{"feature": f"rule.{hit.rule}", "value": _plain(hit.value), "contribution": round(hit.logodds, 3),
                 "text": hit.text} for hit in hits]
@@ -80,16 +81,15 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
         said = "spam" if memory > 0 else "not spam"
         reasons.append({"feature": "memory.domain", "value": domain, "contribution": round(memory, 3),
                         "text": f"people labelled links on {domain} {said}"})
-    reasons.extend(_feature_reasons(artifact, found, norm, signals))
+    reasons.extend(_feature_reasons(contributions, found, norm, signals))
     reasons = [r for r in reasons if abs(r["contribution"]) >= MIN_CONTRIBUTION]
     reasons.sort(key=lambda r: -abs(r["contribution"]))
     return Verdict(score=value, flag=value >= threshold, model=artifact.version, logit=total,
                    reasons=reasons[:MAX_REASONS])
 
 
-def _feature_reasons(artifact: Artifact, found: feats.Features, norm: feats.NormalisedURL,
+def _feature_reasons(contributions: Mapping[str, float], found: feats.Features, norm: feats.NormalisedURL,
                      signals: Mapping[str, Any]) -> list[dict[str, Any]]:
-    contributions = artifact.contributions(found.values)
     grams = {name: c for name, c in contributions.items() if name[:3] == "ng."}
     others = [(name, c) for name, c in contributions.items() if name[:3] != "ng." and name != "url.bias"
               and abs(c) >= MIN_CONTRIBUTION]
