@@ -25,6 +25,7 @@ from linkmeter.bench.services import Services, ServiceUnavailable, check_service
 from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.engine.results import UrlStatus
 from linkmeter.gctune import tune_garbage_collector
+from linkmeter.indicators.spam import SpamIndicator
 from linkmeter.providers.registry import PROVIDER_CLASSES, PROVIDER_NAMES
 
 TLDS = ("com", "org", "net")
@@ -170,6 +171,9 @@ def _print(figures: dict[str, Any]) -> None:
                    f"{row['emulator_cpu_share'] or '-':>14}")
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
                f"peak RSS: {figures['peak_rss_mb']} MB")
+    if (spam := figures.get("spam_scoring")) is not None:
+        click.echo(f"spam indicator on: scoring {spam['cpu_ms_per_url']} ms CPU per URL ({spam['urls']} URLs), "
+                   f"{100 * (spam['cpu_share_of_engine'] or 0):.1f} % of the engine's CPU")
     if figures["embedded"] is not None:
         click.echo(f"ratio embedded/ceiling: {figures['ratio_embedded']:.3f}   URL statuses: "
                    f"{figures['embedded']['statuses']}   submitting took {figures['embedded']['submit_seconds']} s")
@@ -288,6 +292,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "workers": workers if mode in ("celery", "chord-per-call") else None,
         "engine": {**engine_figures.as_dict(),
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
+        "spam_scoring": _spam_share(engine_run.spam, engine_figures),
         "ceiling": {**ceiling_figures.as_dict(), "errors": sum(run.errors for run in ceilings),
                     "emulator_cpu_share": _share(0.0, _total(ceiling_emulator_cpu), sum(r.seconds for r in ceilings)),
                     "runs_urls_per_s": [round(len(recording.calls) / run.seconds, 1) for run in ceilings]},
@@ -302,6 +307,14 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "statuses": statuses,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+
+
+def _spam_share(spam: dict[str, Any] | None, engine: Figures) -> dict[str, Any] | None:
+    """The spam scoring's cost with its share of the engine run's CPU."""
+    if spam is None:
+        return None
+    share = spam["urls"] * spam["cpu_ms_per_url"] / 1000 / engine.cpu_seconds if engine.cpu_seconds else None
+    return {**spam, "cpu_share_of_engine": None if share is None else round(share, 4)}
 
 
 def _ratio(row: dict[str, Any] | None, against: float) -> float | None:
@@ -384,6 +397,7 @@ class _EngineRun:
     statuses: dict[str, int]  # URL statuses
     calls: dict[str, dict[str, int]]  # provider -> call status -> count
     latency_ms: dict[str, list[float]]  # provider -> its calls' latencies
+    spam: dict[str, Any] | None = None  # the spam indicator's scoring cost, when it ran
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -458,7 +472,16 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, 
         await engine.close()
     seconds = time.perf_counter() - began
     return _EngineRun(Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
-                      recording, statuses, calls, latency_ms)
+                      recording, statuses, calls, latency_ms, _spam_cost(engine))
+
+
+def _spam_cost(engine: Any) -> dict[str, Any] | None:
+    """The spam indicator's scoring: URLs scored and CPU per URL (its own counters: scoring is on the loop)."""
+    for provider in engine.plan.providers:
+        if isinstance(provider, SpamIndicator) and provider.scored:
+            return {"urls": provider.scored, "cpu_ms_per_url": round(provider.cpu_seconds / provider.scored * 1000, 4),
+                    "cpu_share_of_engine": None}
+    return None
 
 
 async def _warm_up(info: EmulatorInfo) -> None:
