@@ -94,3 +94,12 @@ def test_home_page_probes_give_legitimate_home_pages_other_legitimate_paths() ->
     figures = training.shortcut_figures(test, [0.9, 0.1, 0.2, 0.8], [0.7, 0.2])
     assert figures == {"fpr_legit_with_path": 0.0, "fpr_legit_home_page": 0.5,
                        "fpr_home_page_plus_legit_path": 0.5, "probes": 2}
+
+
+def test_repeated_examples_become_one_row_with_their_weights_summed() -> None:
+    examples = [Example("https://a.com/x", True), Example("https://a.com/x", True, 2.0),
+                Example("https://a.com/x", False), Example("https://b.com/", False)]
+    rows = training.merged(examples)
+    assert [(e.url, e.is_spam, e.weight) for e in rows] == [("https://a.com/x", True, 3.0),
+                                                             ("https://a.com/x", False, 1.0),
+                                                             ("https://b.com/", False, 1.0)]

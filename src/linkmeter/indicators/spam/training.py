@@ -113,6 +113,18 @@ def path_balance(examples: Sequence[Example]) -> list[float]:
     return factors
 
 
+def merged(examples: Sequence[Example]) -> list[Example]:
+    """The examples with each repeated (URL, label, signals) as one, its weights summed: the same fit (the
+    weighted log-loss is a sum over rows), fewer rows (a link many people labelled, a label of a shipped URL)."""
+    found: dict[tuple[str, bool, int], Example] = {}
+    for e in examples:
+        key = (e.url, e.is_spam, id(e.signals))  # ``examples`` keeps every signals mapping alive meanwhile
+        known = found.get(key)
+        found[key] = e if known is None else Example(e.url, e.is_spam, known.weight + e.weight, e.signals,
+                                                     known.source)
+    return list(found.values())
+
+
 def from_labels(labels: Iterable[Label]) -> list[Example]:
     """Examples from people's labels, weighed by ``learning.weigh`` (one account cannot dominate)."""
     return [Example(item.label.url, item.label.is_spam, item.weight, item.label.signals, item.label.source)
@@ -182,7 +194,9 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
 
     now = now or datetime.now(UTC)
     started = time.process_time()
-    everything = [*examples, *from_labels(labels)]
+    weighed = from_labels(labels)
+    labelled = len(weighed)
+    everything = merged([*examples, *weighed])
     y = [int(e.is_spam) for e in everything]
     if len(set(y)) < 2:
         raise ValueError("training needs both spam and not-spam examples")
@@ -208,12 +222,13 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
     weights = {name: float(value) for name, value in zip(names, model.coef_[0], strict=True) if abs(value) >= 1e-4}
     dense = {name for name in index if name.startswith("url.") and name != "url.bias"}
     means = {name: sum(r.get(name, 0.0) for r in rows) / len(rows) for name in sorted(dense)}
-    spam = sum(y)
+    spam = sum(e.is_spam for e in examples) + sum(e.is_spam for e in weighed)
     return Artifact(
         version=version, algorithm=ALGORITHM, weights=weights, means=means, a=a, b=b, cap=cap, parent=parent,
         created=now.isoformat(timespec="seconds"), schema=schema(),
-        provenance={"examples": len(everything), "spam": spam, "not_spam": len(everything) - spam,
-                    "labels": len(everything) - len(examples), "c": c, "calibration_folds": folds, "seed": seed,
+        provenance={"examples": len(examples) + labelled, "rows": len(everything), "spam": spam,
+                    "not_spam": len(examples) + labelled - spam, "labels": labelled, "c": c,
+                    "calibration_folds": folds, "seed": seed,
                     "path_balance": balance_paths, "cap": cap, "calibration_groups": calibrate_by,
                     "train_cpu_seconds": round(time.process_time() - started, 2), **(provenance or {})},
         figures=dict(figures or {}),
