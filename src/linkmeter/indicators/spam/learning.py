@@ -163,18 +163,18 @@ def _online(rows: list[_Row], *, l2: float, epochs: int, rate: float, seed: int)
         return {}
     order = list(range(len(rows)))
     shuffle = random.Random(seed).shuffle
+    # The learnable features of each row, picked once (not on every epoch): only they have deltas.
+    learnable = [[(name, value) for name, value in row.values.items() if _online_feature(name)] for row in rows]
     step = 0
     for _ in range(epochs):
         shuffle(order)
         for index in order:
-            row = rows[index]
+            row, pairs = rows[index], learnable[index]
             step += 1
             lr = rate / math.sqrt(1 + step / max(1, len(rows)))
-            z = row.base + sum(delta[name] * value for name, value in row.values.items() if name in delta)
+            z = row.base + sum(delta[name] * value for name, value in pairs)
             g = row.weight * (probability(z) - row.y)
-            for name, value in row.values.items():
-                if not _online_feature(name):
-                    continue
+            for name, value in pairs:
                 d = delta[name]
                 delta[name] = d - lr * (g * value + l2 * d)
     return {name: value for name, value in delta.items() if abs(value) > 1e-6}

@@ -187,7 +187,8 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
           provenance: Mapping[str, Any] | None = None, figures: Mapping[str, Any] | None = None,
           progress: Callable[[str], None] | None = None) -> Artifact:
     """A model fitted on ``examples`` plus ``labels`` (weighed: ``learning.weigh``), calibrated on out-of-fold
-    scores grouped by top-level domain (``calibrate_by="domain"``: by registered domain); the examples are
+    scores grouped by top-level domain (``calibrate_by="domain"``, or fewer top-level domains than folds: by
+    registered domain); the examples are
     reweighted by ``path_balance`` unless ``balance_paths`` is false, and the learned logit is squashed into
     (-``cap``, ``cap``). Raises ValueError without both classes."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -206,8 +207,9 @@ def train(examples: Sequence[Example], labels: Iterable[Label] = (), *, version:
     say = progress or (lambda _: None)
     say(f"features of {len(everything)} examples")
     rows = _constant_flags_dropped(_features(everything, now))
-    groups = [group_of(e.url) if calibrate_by == "domain" else feats.normalise(e.url).host.rsplit(".", 1)[-1]
-              for e in everything]
+    groups = [feats.normalise(e.url).host.rsplit(".", 1)[-1] for e in everything] if calibrate_by == "tld" else []
+    if len(set(groups)) < folds:  # too few top-level domains to make the folds of (a small set): by domain
+        groups = [group_of(e.url) for e in everything]
     out_of_fold = [0.0] * len(rows)
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fold, (fit_at, test_at) in enumerate(splitter.split(rows, y, groups), start=1):
