@@ -128,7 +128,8 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
 
     The emulator runs in a separate process; the engine and then the ceiling run in this one, and the
     ceiling once more at the end (ratios use the mean of the two: the machine's speed drifts). Reports
-    URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling.
+    URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling, and the
+    spam indicator's scoring CPU per URL and its share of the engine's CPU (it runs for every URL).
 
     --mode embedded also starts `linkmeter serve` (a separate process, SQLite in a temporary directory,
     the runner at the same concurrency) between the two ceilings, submits the same URLs through POST
