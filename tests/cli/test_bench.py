@@ -24,6 +24,8 @@ async def test_a_small_bench_reports_engine_and_ceiling_figures() -> None:
     assert sum(figures["statuses"].values()) == 30
     assert set(figures["statuses"]) == {"done", "partial", "failed"}
     assert figures["peak_rss_mb"] > 0
+    spam = figures["spam_scoring"]  # the spam indicator ran for every URL, its scoring cost measured
+    assert spam["urls"] == 30 and spam["cpu_ms_per_url"] > 0 and 0 < spam["cpu_share_of_engine"] < 1
 
 
 async def test_bench_refuses_a_bad_size() -> None:

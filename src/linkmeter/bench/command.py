@@ -25,6 +25,7 @@ from linkmeter.bench.services import Services, ServiceUnavailable, check_service
 from linkmeter.emulator.client import EmulatorInfo, environment, write_ca
 from linkmeter.engine.results import UrlStatus
 from linkmeter.gctune import tune_garbage_collector
+from linkmeter.indicators.spam import SpamIndicator
 from linkmeter.providers.registry import PROVIDER_CLASSES, PROVIDER_NAMES
 
 TLDS = ("com", "org", "net")
@@ -146,7 +147,8 @@ def bench(n: int, concurrency: int, latency_ms: float, mode: str, workers: int, 
 
     The emulator runs in a separate process; the engine and then the ceiling run in this one, and the
     ceiling once more at the end (ratios use the mean of the two: the machine's speed drifts). Reports
-    URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling.
+    URLs/s, calls/s, p50/p99 per URL, CPU per call, peak memory and the ratio engine/ceiling, and the
+    spam indicator's scoring CPU per URL and its share of the engine's CPU (it runs for every URL).
 
     --mode embedded also starts `linkmeter serve` (a separate process, SQLite in a temporary directory,
     the runner at the same concurrency) between the two ceilings, submits the same URLs through POST
@@ -263,6 +265,9 @@ def _print(figures: dict[str, Any]) -> None:
     click.echo(f"ratio engine/ceiling: {figures['ratio']:.3f}   URL statuses: {figures['statuses']}   "
                f"peak RSS: {figures['engine']['peak_rss_mb']} MB after the engine run, {figures['peak_rss_mb']} MB "
                "in all")
+    if (spam := figures.get("spam_scoring")) is not None:
+        click.echo(f"spam indicator on: scoring {spam['cpu_ms_per_url']} ms CPU per URL ({spam['urls']} URLs), "
+                   f"{100 * (spam['cpu_share_of_engine'] or 0):.1f} % of the engine's CPU")
     if figures["embedded"] is not None:
         click.echo(f"ratio embedded/ceiling: {figures['ratio_embedded']:.3f}   URL statuses: "
                    f"{figures['embedded']['statuses']}   submitting took {figures['embedded']['submit_seconds']} s")
@@ -388,6 +393,7 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "workers": workers if mode in ("celery", "chord-per-call") else None,
         "engine": {**engine_figures.as_dict(), "peak_rss_mb": engine_run.peak_rss_mb,
                    "emulator_cpu_share": _share(emulator_cpu[0], emulator_cpu[1], engine_figures.seconds)},
+        "spam_scoring": _spam_share(engine_run.spam, engine_figures),
         "ceiling": {**ceiling_figures.as_dict(), "errors": sum(run.errors for run in ceilings),
                     "emulator_cpu_share": _share(0.0, _total(ceiling_emulator_cpu), sum(r.seconds for r in ceilings)),
                     "runs_urls_per_s": [round(len(recording.calls) / run.seconds, 1) for run in ceilings]},
@@ -402,6 +408,14 @@ async def _bench(n: int, concurrency: int, latency_ms: float, mode: str = "engin
         "statuses": statuses,
         "peak_rss_mb": _peak_rss_mb(),
     }
+
+
+def _spam_share(spam: dict[str, Any] | None, engine: Figures) -> dict[str, Any] | None:
+    """The spam scoring's cost with its share of the engine run's CPU."""
+    if spam is None:
+        return None
+    share = spam["urls"] * spam["cpu_ms_per_url"] / 1000 / engine.cpu_seconds if engine.cpu_seconds else None
+    return {**spam, "cpu_share_of_engine": None if share is None else round(share, 4)}
 
 
 def _ratio(row: dict[str, Any] | None, against: float) -> float | None:
@@ -486,6 +500,7 @@ class _EngineRun:
     latency_ms: dict[str, list[float]]  # provider -> its calls' latencies
     keys_sent: dict[str, int]  # batched provider -> keys its bulk requests carried (every attempt)
     peak_rss_mb: float  # this process's peak RSS when the run ended (the first run: the engine's own peak)
+    spam: dict[str, Any] | None = None  # the spam indicator's scoring cost, when it ran
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -575,11 +590,20 @@ async def _run_engine(info: EmulatorInfo, urls: list[str], concurrency: int, *, 
     keys_sent = {name: batcher.keys_sent for name in batched_providers()
                  if (batcher := engine.calls.batcher(name)) is not None}
     return _EngineRun(Figures(seconds, len(urls), recording.total, time.process_time() - cpu, url_seconds),
-                      recording, statuses, calls, latency_ms, keys_sent, _peak_rss_mb())
+                      recording, statuses, calls, latency_ms, keys_sent, _peak_rss_mb(), _spam_cost(engine))
 
 
 def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _spam_cost(engine: Any) -> dict[str, Any] | None:
+    """The spam indicator's scoring: URLs scored and CPU per URL (its own counters: scoring is on the loop)."""
+    for provider in engine.plan.providers:
+        if isinstance(provider, SpamIndicator) and provider.scored:
+            return {"urls": provider.scored, "cpu_ms_per_url": round(provider.cpu_seconds / provider.scored * 1000, 4),
+                    "cpu_share_of_engine": None}
+    return None
 
 
 async def _warm_up(info: EmulatorInfo) -> None:

@@ -25,11 +25,21 @@ def test_an_artifact_round_trips_through_json() -> None:
     again = Artifact.from_json(adapted.to_json())
     assert again == Artifact.from_dict(json.loads(adapted.to_json()))
     assert again.online == {"ng.12": 0.5} and again.memory == {"example.com": -3.0}
-    assert again.version == shipped.version and again.a == shipped.a
+    assert again.version == shipped.version and again.a == shipped.a and again.cap == shipped.cap
+
+
+def test_an_artifact_without_a_cap_is_not_squashed() -> None:
+    data = load_shipped().to_dict()
+    data["calibration"] = {key: value for key, value in data["calibration"].items() if key != "cap"}
+    plain = Artifact.from_dict(data)
+    values = {"url.bias": 1.0, "url.ip_host": 1.0, "url.credential_words": 2.0}
+    assert plain.cap is None
+    assert plain.learned(values) == plain.a * plain.raw_logit(values) + plain.b
 
 
 @pytest.mark.parametrize("change", [
     {"format": "pickle"}, {"schema": {"version": 0}}, {"weights": {"url.bias": "x"}}, {"weights": {"a": float("nan")}},
+    {"calibration": {"a": 1.0, "b": 0.0, "cap": "3"}},
 ])
 def test_a_bad_artifact_is_refused_with_a_clear_error(change: dict[str, object]) -> None:
     data = {**load_shipped().to_dict(), **change}

@@ -33,3 +33,17 @@ def test_age_and_popularity_read_as_people_say_them() -> None:
     assert popular.text == "one of the 10,000 most popular sites (Tranco #4,321)" and popular.logodds < 0
     (registered,) = apply({"rdap.registration_date": "2026-11-27T00:00:00Z"}, NOW)
     assert registered.text == "domain registered 4 days ago"
+
+
+def test_clean_blocklists_and_a_few_years_of_age_are_mild_evidence_against() -> None:
+    (clean,) = apply({"dnsbl.spamhaus_dbl": "clean", "dnsbl.surbl": "clean", "dnsbl.uribl": "clean"}, NOW)
+    assert clean.text == "not listed on Spamhaus DBL or SURBL or URIBL" and -1 < clean.logodds < 0
+    # one list alone says too little; a listing anywhere wins over the others' clean answers
+    assert apply({"dnsbl.spamhaus_dbl": "clean"}, NOW) == []
+    listed = apply({"dnsbl.spamhaus_dbl": "clean", "dnsbl.surbl": "clean", "dnsbl.uribl": "listed",
+                    "dnsbl.uribl_categories": ["black"]}, NOW)
+    assert [h.rule for h in listed] == ["uribl"]
+    (grown,) = apply({"rdap.domain_age_days": 3 * 365}, NOW)
+    (old,) = apply({"rdap.domain_age_days": 12 * 365}, NOW)
+    assert grown.text == "domain registered 3 years ago" and old.logodds < grown.logodds < 0
+    assert apply({"rdap.domain_age_days": 400}, NOW) == []

@@ -160,3 +160,20 @@ def test_a_batch_reports_its_providers(client: Client) -> None:
     assert "pagespeed" not in body["providers"]
     body = client.get(f"/api/v1/batches/{chosen['batch_id']}").json()
     assert body["default_set"] is False and body["providers"] == ["page", "pagespeed"]
+
+
+async def test_the_exports_keep_the_links_flagged_spam_or_not(async_client: AsyncClient, small_chunks: None) -> None:
+    response = await async_client.post("/api/v1/analyses", {"urls": URLS}, content_type="application/json")
+    submitted = response.json()
+    await sync_to_async(complete_queued)(limit=1, signals={"spam.score": 0.91, "spam.flag": True})
+    await sync_to_async(complete_queued)(limit=1, signals={"spam.score": 0.12, "spam.flag": False})
+    # the third stays queued: no verdict, so neither filter keeps it
+    results = submitted["links"]["results"]
+    _, text = await fetch(async_client, results + "?spam=flagged")
+    assert [(r["url"], r["signals"]["spam.score"], r["signals"]["spam.flag"]) for r in json.loads(text)] == [
+        ("https://example.org/1", 0.91, True)]
+    _, text = await fetch(async_client, results + "?format=csv&spam=clear")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(r["url"], r["spam.score"], r["spam.flag"]) for r in rows] == [("https://example.org/2", "0.12", "false")]
+    bad = await async_client.get(results + "?spam=maybe")
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_spam"

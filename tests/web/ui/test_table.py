@@ -99,3 +99,25 @@ def test_the_columns_and_headings_are_the_providers_headlines_as_in_the_cli_tabl
     assert {signal: heading.strip() for signal, heading in headings.items()} == {
         signal: heading for signal, heading in cli.items() if signal not in ("page.title", "page.status")}
     assert headings["wayback.capture_count"].strip() == "Captures"
+
+
+SPAM_SIGNALS = [
+    {"spam.score": 0.91, "spam.flag": True},
+    {"spam.score": 0.12, "spam.flag": False},
+    {"page.status": 200},  # no verdict: left out by the flag filter either way
+    {"spam.score": 0.55, "spam.flag": True},
+    {"spam.score": 0.3, "spam.flag": False},
+]
+
+
+def test_the_table_keeps_the_links_flagged_spam_or_not_and_sorts_by_the_score(client: Client,
+                                                                              finished_batch: Finish) -> None:
+    batch = finished_batch(URLS, SPAM_SIGNALS)
+    assert shown_urls(client, batch, "spam=flagged") == [URLS[0], URLS[3]]
+    assert shown_urls(client, batch, "spam=clear") == [URLS[1], URLS[4]]
+    assert shown_urls(client, batch, "spam=flagged&sort=spam.score&order=asc") == [URLS[3], URLS[0]]
+    assert shown_urls(client, batch, "sort=spam.score") == [URLS[0], URLS[3], URLS[4], URLS[1], URLS[2]]
+    assert shown_urls(client, batch, "signal=spam.score&min=0.25&spam=clear") == [URLS[4]]
+    html = client.get(f"/batches/{batch.pk}/?spam=flagged").content.decode()
+    assert "2 of 5 rows match" in html and '<option value="flagged" selected>' in html
+    assert batch_table(batch, spam=True).matching == 2

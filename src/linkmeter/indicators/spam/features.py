@@ -5,7 +5,8 @@ A feature vector is a sparse ``dict[str, float]``. Names:
 - ``url.*``: lexical features of the normalised URL (scheme, a leading ``www.``, default ports and a trailing
   ``/`` dropped, host lower-cased), always present.
 - ``ng.<bucket>``: hashed character 3- and 4-grams of the normalised host and of the path (crc32 modulo
-  ``NGRAM_BUCKETS``; the host's grams and the path's are hashed apart), L2-normalised per part.
+  ``NGRAM_BUCKETS``; the host's grams and the path's are hashed apart), L2-normalised per part; a host's
+  grams are computed once per host (cached).
 - ``sig.*``: one per signal the indicator reads, and ``sig.<name>.missing`` = 1 when the provider did not
   answer (failed, skipped, disabled, or gave an error code such as a refused DNSBL lookup): unknown is never
   clean, so an absent signal is a feature of its own, never a 0.
@@ -16,6 +17,7 @@ on and is refused by a scorer of another schema.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import zlib
@@ -83,7 +85,8 @@ class Features:
     """A sparse feature vector, and the texts its n-grams were read from (``gram_text`` finds one again)."""
 
     values: dict[str, float] = field(default_factory=dict)
-    texts: list[tuple[str, bytes]] = field(default_factory=list)
+    texts: list[tuple[str, bytes, list[int]]] = field(default_factory=list)  # (part, text, its grams' buckets)
+    norm: NormalisedURL | None = None  # the normalised URL, when the URL's features were extracted
 
 
 def normalise(url: str) -> NormalisedURL:
@@ -115,6 +118,7 @@ def url_features(url: str, into: Features | None = None) -> Features:
     found = into if into is not None else Features()
     values = found.values
     norm = normalise(url)
+    found.norm = norm
     host, domain, path, text = norm.host, norm.domain, norm.path, norm.text
     labels = host.split(".") if host else []
     subdomain = host[: -len(domain)].rstrip(".") if domain and host.endswith(domain) else ""
@@ -424,42 +428,59 @@ SIGNALS_READ: tuple[str, ...] = (
 def _ngrams(part: str, text: str, found: Features) -> None:
     if not text:
         return
+    if part == "h":  # hosts repeat (many URLs of one site): their grams are computed once per host
+        grams, buckets = _host_grams(text)
+    else:
+        grams, buckets = _grams("p", text)
+    values = found.values
+    for name, value in grams:
+        values[name] = values.get(name, 0.0) + value
+    found.texts.append((part, f"^{text}$".encode(), buckets))
+
+
+def _grams(part: str, text: str) -> tuple[tuple[tuple[str, float], ...], list[int]]:
+    """(the L2-normalised (name, value) of each bucket, every gram's bucket: 3-grams by start, then 4-grams)."""
     data = f"^{text}$".encode()
     seed = _SEEDS[part]
     crc32 = zlib.crc32
-    counts = Counter([crc32(data[start:start + size], seed) % NGRAM_BUCKETS
-                      for size in NGRAM_SIZES for start in range(len(data) - size + 1)])
-    norm = math.sqrt(sum(map(_square, counts.values())))
-    values = found.values
-    for bucket, count in counts.items():
-        name = _NAMES[bucket]
-        values[name] = values.get(name, 0.0) + count / norm
-    found.texts.append((part, data))
+    buckets = [crc32(data[start:start + size], seed) % NGRAM_BUCKETS
+               for size in NGRAM_SIZES for start in range(len(data) - size + 1)]
+    counts = Counter(buckets)
+    norm = math.sqrt(sum(count * count for count in counts.values()))
+    names = _NAMES
+    return tuple((names[bucket], count / norm) for bucket, count in counts.items()), buckets
+
+
+@functools.lru_cache(maxsize=16384)
+def _host_grams(host: str) -> tuple[tuple[tuple[str, float], ...], list[int]]:
+    return _grams("h", host)
+
+
+def _gram_at(data: bytes, index: int) -> str:
+    """The gram behind position ``index`` of a part's buckets (3-grams first, then 4-grams)."""
+    size = NGRAM_SIZES[0]
+    for size in NGRAM_SIZES:
+        count = max(0, len(data) - size + 1)
+        if index < count:
+            break
+        index -= count
+    return data[index:index + size].decode(errors="replace")
 
 
 def gram_text(features: Features, name: str) -> str:
     """The n-gram of the URL behind the bucket ``name`` (``ng.<bucket>``), for a reason's text; "" if none."""
-    bucket = int(name[3:])
-    for part, data in features.texts:
-        seed = _SEEDS[part]
-        for size in NGRAM_SIZES:
-            for start in range(len(data) - size + 1):
-                if zlib.crc32(data[start:start + size], seed) % NGRAM_BUCKETS == bucket:
-                    return data[start:start + size].decode(errors="replace")
-    return ""
+    return gram_texts(features, [name]).get(name, "")
 
 
 def gram_texts(features: Features, names: list[str]) -> dict[str, str]:
-    """``gram_text`` for several buckets in one pass over the URL's n-grams."""
-    wanted = {int(name[3:]): name for name in names}
+    """``gram_text`` for several buckets."""
     found: dict[str, str] = {}
-    for part, data in features.texts:
-        seed = _SEEDS[part]
-        for size in NGRAM_SIZES:
-            for start in range(len(data) - size + 1):
-                name = wanted.get(zlib.crc32(data[start:start + size], seed) % NGRAM_BUCKETS)
-                if name is not None and name not in found:
-                    found[name] = data[start:start + size].decode(errors="replace")
+    for name in names:
+        bucket = int(name[3:])
+        for _part, data, buckets in features.texts:
+            if bucket in buckets:
+                found[name] = _gram_at(data, buckets.index(bucket))
+                break
     return found
 
 
@@ -478,10 +499,6 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return host.replace(".", "").isdigit() and host.count(".") == 3
     return True
-
-
-def _square(count: int) -> int:
-    return count * count
 
 
 def _ratio(text: str, test: Any) -> float:

@@ -136,14 +136,24 @@ def adapt(artifact: Artifact, labels: Iterable[Label], *, now: datetime | None =
     now = now or datetime.now(UTC)
     bare = artifact.with_layers({}, {})
     labels = list(labels)
-    weighted = weigh(labels, model_says=lambda label: logit(bare, label.url, label.signals, now) >= 0)
+    # Many labels share a URL (several people, one link): each (URL, signals) is extracted and scored once.
+    seen: dict[tuple[str, int], tuple[feats.Features, float]] = {}
+
+    def base_of(label: Label) -> tuple[feats.Features, float]:
+        key = (label.url, id(label.signals))
+        if (known := seen.get(key)) is None:
+            found = feats.extract(label.url, label.signals or {}, now)
+            known = seen[key] = (found, bare.logit(found.values) + sum(h.logodds for h in apply(label.signals or {},
+                                                                                                 now)))
+        return known
+
+    weighted = weigh(labels, model_says=lambda label: base_of(label)[1] >= 0)  # base: the bare model's logit
     rows = []
     for item in weighted:
         label = item.label
-        found = feats.extract(label.url, label.signals or {}, now)
-        base = bare.logit(found.values) + sum(hit.logodds for hit in apply(label.signals or {}, now))
-        rows.append(_Row(found.values, base, float(label.is_spam), item.weight,
-                         feats.normalise(label.url).domain, label.labeller))
+        found, base = base_of(label)
+        domain = found.norm.domain if found.norm else feats.normalise(label.url).domain
+        rows.append(_Row(found.values, base, float(label.is_spam), item.weight, domain, label.labeller))
     return artifact.with_layers(_online(rows, l2=l2, epochs=epochs, rate=rate, seed=seed), _memory(rows))
 
 
@@ -153,18 +163,18 @@ def _online(rows: list[_Row], *, l2: float, epochs: int, rate: float, seed: int)
         return {}
     order = list(range(len(rows)))
     shuffle = random.Random(seed).shuffle
+    # The learnable features of each row, picked once (not on every epoch): only they have deltas.
+    learnable = [[(name, value) for name, value in row.values.items() if _online_feature(name)] for row in rows]
     step = 0
     for _ in range(epochs):
         shuffle(order)
         for index in order:
-            row = rows[index]
+            row, pairs = rows[index], learnable[index]
             step += 1
             lr = rate / math.sqrt(1 + step / max(1, len(rows)))
-            z = row.base + sum(delta[name] * value for name, value in row.values.items() if name in delta)
+            z = row.base + sum(delta[name] * value for name, value in pairs)
             g = row.weight * (probability(z) - row.y)
-            for name, value in row.values.items():
-                if not _online_feature(name):
-                    continue
+            for name, value in pairs:
                 d = delta[name]
                 delta[name] = d - lr * (g * value + l2 * d)
     return {name: value for name, value in delta.items() if abs(value) > 1e-6}
@@ -210,7 +220,16 @@ def scores(artifact: Artifact, items: Iterable[tuple[str, Mapping[str, Any] | No
            now: datetime | None = None) -> list[float]:
     """The score of each (url, signals) pair."""
     now = now or datetime.now(UTC)
-    return [probability(logit(artifact, url, signals, now)) for url, signals in items]
+    # A URL labelled by several people is scored once; the signals are kept with the score, so that their id
+    # is not reused by another mapping while the cache lives.
+    seen: dict[tuple[str, int], tuple[float, object]] = {}
+    found = []
+    for url, signals in items:
+        key = (url, id(signals))
+        if (known := seen.get(key)) is None:
+            known = seen[key] = (probability(logit(artifact, url, signals, now)), signals)
+        found.append(known[0])
+    return found
 
 
 def evaluate(truth: Sequence[bool], predicted: Sequence[float], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class Artifact:
     means: Mapping[str, float] = field(default_factory=dict)
     a: float = 1.0  # calibration: calibrated logit = a * raw logit + b
     b: float = 0.0
+    cap: float | None = None  # the calibrated learned logit is squashed into (-cap, cap) (None: not at all)
     online: Mapping[str, float] = field(default_factory=dict)
     memory: Mapping[str, float] = field(default_factory=dict)
     parent: str | None = None
@@ -60,25 +61,52 @@ class Artifact:
         weights = self.weights
         return sum(weights.get(name, 0.0) * value for name, value in values.items())
 
+    def learned(self, values: Mapping[str, float]) -> float:
+        """The calibrated learned logit, squashed into (-cap, cap) by cap * tanh(logit / cap) (near 0 unchanged,
+        order kept): a URL alone never makes the score more certain than the cap, so that the evidence of the
+        signals (rules) can still outweigh it."""
+        value = self.a * self.raw_logit(values) + self.b
+        cap = self.cap
+        return value if cap is None else cap * math.tanh(value / cap)
+
     def logit(self, values: Mapping[str, float]) -> float:
-        """Calibrated learned logit plus the online layer (no rules, no domain memory)."""
+        """Calibrated (clipped) learned logit plus the online layer (no rules, no domain memory)."""
         online = self.online
         shift = sum(online.get(name, 0.0) * value for name, value in values.items()) if online else 0.0
-        return self.a * self.raw_logit(values) + self.b + shift
+        return self.learned(values) + shift
 
     def contributions(self, values: Mapping[str, float]) -> dict[str, float]:
         """Per feature, what it adds to ``logit`` against an average training URL: a * w * (x - mean) plus the
-        online delta * x. The constant (bias, means, b) is left out, so these do not sum to the logit."""
-        weights, online, means, a = self.weights, self.online, self.means, self.a
-        found: dict[str, float] = {}
+        online delta * x (a shrunk by the cap's squashing, when it squashes). The constant (bias, means, b) is
+        left out, so these do not sum to the logit."""
+        return self.explain(values)[1]
+
+    def explain(self, values: Mapping[str, float]) -> tuple[float, dict[str, float]]:
+        """(``logit(values)``, ``contributions(values)``) in one pass over the features (the verdict's path)."""
+        get = self.weights.get
+        raw = 0.0
+        terms: dict[str, float] = {}
         for name, value in values.items():
-            c = a * weights.get(name, 0.0) * (value - means.get(name, 0.0)) + online.get(name, 0.0) * value
-            if c:
-                found[name] = c
-        for name, mean in means.items():
-            if name not in values and (w := weights.get(name, 0.0)):
-                found[name] = -a * w * mean
-        return found
+            w = get(name)
+            if w:
+                raw += w * value
+                terms[name] = w * value
+        for name, mean in self.means.items():
+            if w := get(name):
+                terms[name] = terms.get(name, 0.0) - w * mean
+        unclipped = self.a * raw + self.b
+        cap = self.cap
+        learned = unclipped if cap is None else cap * math.tanh(unclipped / cap)
+        a = self.a * (learned / unclipped) if cap is not None and unclipped else self.a
+        found = {name: a * term for name, term in terms.items() if term}
+        total = learned
+        if self.online:
+            online = self.online
+            for name, value in values.items():
+                if d := online.get(name):
+                    total += d * value
+                    found[name] = found.get(name, 0.0) + d * value
+        return total, found
 
     def domain_logodds(self, domain: str) -> float:
         return self.memory.get(domain, 0.0)
@@ -91,7 +119,7 @@ class Artifact:
         return {
             "format": FORMAT, "version": self.version, "parent": self.parent, "created": self.created,
             "algorithm": self.algorithm, "schema": dict(self.schema),
-            "calibration": {"method": "platt", "a": self.a, "b": self.b},
+            "calibration": {"method": "platt", "a": self.a, "b": self.b, "cap": self.cap},
             "means": dict(sorted(self.means.items())), "weights": _sorted(self.weights),
             "online": _sorted(self.online), "memory": dict(sorted(self.memory.items())),
             "provenance": dict(self.provenance), "figures": dict(self.figures),
@@ -113,6 +141,7 @@ class Artifact:
                 version=str(data["version"]), algorithm=str(data["algorithm"]),
                 weights=_floats(data["weights"]), means=_floats(data.get("means") or {}),
                 a=_float(calibration.get("a", 1.0)), b=_float(calibration.get("b", 0.0)),
+                cap=None if calibration.get("cap") is None else _float(calibration["cap"]),
                 online=_floats(data.get("online") or {}), memory=_floats(data.get("memory") or {}),
                 parent=None if data.get("parent") is None else str(data["parent"]),
                 created=str(data.get("created") or ""), schema=dict(data["schema"]),

@@ -101,7 +101,21 @@ def _domain_age(signals: Mapping[str, Any], now: datetime) -> Hit | None:
         return Hit("domain_age", whole, 0.7, f"domain registered {ago}")
     if days >= 3650:
         return Hit("domain_age", whole, -0.7, f"domain registered {whole // 365} years ago")
+    if days >= 730:  # most phishing and spam domains are used within months of registration
+        return Hit("domain_age", whole, -0.4, f"domain registered {whole // 365} years ago")
     return None
+
+
+BLOCKLISTS = {"spamhaus_dbl": "Spamhaus DBL", "surbl": "SURBL", "uribl": "URIBL"}
+
+
+def _blocklists_clean(signals: Mapping[str, Any], now: datetime) -> Hit | None:
+    """Evidence against, and weak: a new phishing domain is often listed only days later."""
+    answers = {name: signals.get(f"dnsbl.{name}") for name in BLOCKLISTS}
+    clean = [BLOCKLISTS[name] for name, status in answers.items() if status == "clean"]
+    if len(clean) < 2 or any(status == "listed" for status in answers.values()):
+        return None
+    return Hit("blocklists_clean", len(clean), -0.5, f"not listed on {' or '.join(clean)}")
 
 
 def _unregistered(signals: Mapping[str, Any], now: datetime) -> Hit | None:
@@ -164,7 +178,10 @@ RULES: tuple[Rule, ...] = (
     Rule("safebrowsing", "Google Safe Browsing lists the URL: +4.5", _safebrowsing),
     Rule("urlhaus", "URLhaus lists the URL: +4.5", _urlhaus),
     Rule("phishtank", "PhishTank: +4.5 verified phish, +2 reported", _phishtank),
-    Rule("domain_age", "domain age: +1.5 under 30 days, +0.7 under 180 days, -0.7 ten years or more", _domain_age),
+    Rule("domain_age", "domain age: +1.5 under 30 days, +0.7 under 180 days, -0.4 two years or more, -0.7 ten "
+                       "years or more", _domain_age),
+    Rule("blocklists_clean", "two or more of Spamhaus DBL, SURBL and URIBL answered and none lists the domain: "
+                             "-0.5", _blocklists_clean),
     Rule("unregistered", "RDAP says the domain is not registered: +1", _unregistered),
     Rule("tranco", "Tranco rank: -2.5 top 10k, -1.5 top 100k, -0.75 top million", _tranco),
     Rule("pagerank", "Open PageRank 4 or more: -1", _pagerank),

@@ -14,6 +14,7 @@ a * w * (x - training mean) + d * x; the hashed n-grams are folded into one reas
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ def logit(artifact: Artifact, url: str, signals: Mapping[str, Any] | None = None
     found = features if features is not None else feats.extract(url, signals, now)
     total = artifact.logit(found.values)
     if artifact.memory:
-        total += artifact.domain_logodds(feats.normalise(url).domain)
+        total += artifact.domain_logodds(found.norm.domain if found.norm else feats.normalise(url).domain)
     return total + sum(hit.logodds for hit in apply(signals, now))
 
 
@@ -69,10 +70,11 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
     signals = signals or {}
     found = feats.extract(url, signals, now)
     hits = apply(signals, now)
-    norm = feats.normalise(url)
+    norm = found.norm or feats.normalise(url)
     domain = norm.domain
     memory = artifact.domain_logodds(domain) if artifact.memory else 0.0
-    total = artifact.logit(found.values) + memory + sum(hit.logodds for hit in hits)
+    learned, contributions = artifact.explain(found.values)
+    total = learned + memory + sum(hit.logodds for hit in hits)
     value = probability(total)
     reasons = [{"feature": f"rule.{hit.rule}", "value": _plain(hit.value), "contribution": round(hit.logodds, 3),
                 "text": hit.text} for hit in hits]
@@ -80,35 +82,43 @@ def score(url: str, signals: Mapping[str, Any] | None = None, *, artifact: Artif
         said = "spam" if memory > 0 else "not spam"
         reasons.append({"feature": "memory.domain", "value": domain, "contribution": round(memory, 3),
                         "text": f"people labelled links on {domain} {said}"})
-    reasons.extend(_feature_reasons(artifact, found, norm, signals))
+    reasons.extend(_feature_reasons(contributions, found, norm, signals))
     reasons = [r for r in reasons if abs(r["contribution"]) >= MIN_CONTRIBUTION]
     reasons.sort(key=lambda r: -abs(r["contribution"]))
     return Verdict(score=value, flag=value >= threshold, model=artifact.version, logit=total,
                    reasons=reasons[:MAX_REASONS])
 
 
-def _feature_reasons(artifact: Artifact, found: feats.Features, norm: feats.NormalisedURL,
+def _feature_reasons(contributions: Mapping[str, float], found: feats.Features, norm: feats.NormalisedURL,
                      signals: Mapping[str, Any]) -> list[dict[str, Any]]:
-    contributions = artifact.contributions(found.values)
-    grams = {name: c for name, c in contributions.items() if name[:3] == "ng."}
-    others = [(name, c) for name, c in contributions.items() if name[:3] != "ng." and name != "url.bias"
-              and abs(c) >= MIN_CONTRIBUTION]
-    others.sort(key=lambda pair: -abs(pair[1]))
+    grams: list[tuple[str, float]] = []
+    others: list[tuple[str, float]] = []
+    total = 0.0
+    for name, c in contributions.items():  # one pass: this runs for every URL
+        if name[:3] == "ng.":
+            grams.append((name, c))
+            total += c
+        elif (c >= MIN_CONTRIBUTION or c <= -MIN_CONTRIBUTION) and name != "url.bias":
+            others.append((name, c))
     reasons = []
-    for name, c in others[:MAX_REASONS]:  # only these can make the list: describe no more
+    for name, c in heapq.nsmallest(MAX_REASONS, others, key=_by_size):  # only these can make the list
         value = found.values.get(name, 0.0)
         reasons.append({"feature": name, "value": round(value, 4), "contribution": round(c, 3),
                         "text": describe(name, value, norm, signals)})
     if grams:
-        total = sum(grams.values())
-        same_sign = sorted((n for n, c in grams.items() if (c > 0) == (total > 0)), key=lambda n: -abs(grams[n]))
-        texts = feats.gram_texts(found, same_sign[:6])
-        shown = [g for g in dict.fromkeys(texts[n].strip("^$") for n in same_sign[:6] if n in texts) if g][:3]
-        like = "spam" if total > 0 else "legitimate sites"
+        positive = total > 0
+        strongest = [n for n, _ in heapq.nsmallest(6, [g for g in grams if (g[1] > 0) == positive], key=_by_size)]
+        texts = feats.gram_texts(found, strongest)
+        shown = [g for g in dict.fromkeys(texts[n].strip("^$") for n in strongest if n in texts) if g][:3]
+        like = "spam" if positive else "legitimate sites"
         quoted = ", ".join(f"'{g}'" for g in shown)
         reasons.append({"feature": "url.ngrams", "value": shown, "contribution": round(total, 3),
                         "text": f"the URL's text looks like {like} in the training data ({quoted})"})
     return reasons
+
+
+def _by_size(pair: tuple[str, float]) -> float:
+    return -abs(pair[1])
 
 
 PROVIDER_OF = {

@@ -18,7 +18,7 @@ from linkmeter.web.api.exports import BATCH_CSV_COLUMNS, MEDIA_TYPES, Row, batch
 from linkmeter.web.api.listing import check_format, search_error, streamed
 from linkmeter.web.api.schemas import BatchListOut, BatchOut, ErrorOut
 from linkmeter.web.links.models import Batch
-from linkmeter.web.links.selectors import batchlist, details, progress
+from linkmeter.web.links.selectors import batchlist, details, progress, tables
 from linkmeter.web.links.selectors.search import SearchError
 
 router = Router(tags=["batches"])
@@ -89,9 +89,10 @@ def _take(rows: Iterator[Row], n: int) -> list[Row]:
     return list(itertools.islice(rows, n))
 
 
-async def _row_chunks(batch: Batch) -> AsyncIterator[list[Row]]:
+async def _row_chunks(batch: Batch, spam: bool | None = None) -> AsyncIterator[list[Row]]:
     """The rows in chunks, each read in a worker thread, so the event loop never waits on the database."""
-    rows = details.batch_rows(batch, chunk_size=CHUNK_ROWS)
+    rows = (details.batch_rows(batch, chunk_size=CHUNK_ROWS) if spam is None
+            else tables.batch_export_rows(batch, spam=spam, chunk_size=CHUNK_ROWS))
     try:
         while chunk := await sync_to_async(_take)(rows, CHUNK_ROWS):
             yield chunk
@@ -112,12 +113,18 @@ async def _row_chunks(batch: Batch) -> AsyncIterator[list[Row]]:
 async def batch_results(
     request: HttpRequest, batch_id: int,
     format: QueryEx[str, P(description="json (one array), ndjson (one object per line) or csv")] = "json",
+    spam: QueryEx[str | None, P(description="flagged: only the links flagged spam (spam.flag true); clear: only "
+                                            "those not flagged; rows without a verdict are left out")] = None,
 ) -> StreamingHttpResponse:
     if format not in MEDIA_TYPES:
         raise ApiError(422, "invalid_format", f"format must be one of {', '.join(MEDIA_TYPES)}",
                        {"allowed": list(MEDIA_TYPES), "given": format})
+    if spam not in (None, "flagged", "clear"):
+        raise ApiError(422, "invalid_spam", "spam must be flagged or clear", {"allowed": ["flagged", "clear"],
+                                                                            "given": spam})
     batch = await sync_to_async(_batch)(request, batch_id)
-    response = StreamingHttpResponse(encode(_row_chunks(batch), format), content_type=MEDIA_TYPES[format])
+    wanted = None if spam is None else spam == "flagged"
+    response = StreamingHttpResponse(encode(_row_chunks(batch, wanted), format), content_type=MEDIA_TYPES[format])
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{format}"'
     response["Cache-Control"] = "no-store"  # partial while the batch runs
     return response

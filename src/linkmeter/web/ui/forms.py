@@ -104,13 +104,16 @@ class SubmitForm(forms.Form):
 
 
 class TableQuery(forms.Form):
-    """The results table's query string: sort by a numeric signal, keep a range of one, pick a page."""
+    """The results table's query string: sort by a numeric signal, keep a range of one, keep the links flagged
+    spam or not, pick a page."""
 
     sort = forms.ChoiceField(choices=SIGNAL_CHOICES, required=False)
     order = forms.ChoiceField(choices=[("desc", "descending"), ("asc", "ascending")], required=False)
     signal = forms.ChoiceField(choices=SIGNAL_CHOICES, required=False, label="filter")
     min = forms.FloatField(required=False)
     max = forms.FloatField(required=False)
+    spam = forms.ChoiceField(choices=[("", "all"), ("flagged", "flagged spam"), ("clear", "not flagged")],
+                             required=False, label="spam")
     page = forms.IntegerField(required=False, min_value=1)
 
     def options(self) -> dict[str, Any]:
@@ -119,7 +122,9 @@ class TableQuery(forms.Form):
         ranges = []
         if data.get("signal") and (data.get("min") is not None or data.get("max") is not None):
             ranges.append(SignalRange(data["signal"], data.get("min"), data.get("max")))
-        return {"sort": data.get("sort") or None, "descending": data.get("order") != "asc", "ranges": ranges}
+        spam = {"flagged": True, "clear": False}.get(data.get("spam") or "")
+        return {"sort": data.get("sort") or None, "descending": data.get("order") != "asc", "ranges": ranges,
+                "spam": spam}
 
     def page_number(self) -> int:
         return int(self.cleaned_data.get("page") or 1) if self.is_valid() else 1

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, FloatField, Func
+from django.db.models import F, FloatField, Func, IntegerField, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 from linkmeter.providers.registry import PROVIDER_NAMES
@@ -43,6 +43,46 @@ class NumericSignal(Func):
         return sql, (*params, path, *params, path)
 
 
+class BooleanSignal(Func):
+    """A boolean signal from a JSON signals column as 1 or 0: NULL when missing or not a boolean (SQLite and
+    PostgreSQL), so that a filter on it leaves the rows without it out."""
+
+    output_field = IntegerField()
+
+    def __init__(self, signal: str, column: str = "signals") -> None:
+        super().__init__(F(column))
+        self.signal = signal
+
+    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, function: str | None = None,
+               template: str | None = None, arg_joiner: str | None = None,
+               **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> %s) = 'boolean' "
+               f"THEN (({column})::jsonb ->> %s)::boolean::int END)")
+        return sql, (*params, self.signal, *params, self.signal)
+
+    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper,
+                  **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
+        column, params = compiler.compile(self.source_expressions[0])
+        path = "$." + json.dumps(self.signal)
+        sql = f"(CASE WHEN json_type({column}, %s) IN ('true', 'false') THEN json_extract({column}, %s) END)"
+        return sql, (*params, path, *params, path)
+
+
+def flagged(items: QuerySet[BatchItem], spam: bool | None) -> QuerySet[BatchItem]:
+    """Only the rows whose ``spam.flag`` is ``spam`` (None: every row; rows without a verdict are left out)."""
+    if spam is None:
+        return items
+    return items.alias(spam_flag=BooleanSignal("spam.flag", "analysis__signals")).filter(spam_flag=int(spam))
+
+
+def batch_export_rows(batch: Batch, *, spam: bool | None = None, chunk_size: int = 500) -> Iterator[dict[str, Any]]:
+    """``details.batch_rows``, optionally only the rows flagged spam (``spam=True``) or not (``False``)."""
+    items = flagged(BatchItem.objects.filter(batch=batch), spam).select_related("analysis__link").order_by("position")
+    for item in items.iterator(chunk_size=chunk_size):
+        yield analysis_row(item.analysis, position=item.position, reused=item.reused)
+
+
 @dataclass(frozen=True, slots=True)
 class SignalRange:
     """Keep rows whose numeric ``signal`` lies within [minimum, maximum] (either bound optional)."""
@@ -60,9 +100,11 @@ class TablePage:
 
 
 def batch_table(batch: Batch, *, sort: str | None = None, descending: bool = True,
-                ranges: Sequence[SignalRange] = (), offset: int = 0, limit: int = 100) -> TablePage:
+                ranges: Sequence[SignalRange] = (), spam: bool | None = None, offset: int = 0,
+                limit: int = 100) -> TablePage:
     """One page of a batch's rows, sorted by a numeric signal (rows without it last, then input order) and
-    filtered by numeric ranges, in the database. An unknown or non-numeric signal is a ValueError."""
+    filtered by numeric ranges and by the spam flag (``spam``: True flagged only, False not flagged only), in
+    the database. An unknown or non-numeric signal is a ValueError."""
     unknown = sorted({s for s in [sort, *(r.signal for r in ranges)] if s is not None} - set(NUMERIC_SIGNALS))
     if unknown:
         raise ValueError(f"not a numeric signal: {', '.join(unknown)}")
@@ -81,7 +123,8 @@ def batch_table(batch: Batch, *, sort: str | None = None, descending: bool = Tru
         items = items.order_by(key, "position")
     else:
         items = items.order_by("position")
-    matching = items.count() if ranges else total
+    items = flagged(items, spam)
+    matching = items.count() if ranges or spam is not None else total
     page = items.select_related("analysis__link")[max(0, offset):max(0, offset) + max(0, limit)]
     rows = [analysis_row(item.analysis, position=item.position, reused=item.reused) for item in page]
     return TablePage(rows=rows, matching=matching, total=total)
