@@ -153,7 +153,8 @@ def _archive(signals: Mapping[str, Any], now: datetime) -> Hit | None:
     days = _age_days(signals.get("wayback.first_capture"), now)
     if days is None or days < 5 * 365:
         return None
-    return Hit("archive", int(days // 365), -0.75, f"archived by the Wayback Machine since {int(days // 365)} years")
+    years = int(days // 365)
+    return Hit("archive", years, -0.75, f"archived by the Wayback Machine for {years} years")
 
 
 def _cross_redirect(signals: Mapping[str, Any], now: datetime) -> Hit | None:
