@@ -196,7 +196,7 @@ class LinkEntry(models.Model):
 
     class Meta:
         ordering = ["-analysed_at", "-id"]
-        # The signals' expression indexes are made by migration 0004 (the same SQL the search emits).
+        # The signals' expression indexes are made by migration 0005 (the same SQL the search emits).
         indexes = [
             models.Index(fields=["owner", "analysed_at", "id"], name="entry_analysed"),
             models.Index(fields=["owner", "domain", "id"], name="entry_domain"),

@@ -14,7 +14,7 @@ SIGNAL_KINDS: dict[str, Kind] = {
     signal: ("bool" if spec.type is bool else "number")
     for cls in PROVIDER_CLASSES for signal, spec in cls.provides.items() if spec.type in (int, float, bool)
 }
-# The signals with an expression index (migration 0004): what typical searches sort by. Keep in step with it.
+# The signals with an expression index (migration 0005): what typical searches sort by. Keep in step with it.
 INDEXED_SIGNALS: tuple[str, ...] = (
     "hackernews.points", "spam.score", "dnsbl.listed_count", "engagement.total", "authority.score",
     "tranco.rank", "rdap.domain_age_days", "page.status",

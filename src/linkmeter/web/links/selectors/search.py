@@ -46,7 +46,7 @@ class SearchError(ValueError):
 
 class SignalValue(Func):
     """A numeric or boolean signal of a JSON column as a number (NULL when missing), in the same SQL text
-    as the expression indexes of migration 0004."""
+    as the expression indexes of migration 0005."""
 
     output_field = FloatField()
 

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, FloatField, Func, IntegerField, QuerySet
+from django.db.models import F, FloatField, Func, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
 
 from linkmeter.providers.registry import PROVIDER_NAMES
 from linkmeter.web.links.models import FINAL_STATUSES, Analysis, Batch, BatchItem, Link, ProviderResult
 from linkmeter.web.links.selectors import owned
 from linkmeter.web.links.selectors.details import NUMERIC_SIGNALS, analysis_row
+from linkmeter.web.links.selectors.search import SignalValue
 
 
 class NumericSignal(Func):
@@ -43,37 +44,11 @@ class NumericSignal(Func):
         return sql, (*params, path, *params, path)
 
 
-class BooleanSignal(Func):
-    """A boolean signal from a JSON signals column as 1 or 0: NULL when missing or not a boolean (SQLite and
-    PostgreSQL), so that a filter on it leaves the rows without it out."""
-
-    output_field = IntegerField()
-
-    def __init__(self, signal: str, column: str = "signals") -> None:
-        super().__init__(F(column))
-        self.signal = signal
-
-    def as_sql(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, function: str | None = None,
-               template: str | None = None, arg_joiner: str | None = None,
-               **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
-        column, params = compiler.compile(self.source_expressions[0])
-        sql = (f"(CASE WHEN jsonb_typeof(({column})::jsonb -> %s) = 'boolean' "
-               f"THEN (({column})::jsonb ->> %s)::boolean::int END)")
-        return sql, (*params, self.signal, *params, self.signal)
-
-    def as_sqlite(self, compiler: SQLCompiler, connection: BaseDatabaseWrapper,
-                  **extra_context: Any) -> tuple[str, tuple[str | int, ...]]:
-        column, params = compiler.compile(self.source_expressions[0])
-        path = "$." + json.dumps(self.signal)
-        sql = f"(CASE WHEN json_type({column}, %s) IN ('true', 'false') THEN json_extract({column}, %s) END)"
-        return sql, (*params, path, *params, path)
-
-
 def flagged(items: QuerySet[BatchItem], spam: bool | None) -> QuerySet[BatchItem]:
     """Only the rows whose ``spam.flag`` is ``spam`` (None: every row; rows without a verdict are left out)."""
     if spam is None:
         return items
-    return items.alias(spam_flag=BooleanSignal("spam.flag", "analysis__signals")).filter(spam_flag=int(spam))
+    return items.alias(spam_flag=SignalValue("spam.flag", "analysis__signals")).filter(spam_flag=int(spam))
 
 
 def batch_export_rows(batch: Batch, *, spam: bool | None = None, chunk_size: int = 500) -> Iterator[dict[str, Any]]:
