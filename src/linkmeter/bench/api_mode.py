@@ -6,11 +6,9 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import sqlite3
 import statistics
 import sys
-import time
 import timeit
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +18,6 @@ import aiohttp
 
 from linkmeter.bench import processes
 
-START_SECONDS = 60.0
 SEED_WAIT_SECONDS = 30  # POST /api/v1/analyses?wait=: the seeded analyses are stored before the load starts
 BENCH_PLAN = "bench"
 BENCH_USER = "bench"
@@ -90,34 +87,13 @@ async def start_server(name: str, workdir: Path, emulator_url: str, seed_urls: l
         [sys.executable, "-m", "linkmeter", "serve", "--host", "127.0.0.1", "--port", "0", "--emulator",
          emulator_url], env=env, log=log, stdout=asyncio.subprocess.PIPE)
     try:
-        base_url = await _wait_until_serving(process, headers, log)
+        base_url = await processes.wait_until_serving(process, log, error=ApiBenchError, path="/api/v1/usage",
+                                                     headers=headers)
         ids = await _seed(base_url, headers, seed_urls, log)
     except BaseException:
         await processes.stop(process)
         raise
     return Server(name, process, base_url, headers, log, ids)
-
-
-async def _wait_until_serving(process: asyncio.subprocess.Process, headers: dict[str, str], log: Path) -> str:
-    assert process.stdout is not None
-    try:
-        banner = (await asyncio.wait_for(process.stdout.readline(), START_SECONDS)).decode()
-    except TimeoutError:
-        banner = ""
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
-    if match is None:
-        raise ApiBenchError(f"`linkmeter serve` did not start: {processes.tail(log)}")
-    base = f"http://127.0.0.1:{match.group(1)}"
-    give_up = time.monotonic() + START_SECONDS
-    async with aiohttp.ClientSession() as session:
-        while True:  # the banner comes before the migrations: wait until the API answers
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(base + "/api/v1/usage", headers=headers) as response:
-                    if response.status == 200:
-                        return base
-            if process.returncode is not None or time.monotonic() > give_up:
-                raise ApiBenchError(f"`linkmeter serve` does not answer: {processes.tail(log)}")
-            await asyncio.sleep(0.1)
 
 
 async def _seed(base_url: str, headers: dict[str, str], urls: list[str], log: Path) -> list[int]:

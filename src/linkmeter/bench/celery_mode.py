@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from linkmeter.bench import processes
-from linkmeter.bench.embedded import CHUNK, EmbeddedBenchError, _submit, _wait_until_serving, _wait_until_stored
+from linkmeter.bench.embedded import CHUNK, EmbeddedBenchError, _submit, _wait_until_stored
 from linkmeter.bench.processes import Memory
 from linkmeter.bench.services import Services, conninfo, delete_queues, delete_redis_keys, temporary_database
 
@@ -148,7 +148,7 @@ async def _migrate(env: dict[str, str], log: Path) -> None:
 
 async def _serving(server: asyncio.subprocess.Process, log: Path) -> str:
     try:
-        return await _wait_until_serving(server, log)
+        return await processes.wait_until_serving(server, log, error=EmbeddedBenchError)
     except EmbeddedBenchError as exc:
         raise CeleryBenchError(str(exc).replace("`linkmeter serve`", "`linkmeter serve` (Celery mode)")) from exc
 

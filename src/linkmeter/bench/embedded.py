@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import sqlite3
 import sys
@@ -19,9 +18,10 @@ from typing import Any
 
 import aiohttp
 
+from linkmeter.bench import processes
+
 CHUNK = 500  # URLs per POST /api/v1/analyses (the default per-request limit is 1000)
 POLL_SECONDS = 0.5
-START_SECONDS = 60.0
 
 
 class EmbeddedBenchError(RuntimeError):
@@ -57,7 +57,7 @@ async def run_embedded(urls: list[str], *, emulator_url: str, concurrency: int, 
             "--emulator", emulator_url, stdout=asyncio.subprocess.PIPE, stderr=log, env=env,
         )
     try:
-        base = await _wait_until_serving(process, log_path)
+        base = await processes.wait_until_serving(process, log_path, error=EmbeddedBenchError)
         connector = aiohttp.TCPConnector(limit=8)
         async with aiohttp.ClientSession(base_url=base, connector=connector) as session:
             cpu_before = cpu_of(process.pid) or 0.0
@@ -79,34 +79,12 @@ async def run_embedded(urls: list[str], *, emulator_url: str, concurrency: int, 
     )
 
 
-async def _wait_until_serving(process: asyncio.subprocess.Process, log_path: Path) -> str:
-    assert process.stdout is not None
-    try:
-        banner = (await asyncio.wait_for(process.stdout.readline(), START_SECONDS)).decode()
-    except TimeoutError:
-        banner = ""
-    match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
-    if match is None:
-        raise EmbeddedBenchError(f"`linkmeter serve` did not start: {_tail(log_path)}")
-    base = f"http://127.0.0.1:{match.group(1)}"
-    give_up = time.monotonic() + START_SECONDS
-    async with aiohttp.ClientSession() as session:
-        while True:  # the banner comes before the migrations: wait until HTTP answers
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(base + "/api/v1/providers") as response:
-                    if response.status == 200:
-                        return base
-            if process.returncode is not None or time.monotonic() > give_up:
-                raise EmbeddedBenchError(f"`linkmeter serve` does not answer: {_tail(log_path)}")
-            await asyncio.sleep(0.1)
-
-
 async def _submit(session: aiohttp.ClientSession, urls: list[str], log_path: Path) -> int:
     async with session.post("/api/v1/analyses", json={"urls": urls}) as response:
         body: dict[str, Any] = await response.json(content_type=None)
         if response.status != 202 or body.get("invalid"):
             raise EmbeddedBenchError(f"POST /api/v1/analyses answered {response.status}: {str(body)[:500]} "
-                                     f"{_tail(log_path)}")
+                                     f"{processes.tail(log_path)}")
         return int(body["batch_id"])
 
 
@@ -123,7 +101,8 @@ async def _wait_until_stored(session: aiohttp.ClientSession, batches: list[int],
             waiting.pop(0)
             continue
         if process.returncode is not None or time.monotonic() > give_up:
-            raise EmbeddedBenchError(f"{len(waiting)} batches unfinished after {budget:.0f}s: {_tail(log_path)}")
+            raise EmbeddedBenchError(f"{len(waiting)} batches unfinished after {budget:.0f}s: "
+                                     f"{processes.tail(log_path)}")
         await asyncio.sleep(POLL_SECONDS)
 
 
@@ -147,10 +126,3 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             process.kill()
             await process.wait()
-
-
-def _tail(log_path: Path, lines: int = 15) -> str:
-    try:
-        return "\n" + "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""

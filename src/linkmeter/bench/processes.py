@@ -1,14 +1,21 @@
-"""Bench subprocesses: start with a log file, stop for sure, and read a process tree's CPU and memory (/proc)."""
+"""Bench subprocesses: start with a log file, wait for a server, stop for sure, and read a process tree's CPU and
+memory (/proc)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
+import re
 import signal
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import aiohttp
+
+START_SECONDS = 60.0  # how long a `linkmeter serve` may take to print its banner, then to answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +124,28 @@ def tail(log: Path, lines: int = 20) -> str:
         return "\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+async def wait_until_serving(process: asyncio.subprocess.Process, log: Path, *, error: type[Exception],
+                             path: str = "/api/v1/providers", headers: Mapping[str, str] | None = None) -> str:
+    """The base URL a `linkmeter serve` started with stdout piped prints in its banner, once ``path`` answers 200;
+    raises ``error`` (with the log's tail) when it does not start or answer within START_SECONDS."""
+    assert process.stdout is not None
+    try:
+        banner = (await asyncio.wait_for(process.stdout.readline(), START_SECONDS)).decode()
+    except TimeoutError:
+        banner = ""
+    match = re.search(r"http://127\.0\.0\.1:(\d+)/", banner)
+    if match is None:
+        raise error(f"`linkmeter serve` did not start: {tail(log)}")
+    base = f"http://127.0.0.1:{match.group(1)}"
+    give_up = time.monotonic() + START_SECONDS
+    async with aiohttp.ClientSession() as session:
+        while True:  # the banner comes before the migrations: wait until HTTP answers
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(base + path, headers=dict(headers or {})) as response:
+                    if response.status == 200:
+                        return base
+            if process.returncode is not None or time.monotonic() > give_up:
+                raise error(f"`linkmeter serve` does not answer: {tail(log)}")
+            await asyncio.sleep(0.1)
